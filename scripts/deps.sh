@@ -1,0 +1,46 @@
+#!/bin/sh
+# deps.sh SET... - make sure the Debian packages a make target needs are
+# installed.  As root it runs apt-get; otherwise it prints the one command
+# to run and fails.  Sets: build, run, test, bench.
+set -eu
+
+pkgs_build="meson ninja-build pkg-config gcc libuv1-dev libssl-dev libsqlite3-dev libsodium-dev openssl"
+pkgs_run="$pkgs_build swaks curl"
+pkgs_test="$pkgs_build clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest swaks curl fetchmail"
+pkgs_bench="$pkgs_build postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd python3"
+
+want=""
+for set in "$@"; do
+	case "$set" in
+	build) want="$want $pkgs_build" ;;
+	run) want="$want $pkgs_run" ;;
+	test) want="$want $pkgs_test" ;;
+	bench) want="$want $pkgs_bench" ;;
+	*) echo "deps.sh: unknown set $set" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" = 0 ]; then
+	echo "deps.sh: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	# postfix asks questions at install time; answer them up front.
+	if echo "$missing" | grep -q postfix; then
+		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	fi
+	apt-get update -q || true
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing
+else
+	echo "Missing Debian packages. Install them with:" >&2
+	echo "  sudo apt-get install$missing" >&2
+	exit 1
+fi

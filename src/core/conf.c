@@ -1,0 +1,510 @@
+/* conf.c - the settings table and the config file parser.
+ *
+ * Every key is one row of conf_table: adding a setting means adding a field
+ * to struct conf and a row here; parsing, defaults, range checks,
+ * --print-config and the documentation all follow from the row. */
+#include "core/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+enum conf_type { T_STR, T_INT, T_SIZE, T_DURATION, T_ENUM, T_LISTEN };
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t off;
+	const char *def;
+	int64_t min, max;            /* T_INT, T_SIZE, T_DURATION (ms) */
+	const char *const *names;    /* T_ENUM: value names, index = value */
+	const char *doc;
+};
+
+static const char *const plaintext_names[] = {"never", "loopback", "always", NULL};
+static const char *const loglevel_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const barenl_names[] = {"normalize", "reject", NULL};
+
+#define OFF(f) offsetof(struct conf, f)
+#define DAY (24LL * 3600 * 1000)
+
+static const struct conf_key conf_table[] = {
+	{"hostname", T_STR, OFF(hostname), "localhost", 0, 0, NULL,
+	 "Fully-qualified name of this host: used in greetings, Received headers and queue ids."},
+	{"data_dir", T_STR, OFF(data_dir), "/var/lib/yubin", 0, 0, NULL,
+	 "Directory of the store: yubin.db (SQLite, WAL) and msg/ (one immutable file per message)."},
+	{"user", T_STR, OFF(user), "", 0, 0, NULL,
+	 "Unprivileged user to switch to after binding ports when started as root. Required when "
+	 "started as root; yubind refuses to serve mail as root."},
+	{"postmaster", T_STR, OFF(postmaster), "", 0, 0, NULL,
+	 "Account that receives mail for postmaster@ every local domain (RFC 5321 4.5.1) when the "
+	 "domain has no postmaster account of its own, e.g. admin@example.test."},
+	{"tls_cert", T_STR, OFF(tls_cert), "", 0, 0, NULL,
+	 "PEM certificate chain for STARTTLS, STLS and the implicit-TLS listeners. Empty: no TLS."},
+	{"tls_key", T_STR, OFF(tls_key), "", 0, 0, NULL,
+	 "PEM private key matching tls_cert. Read at start-up, before privileges are dropped."},
+	{"plaintext_auth", T_ENUM, OFF(plaintext_auth), "never", 0, 0, plaintext_names,
+	 "Where passwords may be sent without TLS: never, loopback (clients on 127.0.0.0/8 and ::1), "
+	 "or always (not recommended)."},
+	{"log_level", T_ENUM, OFF(log_level), "info", 0, 0, loglevel_names,
+	 "Least severe log level written to stderr: debug, info, warn or error."},
+	{"listen_smtp", T_LISTEN, OFF(listen_smtp), "127.0.0.1:25", 0, 0, NULL,
+	 "SMTP listeners for mail from the Internet (port 25 role), comma-separated host:port; "
+	 "[v6]:port and *:port allowed; port 0 picks a free port; empty disables."},
+	{"listen_pop3", T_LISTEN, OFF(listen_pop3), "127.0.0.1:110", 0, 0, NULL,
+	 "POP3 listeners (STLS offered when TLS is configured)."},
+	{"listen_pop3s", T_LISTEN, OFF(listen_pop3s), "", 0, 0, NULL,
+	 "POP3 over implicit TLS listeners (port 995 role); need tls_cert and tls_key."},
+	{"message_size_limit", T_SIZE, OFF(message_size_limit), "25M", 1024, 1LL << 31, NULL,
+	 "Largest message accepted, in bytes (k, M, G suffixes). Advertised as SIZE; bigger "
+	 "messages get 552 5.3.4."},
+	{"smtp_max_recipients", T_INT, OFF(smtp_max_recipients), "1000", 1, 100000, NULL,
+	 "Recipients accepted in one SMTP transaction; more get 452 4.5.3."},
+	{"smtp_max_errors", T_INT, OFF(smtp_max_errors), "20", 1, 1000, NULL,
+	 "Bad SMTP commands in one session before 421 and disconnect."},
+	{"max_connections", T_INT, OFF(max_connections), "2000", 1, 1000000, NULL,
+	 "Client connections served at once by the whole daemon; more are closed at once."},
+	{"max_connections_per_ip", T_INT, OFF(max_connections_per_ip), "50", 1, 1000000, NULL,
+	 "Client connections at once from one IP address."},
+	{"smtp_bare_newline", T_ENUM, OFF(smtp_bare_newline), "normalize", 0, 0, barenl_names,
+	 "A bare LF in message data: normalize (store it as CR LF) or reject (550 5.5.2). Either "
+	 "way it never ends the data (SMTP smuggling)."},
+	{"smtp_timeout", T_DURATION, OFF(smtp_timeout), "300s", 100, DAY, NULL,
+	 "SMTP: idle time allowed between commands (s, ms, m, h suffixes; bare number = seconds)."},
+	{"smtp_data_timeout", T_DURATION, OFF(smtp_data_timeout), "10m", 100, DAY, NULL,
+	 "SMTP: deadline for the whole DATA or BDAT transfer of one message (slow senders)."},
+	{"pop3_timeout", T_DURATION, OFF(pop3_timeout), "10m", 100, DAY, NULL,
+	 "POP3: idle time allowed between commands (RFC 1939 asks for at least 10 minutes)."},
+	{"command_timeout", T_DURATION, OFF(command_timeout), "60s", 100, DAY, NULL,
+	 "Every protocol: a command line that has started must be complete within this time."},
+	{"shutdown_timeout", T_DURATION, OFF(shutdown_timeout), "10s", 0, DAY, NULL,
+	 "On SIGTERM: time given to in-flight transactions before connections are cut."},
+	{"store_batch_max", T_INT, OFF(store_batch_max), "256", 1, 100000, NULL,
+	 "Most store operations committed together in one group commit (one fsync)."},
+};
+
+static int64_t *i64(struct conf *c, const struct conf_key *k)
+{
+	return (int64_t *)((char *)c + k->off);
+}
+
+static char **strp(struct conf *c, const struct conf_key *k)
+{
+	return (char **)((char *)c + k->off);
+}
+
+static int *intp(struct conf *c, const struct conf_key *k)
+{
+	return (int *)((char *)c + k->off);
+}
+
+static struct conf_listen *lp(struct conf *c, const struct conf_key *k)
+{
+	return (struct conf_listen *)((char *)c + k->off);
+}
+
+static void listen_clear(struct conf_listen *l)
+{
+	for (int i = 0; i < l->count; i++)
+		FREE(l->addr[i]);
+	l->count = 0;
+}
+
+static const char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+/* Parse a number with an optional unit. units: "size" or "duration". */
+static int parse_number(const char *v, bool duration, int64_t *out, const char **err)
+{
+	errno = 0;
+	char *end;
+	if (*v < '0' || *v > '9') {
+		*err = "not a number";
+		return -1;
+	}
+	long long n = strtoll(v, &end, 10);
+	if (errno == ERANGE) {
+		*err = "number out of range";
+		return -1;
+	}
+	long long mul = 1;
+	if (duration) {
+		mul = 1000; /* bare number = seconds */
+		if (strcmp(end, "ms") == 0)
+			mul = 1;
+		else if (strcmp(end, "s") == 0 || *end == '\0')
+			mul = 1000;
+		else if (strcmp(end, "m") == 0)
+			mul = 60000;
+		else if (strcmp(end, "h") == 0)
+			mul = 3600000;
+		else {
+			*err = "unknown unit (use ms, s, m or h)";
+			return -1;
+		}
+	} else if (*end != '\0') {
+		if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0)
+			mul = 1024;
+		else if (strcmp(end, "M") == 0)
+			mul = 1024 * 1024;
+		else if (strcmp(end, "G") == 0)
+			mul = 1024LL * 1024 * 1024;
+		else {
+			*err = "unknown unit (use k, M or G)";
+			return -1;
+		}
+	}
+	if (n > LLONG_MAX / mul) {
+		*err = "number out of range";
+		return -1;
+	}
+	*out = n * mul;
+	return 0;
+}
+
+int conf_parse_listen(const char *s, struct sockaddr_storage *ss, char **error_r)
+{
+	memset(ss, 0, sizeof *ss);
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon[1] == '\0') {
+		*error_r = xasprintf("\"%s\": expected host:port", s);
+		return -1;
+	}
+	char *endp;
+	errno = 0;
+	long port = strtol(colon + 1, &endp, 10);
+	if (*endp != '\0' || port < 0 || port > 65535 || errno) {
+		*error_r = xasprintf("\"%s\": bad port", s);
+		return -1;
+	}
+	char host[128];
+	size_t hl = (size_t)(colon - s);
+	if (hl >= sizeof host) {
+		*error_r = xasprintf("\"%s\": host too long", s);
+		return -1;
+	}
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (strcmp(host, "*") == 0) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_ANY);
+		in->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		host[hl - 1] = '\0';
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1) {
+			*error_r = xasprintf("\"%s\": bad IPv6 address", s);
+			return -1;
+		}
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		return 0;
+	}
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
+		*error_r = xasprintf("\"%s\": bad IPv4 address (names are not resolved; use an address)", s);
+		return -1;
+	}
+	in->sin_family = AF_INET;
+	in->sin_port = htons((uint16_t)port);
+	return 0;
+}
+
+static int set_value(struct conf *c, const struct conf_key *k, const char *v, char **msg)
+{
+	const char *err = NULL;
+	int64_t n;
+	switch (k->type) {
+	case T_STR:
+		free(*strp(c, k));
+		*strp(c, k) = xstrdup(v);
+		return 0;
+	case T_INT:
+	case T_SIZE:
+	case T_DURATION:
+		if (k->type == T_INT) {
+			char *end;
+			errno = 0;
+			long long x = strtoll(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || errno) {
+				*msg = xasprintf("\"%s\" is not a whole number", v);
+				return -1;
+			}
+			n = x;
+		} else if (parse_number(v, k->type == T_DURATION, &n, &err) < 0) {
+			*msg = xasprintf("\"%s\": %s", v, err);
+			return -1;
+		}
+		if (n < k->min || n > k->max) {
+			if (k->type == T_DURATION)
+				*msg = xasprintf("\"%s\" out of range (%lldms..%lldms)", v,
+						 (long long)k->min, (long long)k->max);
+			else
+				*msg = xasprintf("\"%s\" out of range (%lld..%lld)", v,
+						 (long long)k->min, (long long)k->max);
+			return -1;
+		}
+		*i64(c, k) = n;
+		return 0;
+	case T_ENUM:
+		for (int i = 0; k->names[i]; i++) {
+			if (strcmp(k->names[i], v) == 0) {
+				*intp(c, k) = i;
+				return 0;
+			}
+		}
+		{
+			struct buf b;
+			buf_init(&b, 1024);
+			for (int i = 0; k->names[i]; i++)
+				buf_printf(&b, "%s%s", i ? ", " : "", k->names[i]);
+			*msg = xasprintf("\"%s\" is not one of: %s", v, b.data);
+			buf_free(&b);
+		}
+		return -1;
+	case T_LISTEN: {
+		struct conf_listen *l = lp(c, k);
+		listen_clear(l);
+		char *copy = xstrdup(v);
+		char *save = NULL;
+		for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			struct sockaddr_storage ss;
+			char *e = NULL;
+			if (conf_parse_listen(tok, &ss, &e) < 0) {
+				*msg = e;
+				free(copy);
+				return -1;
+			}
+			if (l->count == CONF_MAX_LISTEN) {
+				*msg = xasprintf("more than %d addresses", CONF_MAX_LISTEN);
+				free(copy);
+				return -1;
+			}
+			l->addr[l->count++] = xstrdup(tok);
+		}
+		free(copy);
+		return 0;
+	}
+	}
+	return -1;
+}
+
+static const struct conf_key *find_key(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(conf_table); i++)
+		if (strcmp(conf_table[i].name, name) == 0)
+			return &conf_table[i];
+	return NULL;
+}
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < ARRAY_LEN(conf_table); i++) {
+		char *msg = NULL;
+		if (set_value(c, &conf_table[i], conf_table[i].def, &msg) < 0)
+			log_fatal("built-in default of %s is invalid: %s", conf_table[i].name, msg);
+	}
+}
+
+#define CONF_LINE_MAX 4096
+#define CONF_FILE_MAX (1024 * 1024)
+
+int conf_load_string(struct conf *c, const char *name, const char *text, char **error_r)
+{
+	bool seen[ARRAY_LEN(conf_table)] = {false};
+	free(c->path);
+	c->path = xstrdup(name);
+	int lineno = 0;
+	const char *p = text;
+	while (*p) {
+		lineno++;
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len >= CONF_LINE_MAX) {
+			*error_r = xasprintf("%s:%d: line longer than %d bytes", name, lineno, CONF_LINE_MAX);
+			return -1;
+		}
+		char line[CONF_LINE_MAX];
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p += len + (nl ? 1 : 0);
+		if (memchr(line, '\0', len) != NULL && strlen(line) != len) {
+			*error_r = xasprintf("%s:%d: NUL byte in line", name, lineno);
+			return -1;
+		}
+		const char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			*error_r = xasprintf("%s:%d: expected \"key = value\", got \"%s\"", name, lineno, s);
+			return -1;
+		}
+		*eq = '\0';
+		const char *key = trim((char *)s);
+		const char *val = trim(eq + 1);
+		const struct conf_key *k = find_key(key);
+		if (k == NULL) {
+			*error_r = xasprintf("%s:%d: unknown key \"%s\" (see etc/yubin.conf.example)",
+					     name, lineno, key);
+			return -1;
+		}
+		size_t idx = (size_t)(k - conf_table);
+		if (seen[idx]) {
+			*error_r = xasprintf("%s:%d: key %s set twice", name, lineno, key);
+			return -1;
+		}
+		seen[idx] = true;
+		char *msg = NULL;
+		if (set_value(c, k, val, &msg) < 0) {
+			*error_r = xasprintf("%s:%d: %s: %s", name, lineno, key, msg);
+			free(msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int conf_load(struct conf *c, const char *path, char **error_r)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		*error_r = xasprintf("%s: cannot open config file: %s", path, strerror(errno));
+		return -1;
+	}
+	struct buf b;
+	buf_init(&b, CONF_FILE_MAX);
+	char tmp[4096];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
+		if (buf_append(&b, tmp, n) < 0) {
+			*error_r = xasprintf("%s: config file larger than %d bytes", path, CONF_FILE_MAX);
+			fclose(f);
+			buf_free(&b);
+			return -1;
+		}
+	}
+	bool err = ferror(f);
+	fclose(f);
+	if (err) {
+		*error_r = xasprintf("%s: read error", path);
+		buf_free(&b);
+		return -1;
+	}
+	if (b.len && strlen(b.data) != b.len) {
+		*error_r = xasprintf("%s: NUL byte in config file", path);
+		buf_free(&b);
+		return -1;
+	}
+	int r = conf_load_string(c, path, b.data ? b.data : "", error_r);
+	buf_free(&b);
+	return r;
+}
+
+int conf_check(const struct conf *c, char **error_r)
+{
+	const char *f = c->path ? c->path : "config";
+	if (c->hostname[0] == '\0') {
+		*error_r = xasprintf("%s: hostname: must not be empty", f);
+		return -1;
+	}
+	if (c->data_dir[0] != '/') {
+		*error_r = xasprintf("%s: data_dir: must be an absolute path, got \"%s\"", f, c->data_dir);
+		return -1;
+	}
+	if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+		*error_r = xasprintf("%s: tls_cert and tls_key must be set together", f);
+		return -1;
+	}
+	if (c->tls_cert[0] == '\0' && c->listen_pop3s.count > 0) {
+		*error_r = xasprintf("%s: listen_pop3s: implicit TLS needs tls_cert and tls_key", f);
+		return -1;
+	}
+	if (c->postmaster[0] && strchr(c->postmaster, '@') == NULL) {
+		*error_r = xasprintf("%s: postmaster: \"%s\" is not an address (user@domain)", f,
+				     c->postmaster);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_value(const struct conf *c, const struct conf_key *k, FILE *out)
+{
+	struct conf *cc = (struct conf *)c;
+	switch (k->type) {
+	case T_STR:
+		fputs(*strp(cc, k), out);
+		break;
+	case T_INT:
+		fprintf(out, "%lld", (long long)*i64(cc, k));
+		break;
+	case T_SIZE:
+		fprintf(out, "%lld", (long long)*i64(cc, k));
+		break;
+	case T_DURATION: {
+		long long ms = (long long)*i64(cc, k);
+		if (ms % 1000)
+			fprintf(out, "%lldms", ms);
+		else
+			fprintf(out, "%llds", ms / 1000);
+		break;
+	}
+	case T_ENUM:
+		fputs(k->names[*intp(cc, k)], out);
+		break;
+	case T_LISTEN: {
+		struct conf_listen *l = lp(cc, k);
+		for (int i = 0; i < l->count; i++)
+			fprintf(out, "%s%s", i ? ", " : "", l->addr[i]);
+		break;
+	}
+	}
+}
+
+void conf_print(const struct conf *c, FILE *out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(conf_table); i++) {
+		fprintf(out, "%s = ", conf_table[i].name);
+		print_value(c, &conf_table[i], out);
+		fputc('\n', out);
+	}
+}
+
+void conf_print_doc(FILE *out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(conf_table); i++)
+		fprintf(out, "%s (default \"%s\"): %s\n", conf_table[i].name, conf_table[i].def,
+			conf_table[i].doc);
+}
+
+void conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < ARRAY_LEN(conf_table); i++) {
+		const struct conf_key *k = &conf_table[i];
+		if (k->type == T_STR)
+			FREE(*strp(c, k));
+		else if (k->type == T_LISTEN)
+			listen_clear(lp(c, k));
+	}
+	FREE(c->path);
+}

@@ -1,0 +1,653 @@
+/* conn.c - connection I/O: libuv reads and writes, TLS through memory BIOs,
+ * the line reader, output batching, timers and the close sequence.
+ *
+ * Reads land in one shared 64 KiB buffer (the loop is single-threaded and
+ * read_cb consumes it at once), so an idle connection holds no read
+ * buffer.  Input is appended to c->in, whose cap is a little over the
+ * protocol's line limit plus one read; reading stops while c->in holds
+ * more than IN_HIGH bytes that the protocol has not taken (it is paused or
+ * the client pipelines faster than we answer), and resumes when it drains.
+ * Output is batched in c->out and written when dispatching stops, so a
+ * pipelined group of commands is answered with one write. */
+#include "core/conn.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "core/listener.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+
+#define READ_CHUNK (64 * 1024)
+#define IN_HIGH (64 * 1024)           /* stop reading above this much unread input */
+#define OUT_MAX (4 * 1024 * 1024)     /* unflushed output cap */
+#define OUT_HIGH (1024 * 1024)        /* stop dispatching above this much pending */
+#define OUT_LOW (256 * 1024)          /* resume / on_writable below this */
+#define CLOSE_GRACE_MS 5000           /* peer must take our last bytes within this */
+
+struct write_req {
+	uv_write_t req;
+	struct conn *c;
+	size_t len;
+	char data[];
+};
+
+static void dispatch(struct conn *c);
+static void do_close(struct conn *c);
+static void start_reading(struct conn *c);
+static void arm_timer(struct conn *c);
+
+static struct listener *lst(struct conn *c)
+{
+	return (struct listener *)c->listener;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+size_t conn_out_pending(const struct conn *c)
+{
+	return c->out.len + c->writes_in_flight;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct conn *c = w->c;
+	c->writes_in_flight -= w->len;
+	free(w);
+	if (status < 0 && !c->closing)
+		conn_close(c, uv_strerror(status));
+	if (c->closing) {
+		if (c->writes_in_flight == 0 && c->out.len == 0)
+			do_close(c);
+	} else if (conn_out_pending(c) < OUT_LOW) {
+		if (c->writing_blocked) {
+			c->writing_blocked = false;
+			dispatch(c);
+		}
+		if (!c->closing && c->h->on_writable && conn_out_pending(c) < OUT_LOW)
+			c->h->on_writable(c);
+	}
+	conn_release(c);
+}
+
+static void send_raw(struct conn *c, const char *data, size_t len)
+{
+	if (len == 0 || c->handles_open == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	struct write_req *w = xmalloc(sizeof *w + len);
+	memcpy(w->data, data, len);
+	w->c = c;
+	w->len = len;
+	uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+	c->writes_in_flight += len;
+	conn_hold(c);
+	int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	if (r < 0) {
+		c->writes_in_flight -= len;
+		free(w);
+		conn_release(c);
+		if (!c->closing)
+			conn_close(c, uv_strerror(r));
+	}
+}
+
+/* Move whatever OpenSSL produced for the peer onto the socket. */
+static void flush_wbio(struct conn *c)
+{
+	char tmp[16384];
+	int n;
+	while ((n = BIO_read(c->wbio, tmp, sizeof tmp)) > 0)
+		send_raw(c, tmp, (size_t)n);
+}
+
+void conn_flush(struct conn *c)
+{
+	if (c->out.len == 0 || c->tls_handshaking)
+		return;
+	if (c->ssl) {
+		size_t off = 0;
+		while (off < c->out.len) {
+			int n = SSL_write(c->ssl, c->out.data + off, (int)MIN(c->out.len - off, 16384));
+			if (n <= 0) {
+				log_warn("conn=%s %s: TLS write failed: %s", c->idstr, c->h->name,
+					 tls_error_string());
+				buf_reset(&c->out);
+				flush_wbio(c);
+				if (!c->closing)
+					conn_close(c, "TLS write error");
+				return;
+			}
+			off += (size_t)n;
+		}
+		buf_reset(&c->out);
+		flush_wbio(c);
+	} else {
+		send_raw(c, c->out.data, c->out.len);
+		buf_reset(&c->out);
+	}
+	/* A big reply buffer is given back rather than kept for an idle
+	 * connection. */
+	if (c->out.cap > 16384)
+		buf_free(&c->out);
+}
+
+int conn_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->closing && c->closed_cb_done)
+		return -1;
+	if (buf_append(&c->out, data, len) < 0) {
+		log_error("conn=%s %s: output buffer over %d bytes; closing", c->idstr, c->h->name,
+			  OUT_MAX);
+		conn_close(c, "output overflow");
+		return -1;
+	}
+	if (c->out.len >= 64 * 1024)
+		conn_flush(c);
+	return 0;
+}
+
+int conn_printf(struct conn *c, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < sizeof tmp)
+		return conn_write(c, tmp, (size_t)n);
+	char *big = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	int r = conn_write(c, big, (size_t)n);
+	free(big);
+	return r;
+}
+
+/* ---- input ----------------------------------------------------------- */
+
+void conn_set_max_line(struct conn *c, size_t max_line)
+{
+	c->max_line = max_line;
+	c->in.max = IN_HIGH + READ_CHUNK + max_line;
+}
+
+void conn_set_raw(struct conn *c, bool raw)
+{
+	c->raw = raw;
+	c->line_started_ms = 0;
+}
+
+void conn_pause(struct conn *c)
+{
+	c->paused = true;
+}
+
+void conn_resume(struct conn *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = false;
+	c->last_activity_ms = now_ms();
+	if (!c->dispatching && !c->closing)
+		dispatch(c);
+}
+
+void conn_discard_input(struct conn *c)
+{
+	buf_reset(&c->in);
+	c->skipping_long_line = false;
+	c->discarded = true;
+}
+
+size_t conn_input_pending(const struct conn *c)
+{
+	return c->in.len;
+}
+
+static void dispatch(struct conn *c)
+{
+	if (c->dispatching)
+		return;
+	conn_hold(c);
+	c->dispatching = true;
+	while (!c->paused && !c->closing && !c->tls_handshaking) {
+		if (conn_out_pending(c) > OUT_HIGH) {
+			c->writing_blocked = true;
+			break;
+		}
+		if (c->raw) {
+			if (c->in.len == 0)
+				break;
+			size_t n = c->h->on_raw(c, c->in.data, c->in.len);
+			if (c->discarded) {
+				c->discarded = false;
+				continue;
+			}
+			buf_consume(&c->in, n);
+			if (n == 0)
+				break;
+			continue;
+		}
+		char *lf = c->in.len ? memchr(c->in.data, '\n', c->in.len) : NULL;
+		if (c->skipping_long_line) {
+			if (lf == NULL) {
+				buf_reset(&c->in);
+				break;
+			}
+			buf_consume(&c->in, (size_t)(lf - c->in.data) + 1);
+			c->skipping_long_line = false;
+			c->line_started_ms = 0;
+			continue;
+		}
+		if (lf == NULL) {
+			if (c->in.len > c->max_line) {
+				c->skipping_long_line = true;
+				buf_reset(&c->in);
+				c->h->on_line_too_long(c);
+				continue;
+			}
+			if (c->in.len > 0 && c->line_started_ms == 0)
+				c->line_started_ms = now_ms();
+			break;
+		}
+		size_t total = (size_t)(lf - c->in.data) + 1;
+		size_t len = total - 1;
+		if (len > 0 && c->in.data[len - 1] == '\r')
+			len--;
+		c->line_started_ms = 0;
+		c->last_activity_ms = now_ms();
+		if (len > c->max_line) {
+			buf_consume(&c->in, total);
+			c->h->on_line_too_long(c);
+			continue;
+		}
+		char *line = xmalloc(len + 1);
+		memcpy(line, c->in.data, len);
+		line[len] = '\0';
+		buf_consume(&c->in, total);
+		if (c->h->on_line_nul && memchr(line, '\0', len) != NULL)
+			c->h->on_line_nul(c);
+		else
+			c->h->on_line(c, line, len);
+		free(line);
+		c->discarded = false;
+	}
+	c->dispatching = false;
+	if (!c->closing) {
+		conn_flush(c);
+		if (c->in.len < IN_HIGH)
+			start_reading(c);
+		arm_timer(c);
+	}
+	conn_release(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	static char chunk[READ_CHUNK];
+	(void)h;
+	(void)suggested;
+	*b = uv_buf_init(chunk, sizeof chunk);
+}
+
+static void tls_established(struct conn *c)
+{
+	c->tls_handshaking = false;
+	c->tls = true;
+	snprintf(c->tls_version, sizeof c->tls_version, "%s", SSL_get_version(c->ssl));
+	const SSL_CIPHER *ci = SSL_get_current_cipher(c->ssl);
+	snprintf(c->tls_cipher, sizeof c->tls_cipher, "%s", ci ? SSL_CIPHER_get_name(ci) : "?");
+	c->tls_bits = ci ? SSL_CIPHER_get_bits(ci, NULL) : 0;
+	log_info("conn=%s %s: TLS established version=%s cipher=%s", c->idstr, c->h->name,
+		 c->tls_version, c->tls_cipher);
+}
+
+/* Feed ciphertext, run the handshake or decrypt into c->in. */
+static void tls_input(struct conn *c)
+{
+	if (c->tls_handshaking) {
+		int r = SSL_do_handshake(c->ssl);
+		flush_wbio(c);
+		if (r != 1) {
+			int e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+				return;
+			const char *why = tls_error_string();
+			log_info("conn=%s %s: TLS handshake failed from [%s]: %s", c->idstr, c->h->name,
+				 c->peer, why);
+			bool implicit = lst(c)->implicit_tls && !c->proto;
+			if (!implicit && c->h->on_tls)
+				c->h->on_tls(c, false);
+			conn_close(c, "TLS handshake failed");
+			return;
+		}
+		tls_established(c);
+		if (c->proto == NULL && lst(c)->implicit_tls)
+			c->h->on_open(c);
+		else if (c->h->on_tls)
+			c->h->on_tls(c, true);
+		if (c->closing)
+			return;
+	}
+	while (c->in.len < IN_HIGH) {
+		char tmp[16384];
+		int n = SSL_read(c->ssl, tmp, sizeof tmp);
+		if (n > 0) {
+			if (buf_append(&c->in, tmp, (size_t)n) < 0) {
+				conn_close(c, "input overflow");
+				return;
+			}
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			break;
+		flush_wbio(c);
+		if (e == SSL_ERROR_ZERO_RETURN)
+			conn_close(c, "peer sent TLS close_notify");
+		else
+			conn_close(c, "TLS read error");
+		return;
+	}
+	flush_wbio(c);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = s->data;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		conn_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
+		return;
+	}
+	if (c->closing)
+		return;
+	conn_hold(c);
+	if (c->raw)
+		c->last_activity_ms = now_ms();
+	if (c->ssl) {
+		BIO_write(c->rbio, b->base, (int)nread);
+		tls_input(c);
+	} else if (buf_append(&c->in, b->base, (size_t)nread) < 0) {
+		/* Cannot happen: reading stops at IN_HIGH and in.max leaves
+		 * room for one more read. */
+		conn_close(c, "input overflow");
+	}
+	if (!c->closing) {
+		if (c->in.len >= IN_HIGH && c->reading) {
+			uv_read_stop(s);
+			c->reading = false;
+		}
+		dispatch(c);
+	}
+	conn_release(c);
+}
+
+static void start_reading(struct conn *c)
+{
+	if (c->reading || c->closing)
+		return;
+	/* Ciphertext may be waiting in the BIO from before we stopped. */
+	if (c->ssl && !c->tls_handshaking && BIO_ctrl_pending(c->rbio) > 0 && !c->dispatching) {
+		tls_input(c);
+		if (c->closing)
+			return;
+	}
+	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+		c->reading = true;
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+void conn_set_timeouts(struct conn *c, uint64_t idle_ms, uint64_t command_ms)
+{
+	c->idle_ms = idle_ms;
+	c->command_ms = command_ms;
+	c->last_activity_ms = now_ms();
+	arm_timer(c);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	if (c->closing)
+		return;
+	uint64_t now = now_ms();
+	if (c->paused || c->writing_blocked) {
+		/* Waiting on ourselves (store, auth) or on the client reading:
+		 * idle time does not run; a client that never reads is cut
+		 * by the idle timeout once it is our turn again. */
+		if (c->paused)
+			c->last_activity_ms = now;
+	}
+	if (c->idle_ms && now - c->last_activity_ms >= c->idle_ms && !c->paused) {
+		log_info("conn=%s %s: idle timeout after %llu ms from [%s]", c->idstr, c->h->name,
+			 (unsigned long long)c->idle_ms, c->peer);
+		conn_hold(c);
+		c->h->on_timeout(c, CONN_TIMEOUT_IDLE);
+		conn_flush(c);
+		conn_release(c);
+		return;
+	}
+	if (c->command_ms && c->line_started_ms && !c->raw &&
+	    now - c->line_started_ms >= c->command_ms) {
+		log_info("conn=%s %s: command not completed within %llu ms from [%s]", c->idstr,
+			 c->h->name, (unsigned long long)c->command_ms, c->peer);
+		conn_hold(c);
+		c->h->on_timeout(c, CONN_TIMEOUT_COMMAND);
+		conn_flush(c);
+		conn_release(c);
+		return;
+	}
+	arm_timer(c);
+}
+
+static void arm_timer(struct conn *c)
+{
+	if (c->closing || c->handles_open == 0)
+		return;
+	uint64_t now = now_ms(), next = UINT64_MAX;
+	if (c->idle_ms) {
+		uint64_t due = c->last_activity_ms + c->idle_ms;
+		next = due > now ? due - now : 0;
+	}
+	if (c->command_ms && c->line_started_ms) {
+		uint64_t due = c->line_started_ms + c->command_ms;
+		uint64_t d = due > now ? due - now : 0;
+		next = MIN(next, d);
+	}
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&c->timer);
+		return;
+	}
+	/* A timer that is already due earlier stays; checks are cheap. */
+	uv_timer_start(&c->timer, timer_cb, next + 1, 0);
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	if (c->closing)
+		return;
+	log_info("conn=%s %s: transfer deadline exceeded from [%s]", c->idstr, c->h->name, c->peer);
+	conn_hold(c);
+	c->h->on_timeout(c, CONN_TIMEOUT_DEADLINE);
+	conn_flush(c);
+	conn_release(c);
+}
+
+void conn_set_deadline(struct conn *c, uint64_t ms)
+{
+	if (c->handles_open)
+		uv_timer_start(&c->deadline, deadline_cb, ms, 0);
+}
+
+void conn_clear_deadline(struct conn *c)
+{
+	if (c->handles_open)
+		uv_timer_stop(&c->deadline);
+}
+
+/* ---- TLS ------------------------------------------------------------- */
+
+bool conn_tls_available(const struct conn *c)
+{
+	return lst((struct conn *)c)->reg->tls != NULL;
+}
+
+int conn_tls_begin(struct conn *c)
+{
+	SSL_CTX *ctx = lst(c)->reg->tls;
+	if (ctx == NULL || c->ssl)
+		return -1;
+	c->ssl = SSL_new(ctx);
+	if (c->ssl == NULL)
+		return -1;
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	BIO_set_mem_eof_return(c->rbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_accept_state(c->ssl);
+	c->tls_handshaking = true;
+	return 0;
+}
+
+int conn_start_tls(struct conn *c)
+{
+	if (lst(c)->reg->tls == NULL || c->ssl)
+		return -1;
+	conn_flush(c);
+	/* Whatever the client sent after the command was sent in plaintext
+	 * before the handshake: never let it count as protected input. */
+	conn_discard_input(c);
+	return conn_tls_begin(c);
+}
+
+/* ---- lifetime -------------------------------------------------------- */
+
+void conn_hold(struct conn *c)
+{
+	c->refs++;
+}
+
+void conn_release(struct conn *c)
+{
+	assert(c->refs > 0);
+	if (--c->refs > 0)
+		return;
+	assert(c->closing && c->handles_open == 0);
+	if (c->h->on_free)
+		c->h->on_free(c);
+	if (c->ssl)
+		SSL_free(c->ssl); /* frees the BIOs too */
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c);
+}
+
+bool conn_is_closed(const struct conn *c)
+{
+	return c->closing;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->handles_open == 0) {
+		struct listener *l = lst(c);
+		struct conn_registry *reg = l->reg;
+		/* unlink from the registry */
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			reg->head = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		reg->count--;
+		c->closed_cb_done = true;
+		conn_release(c); /* the registry's reference */
+		if (reg->count == 0 && reg->shutting_down && reg->on_empty)
+			reg->on_empty(reg);
+	}
+}
+
+static void do_close(struct conn *c)
+{
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	uv_close((uv_handle_t *)&c->tcp, handle_closed);
+	uv_close((uv_handle_t *)&c->timer, handle_closed);
+	uv_close((uv_handle_t *)&c->deadline, handle_closed);
+}
+
+static void close_grace_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	do_close(c);
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+	if (c->closing)
+		return;
+	conn_hold(c);
+	if (c->h->on_close && c->proto)
+		c->h->on_close(c, reason);
+	c->closing = true;
+	log_debug("conn=%s %s: closing: %s", c->idstr, c->h->name, reason);
+	if (c->handles_open == 0) {
+		conn_release(c);
+		return;
+	}
+	conn_flush(c);
+	if (c->ssl && !c->tls_handshaking) {
+		SSL_shutdown(c->ssl);
+		flush_wbio(c);
+	}
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	uv_timer_stop(&c->deadline);
+	if (c->writes_in_flight == 0) {
+		do_close(c);
+	} else {
+		/* Give the peer a moment to take our last reply. */
+		uv_timer_start(&c->timer, close_grace_cb, CLOSE_GRACE_MS, 0);
+	}
+	conn_release(c);
+}
+
+/* Called by the listener for a freshly accepted connection. */
+void conn_started(struct conn *c)
+{
+	c->last_activity_ms = now_ms();
+	if (lst(c)->implicit_tls) {
+		if (conn_tls_begin(c) < 0) {
+			log_error("conn=%s %s: cannot set up TLS: %s", c->idstr, c->h->name,
+				  tls_error_string());
+			conn_close(c, "TLS setup failed");
+			return;
+		}
+		conn_set_timeouts(c, 30000, 30000);
+		start_reading(c);
+		return;
+	}
+	c->h->on_open(c);
+	if (!c->closing) {
+		conn_flush(c);
+		start_reading(c);
+		arm_timer(c);
+	}
+}

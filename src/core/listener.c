@@ -1,0 +1,194 @@
+/* listener.c - accept loop, connection caps, the registry of live conns. */
+#include "core/listener.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conf.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/util.h"
+
+static void fmt_addr(const struct sockaddr *sa, char *host, size_t hostsz, int *port, bool *loop)
+{
+	*loop = false;
+	*port = 0;
+	snprintf(host, hostsz, "?");
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)hostsz);
+		*port = ntohs(in->sin_port);
+		*loop = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		*port = ntohs(in6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, (socklen_t)hostsz);
+			*loop = in6->sin6_addr.s6_addr[12] == 127;
+		} else {
+			inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)hostsz);
+			*loop = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+		}
+	}
+}
+
+static void reject_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* A connection refused before it became a struct conn user: the conn
+ * memory only carried the handle. */
+static void refused_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	struct conn_registry *reg = l->reg;
+	if (status < 0) {
+		log_warn("listener %s %s: accept error: %s", l->name, l->addr, uv_strerror(status));
+		return;
+	}
+	struct conn *c = xcalloc(1, sizeof *c);
+	uv_tcp_init(reg->loop, &c->tcp);
+	c->tcp.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		uv_close((uv_handle_t *)&c->tcp, refused_closed);
+		return;
+	}
+	struct sockaddr_storage ss;
+	int sl = sizeof ss;
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+		fmt_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer, &c->peer_port, &c->loopback);
+	sl = sizeof ss;
+	bool dummy;
+	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+		char h[64];
+		fmt_addr((struct sockaddr *)&ss, h, sizeof h, &c->local_port, &dummy);
+	}
+	const char *why = NULL;
+	if (reg->shutting_down) {
+		why = "shutting down";
+	} else if (reg->count >= reg->max_conns) {
+		why = "max_connections reached";
+	} else {
+		size_t same = 0;
+		for (struct conn *o = reg->head; o; o = o->next)
+			if (strcmp(o->peer, c->peer) == 0)
+				same++;
+		if (same >= reg->max_per_ip)
+			why = "max_connections_per_ip reached";
+	}
+	if (why) {
+		log_warn("listener %s: refused connection from [%s]:%d: %s", l->name, c->peer,
+			 c->peer_port, why);
+		c->tcp.data = c;
+		uv_close((uv_handle_t *)&c->tcp, refused_closed);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->id = ++reg->next_id;
+	snprintf(c->idstr, sizeof c->idstr, "%llx", (unsigned long long)c->id);
+	c->h = l->h;
+	c->listener = l;
+	c->server = reg->server;
+	c->tcp.data = c;
+	uv_timer_init(reg->loop, &c->timer);
+	c->timer.data = c;
+	uv_timer_init(reg->loop, &c->deadline);
+	c->deadline.data = c;
+	c->handles_open = 3;
+	c->refs = 1; /* the registry's reference, dropped when the handles close */
+	buf_init(&c->in, 0);
+	buf_init(&c->out, 4 * 1024 * 1024);
+	conn_set_max_line(c, 1024);
+	c->next = reg->head;
+	if (reg->head)
+		reg->head->prev = c;
+	reg->head = c;
+	reg->count++;
+	conn_started(c);
+}
+
+int listener_open(struct conn_registry *reg, const char *name, const char *addr,
+		  const struct conn_handler *h, bool implicit_tls, struct listener **l_r,
+		  char **error_r)
+{
+	struct sockaddr_storage ss;
+	if (conf_parse_listen(addr, &ss, error_r) < 0)
+		return -1;
+	struct listener *l = xcalloc(1, sizeof *l);
+	l->h = h;
+	l->implicit_tls = implicit_tls;
+	l->reg = reg;
+	snprintf(l->name, sizeof l->name, "%s", name);
+	uv_tcp_init(reg->loop, &l->tcp);
+	l->tcp.data = l;
+	int r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+	if (r < 0) {
+		*error_r = xasprintf("cannot listen on %s for %s: %s", addr, name, uv_strerror(r));
+		uv_close((uv_handle_t *)&l->tcp, reject_closed);
+		return -1;
+	}
+	struct sockaddr_storage bound;
+	int bl = sizeof bound;
+	uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &bl);
+	char host[64];
+	int port;
+	bool lb;
+	fmt_addr((struct sockaddr *)&bound, host, sizeof host, &port, &lb);
+	if (bound.ss_family == AF_INET6)
+		snprintf(l->addr, sizeof l->addr, "[%s]:%d", host, port);
+	else
+		snprintf(l->addr, sizeof l->addr, "%s:%d", host, port);
+	log_info("listening proto=%s addr=%s tls=%s", name, l->addr, implicit_tls ? "implicit" : "no");
+	*l_r = l;
+	return 0;
+}
+
+void listener_close(struct listener *l)
+{
+	uv_close((uv_handle_t *)&l->tcp, reject_closed);
+}
+
+void registry_shutdown(struct conn_registry *reg)
+{
+	reg->shutting_down = true;
+	struct conn *c = reg->head;
+	while (c) {
+		struct conn *next = c->next;
+		conn_hold(c);
+		if (!conn_is_closed(c)) {
+			if (c->h->on_shutdown && c->proto)
+				c->h->on_shutdown(c);
+			else
+				conn_close(c, "shutting down");
+			if (!conn_is_closed(c))
+				conn_flush(c);
+		}
+		next = c->next;
+		conn_release(c);
+		c = next;
+	}
+	if (reg->count == 0 && reg->on_empty)
+		reg->on_empty(reg);
+}
+
+void registry_close_all(struct conn_registry *reg, const char *reason)
+{
+	struct conn *c = reg->head;
+	while (c) {
+		conn_hold(c);
+		conn_close(c, reason);
+		struct conn *next = c->next;
+		conn_release(c);
+		c = next;
+	}
+}

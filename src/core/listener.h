@@ -1,0 +1,54 @@
+/* listener.h - listening sockets and the set of live connections.
+ *
+ * A listener accepts connections, enforces the daemon-wide and per-IP
+ * connection caps, creates a struct conn with the protocol's handler and,
+ * for implicit-TLS listeners, runs the handshake before on_open. */
+#ifndef YUBIN_CORE_LISTENER_H
+#define YUBIN_CORE_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+#include <openssl/ssl.h>
+
+struct conn;
+struct conn_handler;
+struct server;
+
+/* Shared by all listeners of a daemon. */
+struct conn_registry {
+	uv_loop_t *loop;
+	struct server *server;     /* handed to every conn */
+	SSL_CTX *tls;              /* NULL: no TLS configured */
+	size_t max_conns, max_per_ip;
+	size_t count;
+	struct conn *head;
+	uint64_t next_id;
+	bool shutting_down;
+	void (*on_empty)(struct conn_registry *r); /* last conn gone during shutdown */
+};
+
+struct listener {
+	uv_tcp_t tcp;
+	const struct conn_handler *h;
+	bool implicit_tls;
+	struct conn_registry *reg;
+	char name[16];             /* "smtp", "pop3s" */
+	char addr[80];             /* as bound, with the real port */
+	struct listener *next;
+};
+
+/* Bind and listen on addr ("127.0.0.1:25"); logs the real address.
+ * -1 with *error_r (heap) on failure. */
+int listener_open(struct conn_registry *reg, const char *name, const char *addr,
+		  const struct conn_handler *h, bool implicit_tls, struct listener **l_r,
+		  char **error_r);
+/* Stop accepting; the memory is freed when the handle has closed. */
+void listener_close(struct listener *l);
+
+/* Ask every live connection to finish (h->on_shutdown). */
+void registry_shutdown(struct conn_registry *reg);
+/* Cut every connection still open (after the grace period). */
+void registry_close_all(struct conn_registry *reg, const char *reason);
+
+#endif

@@ -1,0 +1,92 @@
+/* server.c - helpers every protocol session uses: worker jobs, the
+ * plaintext-auth rule, the POP3 maildrop lock. */
+#include "proto/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conf.h"
+#include "core/conn.h"
+#include "core/util.h"
+
+struct job {
+	uv_work_t work;
+	struct conn *c;
+	void (*fn)(void *arg);
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void job_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+	j->fn(j->arg);
+}
+
+static void job_after(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	(void)status; /* UV_ECANCELED cannot happen: we never cancel */
+	j->done(j->arg);
+	if (j->c)
+		conn_release(j->c);
+	free(j);
+}
+
+void server_job(struct server *srv, struct conn *c, void (*work)(void *arg),
+		void (*done)(void *arg), void *arg)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+	j->work.data = j;
+	j->c = c;
+	j->fn = work;
+	j->done = done;
+	j->arg = arg;
+	if (c)
+		conn_hold(c);
+	int r = uv_queue_work(srv->loop, &j->work, job_work, job_after);
+	if (r != 0) {
+		/* Only fails on bad arguments: run inline rather than lose it. */
+		work(arg);
+		job_after(&j->work, 0);
+	}
+}
+
+bool server_plaintext_ok(const struct server *srv, const struct conn *c)
+{
+	if (c->tls)
+		return true;
+	switch (srv->cfg->plaintext_auth) {
+	case PLAINTEXT_ALWAYS:
+		return true;
+	case PLAINTEXT_LOOPBACK:
+		return c->loopback;
+	case PLAINTEXT_NEVER:
+	default:
+		return false;
+	}
+}
+
+bool server_pop3_lock(struct server *srv, int64_t account_id)
+{
+	for (size_t i = 0; i < srv->pop3_nlocked; i++)
+		if (srv->pop3_locked[i] == account_id)
+			return false;
+	if (srv->pop3_nlocked == srv->pop3_caplocked) {
+		srv->pop3_caplocked = srv->pop3_caplocked ? srv->pop3_caplocked * 2 : 16;
+		srv->pop3_locked = xreallocarray(srv->pop3_locked, srv->pop3_caplocked,
+						 sizeof *srv->pop3_locked);
+	}
+	srv->pop3_locked[srv->pop3_nlocked++] = account_id;
+	return true;
+}
+
+void server_pop3_unlock(struct server *srv, int64_t account_id)
+{
+	for (size_t i = 0; i < srv->pop3_nlocked; i++) {
+		if (srv->pop3_locked[i] == account_id) {
+			srv->pop3_locked[i] = srv->pop3_locked[--srv->pop3_nlocked];
+			return;
+		}
+	}
+}

@@ -1,0 +1,157 @@
+/* store.h - the mail store: accounts, domains, mailboxes, messages, flags.
+ *
+ * Metadata lives in SQLite (WAL, synchronous=FULL) in DATA_DIR/yubin.db;
+ * every message body is an immutable file DATA_DIR/msg/YYYYMMDD/QUEUEID
+ * written once and fsynced (plus its directory) before the transaction that
+ * makes it visible commits.  One body file may be referenced by several
+ * mailboxes (a delivery to several local recipients stores it once); it is
+ * unlinked when its last reference is expunged.
+ *
+ * UIDs per mailbox only grow (mailboxes.uidnext), every mailbox has a
+ * UIDVALIDITY, every message in a mailbox has flags and a MODSEQ
+ * (mailboxes.highestmodseq) for the IMAP layer.
+ *
+ * Every function here blocks (SQLite, file system): call them from the CLI,
+ * at start-up, or from worker threads -- never on the event-loop thread.
+ * They are thread-safe: each call borrows a connection from an internal
+ * pool.  Writes from the daemon go through store_writer (writer.h), which
+ * batches them into group commits. */
+#ifndef YUBIN_STORE_STORE_H
+#define YUBIN_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct sqlite3;
+
+/* System flags, as a bit set in mailbox_messages.flags. */
+enum {
+	FLAG_SEEN = 1 << 0,
+	FLAG_ANSWERED = 1 << 1,
+	FLAG_FLAGGED = 1 << 2,
+	FLAG_DELETED = 1 << 3,
+	FLAG_DRAFT = 1 << 4,
+};
+
+/* Special-use mailboxes every new account gets (RFC 6154). */
+#define STORE_INBOX "INBOX"
+
+struct account {
+	int64_t id;
+	char *address;      /* lower-case "user@domain" */
+	char *pw_hash;      /* libsodium argon2id string ($argon2id$...) */
+	char *apop_secret;  /* NULL unless the account opted in to APOP */
+	int64_t inbox_id;   /* mailbox id of INBOX */
+};
+
+struct mailbox_info {
+	int64_t id;
+	int64_t account_id;
+	char *name;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	int64_t messages;
+	int64_t size;       /* sum of message sizes */
+};
+
+/* One message of a mailbox, as POP3 and IMAP list it. */
+struct msg_entry {
+	uint32_t uid;
+	uint32_t flags;     /* FLAG_* */
+	uint64_t modseq;
+	int64_t size;       /* octets of the stored file (CRLF line ends) */
+	int64_t internaldate;
+	int64_t body_id;    /* messages.id */
+	char path[64];      /* relative to DATA_DIR, e.g. "msg/20261123/0123456789ABCDEF" */
+};
+
+enum rcpt_status {
+	RCPT_LOCAL,         /* domain is ours and the account exists */
+	RCPT_UNKNOWN_USER,  /* domain is ours, no such account */
+	RCPT_NOT_LOCAL,     /* not one of our domains: relaying */
+};
+
+struct rcpt_info {
+	enum rcpt_status status;
+	int64_t account_id;
+	int64_t mailbox_id; /* INBOX of the account */
+	char address[320];  /* canonical lower-case address of the account */
+};
+
+/* Open (and create or migrate) the store under data_dir.  *error_r is a
+ * heap string for the operator. */
+int store_open(const char *data_dir, struct store **st_r, char **error_r);
+/* Close every pooled connection; NULL-safe; clears *st. */
+void store_close(struct store **st);
+const char *store_data_dir(const struct store *st);
+/* Absolute path of a message file (relative path from msg_entry.path). */
+void store_msg_path(const struct store *st, const char *rel, char *out, size_t outsz);
+
+/* Connection pool, for store internals and the writer. */
+struct sqlite3 *store_db_get(struct store *st);
+void store_db_put(struct store *st, struct sqlite3 *db);
+
+/* Domains.  Names are stored lower-case. 0 ok, -1 error (*error_r set). */
+int store_domain_add(struct store *st, const char *name, char **error_r);
+int store_domain_del(struct store *st, const char *name, char **error_r);
+/* Calls cb for each domain in name order. */
+int store_domain_list(struct store *st, void (*cb)(const char *name, void *arg), void *arg, char **error_r);
+/* 1 local, 0 not, -1 error. */
+int store_domain_is_local(struct store *st, const char *name);
+
+/* Accounts.  address must be user@local-domain; the domain must exist.
+ * account_add creates INBOX, Drafts, Sent, Trash, Junk and Archive. */
+int store_account_add(struct store *st, const char *address, const char *pw_hash, char **error_r);
+int store_account_del(struct store *st, const char *address, char **error_r);
+int store_account_set_password(struct store *st, const char *address, const char *pw_hash, char **error_r);
+/* secret NULL clears it. */
+int store_account_set_apop(struct store *st, const char *address, const char *secret, char **error_r);
+int store_account_list(struct store *st, void (*cb)(const char *address, void *arg), void *arg, char **error_r);
+/* 1 found (fields filled, free with account_free), 0 not found, -1 error. */
+int store_account_find(struct store *st, const char *address, struct account *a_r);
+void account_free(struct account *a);
+
+/* Resolve an envelope recipient (already syntax-checked, any case).
+ * 0 ok (r filled), -1 error (temporary failure). */
+int store_resolve_rcpt(struct store *st, const char *address, struct rcpt_info *r);
+
+/* Mailboxes. 1 found, 0 not, -1 error. */
+int store_mailbox_find(struct store *st, int64_t account_id, const char *name, struct mailbox_info *mb_r);
+int store_mailbox_get(struct store *st, int64_t mailbox_id, struct mailbox_info *mb_r);
+void mailbox_info_free(struct mailbox_info *mb);
+/* Every message of the mailbox in UID order (a snapshot). *arr_r is one heap
+ * array (free()). 0 ok, -1 error. */
+int store_mailbox_messages(struct store *st, int64_t mailbox_id, struct msg_entry **arr_r, size_t *n_r);
+
+/* --- writes inside a transaction (the writer thread, or the CLI) --- */
+struct store_txn;
+struct store_txn *store_txn_begin(struct store *st, char **error_r);
+int store_txn_commit(struct store_txn *t, char **error_r);
+void store_txn_rollback(struct store_txn *t);
+/* Savepoints so that one failing operation does not spoil a batch. */
+int store_txn_savepoint(struct store_txn *t);
+int store_txn_release(struct store_txn *t);
+void store_txn_rollback_to(struct store_txn *t);
+
+/* Register a body file that is already written and fsynced; returns its id. */
+int store_txn_add_body(struct store_txn *t, const char *relpath, int64_t size, int64_t *body_id_r, char **error_r);
+/* Append body to a mailbox with the next UID; returns the UID. */
+int store_txn_append(struct store_txn *t, int64_t mailbox_id, int64_t body_id, uint32_t flags,
+		     int64_t internaldate, uint32_t *uid_r, char **error_r);
+/* Remove UIDs from a mailbox.  Body files no longer referenced anywhere are
+ * added to *unlink_r (relative paths; heap array of heap strings, caller
+ * unlinks them after the commit and frees). */
+int store_txn_expunge(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
+		      char ***unlink_r, size_t *nunlink_r, char **error_r);
+/* flags = (flags & ~clear) | set, for each UID; bumps MODSEQ. */
+int store_txn_set_flags(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
+			uint32_t set, uint32_t clear, char **error_r);
+
+/* Remove files a crash left half-written (bodies never committed).  Called
+ * once at daemon start-up. */
+int store_recover(struct store *st, char **error_r);
+
+#endif

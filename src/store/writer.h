@@ -1,0 +1,70 @@
+/* writer.h - the daemon's asynchronous path into the store, with group
+ * commit.
+ *
+ * The event loop never writes to the store itself.  store_deliver() writes
+ * and fsyncs the body file on a libuv worker thread, then hands the delivery
+ * to the writer thread, which takes every operation that is waiting, fsyncs
+ * the directories of their body files once, applies them in one SQLite
+ * transaction (each under its own savepoint) and commits once.  Completion
+ * callbacks run on the loop thread after the commit is durable.  Concurrent
+ * deliveries therefore share fsyncs and commits.
+ *
+ * Callers keep their struct alive until done() runs. */
+#ifndef YUBIN_STORE_WRITER_H
+#define YUBIN_STORE_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct store;
+struct store_txn;
+struct store_writer;
+
+/* A delivery of one message to one or more mailboxes. */
+struct delivery {
+	/* in */
+	char qid[17];               /* queue id; also the body file name */
+	const char *data;           /* whole message as stored (CRLF lines) */
+	size_t len;
+	const int64_t *mailbox_ids;
+	size_t nmailboxes;
+	int64_t internaldate;       /* unix seconds */
+	void (*done)(struct delivery *d);
+	void *arg;
+	/* out, valid in done() */
+	int status;                 /* 0 durable, -1 failed */
+	char *error;                /* heap, when status == -1; the caller frees it */
+	uint32_t *uids;             /* heap, one UID per mailbox; the caller frees it */
+	/* internal */
+	char relpath[64];
+	struct store_writer *w;
+	uv_work_t work;
+	struct delivery *next;
+};
+
+/* A generic write: apply() runs on the writer thread inside the batch
+ * transaction (under a savepoint); after_commit() (optional) runs on the
+ * writer thread after the commit (e.g. unlinking files); done() runs on the
+ * loop thread. */
+struct store_op {
+	int (*apply)(struct store_op *op, struct store_txn *t, char **error_r);
+	void (*after_commit)(struct store_op *op, struct store *st);
+	void (*done)(struct store_op *op);
+	void *arg;
+	int status;                 /* 0 ok (durable), -1 failed */
+	char *error;                /* heap on failure; the caller frees it */
+	/* internal */
+	struct delivery *delivery;
+	struct store_op *next;
+};
+
+struct store_writer *store_writer_start(uv_loop_t *loop, struct store *st, size_t batch_max);
+/* Finish everything queued, join the thread, free. NULL-safe. */
+void store_writer_stop(struct store_writer **w);
+void store_deliver(struct store_writer *w, struct delivery *d);
+void store_submit(struct store_writer *w, struct store_op *op);
+/* Counters for logs and bench: operations committed and commits done. */
+void store_writer_stats(struct store_writer *w, uint64_t *ops_r, uint64_t *commits_r);
+
+#endif

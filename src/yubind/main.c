@@ -1,0 +1,270 @@
+/* yubind - the Yubin mail daemon: every protocol in one event loop.
+ *
+ * Start-up order matters: read the config, load TLS keys and bind ports
+ * while still root, then drop to the configured user before the store is
+ * opened, so every file the daemon creates belongs to that user. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "auth/auth.h"
+#include "core/conf.h"
+#include "core/conn.h"
+#include "core/listener.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "proto/pop3/pop3_session.h"
+#include "proto/server.h"
+#include "proto/smtp/smtp_session.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+#define MAX_LISTENERS 32
+
+static struct {
+	uv_loop_t *loop;
+	struct conf cfg;
+	struct server srv;
+	struct conn_registry reg;
+	struct listener *listeners[MAX_LISTENERS];
+	size_t nlisteners;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t grace;
+	bool stopping;
+	bool store_stopped;
+} d;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: yubind [-c FILE] [--check] [--print-config]\n"
+		"\n"
+		"Runs the Yubin mail daemon in the foreground, logging to stderr.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default: $YUBIN_CONF or\n"
+		"                      /etc/yubin/yubin.conf)\n"
+		"      --check         validate the configuration (and TLS files) and exit\n"
+		"      --print-config  print every setting with its effective value and exit\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"SIGTERM or SIGINT: stop accepting, let transactions in flight finish\n"
+		"(up to shutdown_timeout), then exit.\n");
+}
+
+static void stop_store(void)
+{
+	if (d.store_stopped)
+		return;
+	d.store_stopped = true;
+	store_writer_stop(&d.srv.writer);
+	uv_close((uv_handle_t *)&d.grace, NULL);
+	uv_close((uv_handle_t *)&d.sigterm, NULL);
+	uv_close((uv_handle_t *)&d.sigint, NULL);
+}
+
+static void on_empty(struct conn_registry *reg)
+{
+	(void)reg;
+	if (d.stopping)
+		stop_store();
+}
+
+static void grace_cb(uv_timer_t *t)
+{
+	(void)t;
+	log_warn("shutdown: %zu connection(s) still busy after shutdown_timeout; cutting them",
+		 d.reg.count);
+	registry_close_all(&d.reg, "shutdown timeout");
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	(void)s;
+	if (d.stopping)
+		return;
+	d.stopping = true;
+	d.srv.shutting_down = true;
+	log_info("shutdown: signal %d received; closing %zu listener(s), %zu connection(s) open",
+		 signum, d.nlisteners, d.reg.count);
+	for (size_t i = 0; i < d.nlisteners; i++)
+		listener_close(d.listeners[i]);
+	d.nlisteners = 0;
+	uv_timer_start(&d.grace, grace_cb, (uint64_t)d.cfg.shutdown_timeout, 0);
+	registry_shutdown(&d.reg);
+}
+
+static void open_listeners(const char *proto, const struct conf_listen *l,
+			   const struct conn_handler *h, bool implicit_tls)
+{
+	for (int i = 0; i < l->count; i++) {
+		struct listener *ln;
+		char *err = NULL;
+		if (d.nlisteners == MAX_LISTENERS)
+			log_fatal("too many listeners (max %d)", MAX_LISTENERS);
+		if (listener_open(&d.reg, proto, l->addr[i], h, implicit_tls, &ln, &err) < 0)
+			log_fatal("%s (is another mail server running? check listen_%s in %s)", err,
+				  proto, d.cfg.path);
+		d.listeners[d.nlisteners++] = ln;
+	}
+}
+
+static void drop_privileges(void)
+{
+	if (geteuid() != 0)
+		return;
+	if (d.cfg.user[0] == '\0')
+		log_fatal("%s: user: started as root but no unprivileged user is configured; "
+			  "set user = (e.g. yubin, created with useradd --system yubin)",
+			  d.cfg.path);
+	struct passwd *pw = getpwnam(d.cfg.user);
+	if (pw == NULL)
+		log_fatal("%s: user: no such user \"%s\" (create it with useradd --system %s)",
+			  d.cfg.path, d.cfg.user, d.cfg.user);
+	if (pw->pw_uid == 0)
+		log_fatal("%s: user: \"%s\" is root; pick an unprivileged user", d.cfg.path,
+			  d.cfg.user);
+	/* The data directory is created here, as root, and given to the user. */
+	if (mkdir(d.cfg.data_dir, 0750) == 0) {
+		if (chown(d.cfg.data_dir, pw->pw_uid, pw->pw_gid) < 0)
+			log_fatal("data_dir %s: chown: %s", d.cfg.data_dir, strerror(errno));
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		log_fatal("cannot switch to user %s: %s", d.cfg.user, strerror(errno));
+	if (setuid(0) == 0)
+		log_fatal("privileges were not dropped (setuid(0) succeeded)");
+	log_info("running as user=%s uid=%d gid=%d", d.cfg.user, (int)pw->pw_uid, (int)pw->pw_gid);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'k'},
+		{"print-config", no_argument, NULL, 'p'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *path = getenv("YUBIN_CONF");
+	if (path == NULL || *path == '\0')
+		path = "/etc/yubin/yubin.conf";
+	bool check = false, print = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'p':
+			print = true;
+			break;
+		case 'V':
+			printf("yubind %s\n", YUBIN_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("yubind", LOG_INFO);
+	conf_defaults(&d.cfg);
+	char *err = NULL;
+	if (conf_load(&d.cfg, path, &err) < 0 || conf_check(&d.cfg, &err) < 0) {
+		fprintf(stderr, "yubind: %s\n", err);
+		free(err);
+		conf_free(&d.cfg);
+		return 1;
+	}
+	if (print) {
+		conf_print(&d.cfg, stdout);
+		conf_free(&d.cfg);
+		return 0;
+	}
+	SSL_CTX *tls = NULL;
+	if (d.cfg.tls_cert[0]) {
+		tls = tls_server_ctx(d.cfg.tls_cert, d.cfg.tls_key, &err);
+		if (tls == NULL) {
+			fprintf(stderr, "yubind: %s: %s\n", path, err);
+			free(err);
+			conf_free(&d.cfg);
+			return 1;
+		}
+	}
+	if (check) {
+		printf("yubind: %s: configuration OK\n", path);
+		tls_ctx_free(&tls);
+		conf_free(&d.cfg);
+		return 0;
+	}
+	log_set_level((enum log_level)d.cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	/* fsyncs of concurrent deliveries run in parallel on the pool. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
+	if (auth_init() < 0)
+		log_fatal("libsodium initialisation failed");
+
+	d.loop = uv_default_loop();
+	d.srv.loop = d.loop;
+	d.srv.cfg = &d.cfg;
+	d.reg.loop = d.loop;
+	d.reg.server = &d.srv;
+	d.reg.tls = tls;
+	d.reg.max_conns = (size_t)d.cfg.max_connections;
+	d.reg.max_per_ip = (size_t)d.cfg.max_connections_per_ip;
+	d.reg.on_empty = on_empty;
+
+	open_listeners("smtp", &d.cfg.listen_smtp, &smtp_conn_handler, false);
+	open_listeners("pop3", &d.cfg.listen_pop3, &pop3_conn_handler, false);
+	open_listeners("pop3s", &d.cfg.listen_pop3s, &pop3_conn_handler, true);
+	drop_privileges();
+
+	if (store_open(d.cfg.data_dir, &d.srv.store, &err) < 0)
+		log_fatal("%s (check data_dir in %s and its owner)", err, d.cfg.path);
+	if (store_recover(d.srv.store, &err) < 0)
+		log_fatal("store recovery failed: %s", err);
+	d.srv.writer = store_writer_start(d.loop, d.srv.store, (size_t)d.cfg.store_batch_max);
+
+	uv_signal_init(d.loop, &d.sigterm);
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_init(d.loop, &d.sigint);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_timer_init(d.loop, &d.grace);
+
+	log_info("ready pid=%d hostname=%s data_dir=%s tls=%s", (int)getpid(), d.cfg.hostname,
+		 d.cfg.data_dir, tls ? "yes" : "no");
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	if (!d.store_stopped)
+		stop_store();
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	int r = uv_loop_close(d.loop);
+	if (r != 0)
+		log_warn("shutdown: event loop still had open handles");
+	store_close(&d.srv.store);
+	free(d.srv.pop3_locked);
+	tls_ctx_free(&tls);
+	log_info("stopped");
+	conf_free(&d.cfg);
+	return 0;
+}
