@@ -131,14 +131,50 @@ static void test_print_golden(void **state)
 	conf_free(&c2);
 }
 
-int main(void)
+static const char *example_path;
+
+/* etc/yubin.conf.example documents every key, with its default. */
+static void test_example_documents_every_key(void **state)
 {
+	(void)state;
+	FILE *f = fopen(example_path, "r");
+	assert_non_null(f);
+	char *text = xmalloc(1 << 20);
+	size_t n = fread(text, 1, (1 << 20) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	struct conf c;
+	conf_defaults(&c);
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *m = open_memstream(&out, &outlen);
+	conf_print(&c, m);
+	fclose(m);
+	char *save = NULL;
+	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strstr(line, " = ");
+		assert_non_null(eq);
+		*eq = '\0';
+		char want[128];
+		snprintf(want, sizeof want, "\n#%s = ", line);
+		if (strstr(text, want) == NULL)
+			fail_msg("etc/yubin.conf.example does not document key %s", line);
+	}
+	free(out);
+	free(text);
+	conf_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+	example_path = argc > 1 ? argv[1] : "etc/yubin.conf.example";
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_and_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_line_cap),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_print_golden),
+		cmocka_unit_test(test_example_documents_every_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,7 @@ static void dispatch(struct conn *c);
 static void do_close(struct conn *c);
 static void start_reading(struct conn *c);
 static void arm_timer(struct conn *c);
+static void tls_input(struct conn *c);
 
 static struct listener *lst(struct conn *c)
 {
@@ -220,6 +221,7 @@ static void dispatch(struct conn *c)
 		return;
 	conn_hold(c);
 	c->dispatching = true;
+again:
 	while (!c->paused && !c->closing && !c->tls_handshaking) {
 		if (conn_out_pending(c) > OUT_HIGH) {
 			c->writing_blocked = true;
@@ -281,6 +283,15 @@ static void dispatch(struct conn *c)
 			c->h->on_line(c, line, len);
 		free(line);
 		c->discarded = false;
+	}
+	/* Decrypted or undecrypted input may wait inside OpenSSL after we
+	 * stopped taking it (input cap, pause): take it now. */
+	if (!c->closing && !c->paused && !c->writing_blocked && c->ssl && !c->tls_handshaking &&
+	    c->in.len < IN_HIGH && (BIO_ctrl_pending(c->rbio) > 0 || SSL_pending(c->ssl) > 0)) {
+		size_t before = c->in.len;
+		tls_input(c);
+		if (c->in.len != before)
+			goto again;
 	}
 	c->dispatching = false;
 	if (!c->closing) {
@@ -398,12 +409,6 @@ static void start_reading(struct conn *c)
 {
 	if (c->reading || c->closing)
 		return;
-	/* Ciphertext may be waiting in the BIO from before we stopped. */
-	if (c->ssl && !c->tls_handshaking && BIO_ctrl_pending(c->rbio) > 0 && !c->dispatching) {
-		tls_input(c);
-		if (c->closing)
-			return;
-	}
 	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
 		c->reading = true;
 }
