@@ -66,12 +66,17 @@ char *xstrndup(const char *s, size_t n)
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap, ap2;
+	char tmp[256];
 	va_start(ap, fmt);
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		log_fatal("xasprintf: bad format %s", fmt);
+		log_fatal("xasprintf: output error");
+	if ((size_t)n < sizeof tmp) {
+		va_end(ap2);
+		return xstrndup(tmp, (size_t)n);
+	}
 	char *p = xmalloc((size_t)n + 1);
 	vsnprintf(p, (size_t)n + 1, fmt, ap2);
 	va_end(ap2);

@@ -90,7 +90,8 @@ const char *store_data_dir(const struct store *st);
 /* Absolute path of a message file (relative path from msg_entry.path). */
 void store_msg_path(const struct store *st, const char *rel, char *out, size_t outsz);
 
-/* Connection pool, for store internals and the writer. */
+/* Connection pool, for store internals and the writer.  store_db_get
+ * returns NULL (and logs why) when the database cannot be opened. */
 struct sqlite3 *store_db_get(struct store *st);
 void store_db_put(struct store *st, struct sqlite3 *db);
 
@@ -129,6 +130,8 @@ int store_mailbox_messages(struct store *st, int64_t mailbox_id, struct msg_entr
 /* --- writes inside a transaction (the writer thread, or the CLI) --- */
 struct store_txn;
 struct store_txn *store_txn_begin(struct store *st, char **error_r);
+/* Consumes t, on success and on failure (it is rolled back then): never call
+ * store_txn_rollback after store_txn_commit. */
 int store_txn_commit(struct store_txn *t, char **error_r);
 void store_txn_rollback(struct store_txn *t);
 /* Savepoints so that one failing operation does not spoil a batch. */

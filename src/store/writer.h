@@ -39,7 +39,7 @@ struct delivery {
 	/* internal */
 	char relpath[64];
 	struct store_writer *w;
-	uv_work_t work;
+	uv_work_t work;             /* work.data is the writer's */
 	struct delivery *next;
 };
 
@@ -60,7 +60,9 @@ struct store_op {
 };
 
 struct store_writer *store_writer_start(uv_loop_t *loop, struct store *st, size_t batch_max);
-/* Finish everything queued, join the thread, free. NULL-safe. */
+/* Finish everything queued, join the thread, free. NULL-safe.  The loop
+ * must run once more afterwards: that closes the async handle and completes
+ * deliveries whose libuv callback had not run yet. */
 void store_writer_stop(struct store_writer **w);
 void store_deliver(struct store_writer *w, struct delivery *d);
 void store_submit(struct store_writer *w, struct store_op *op);

@@ -1,0 +1,529 @@
+/* writer.c - group commit: one thread applies every waiting operation in one
+ * SQLite transaction.  See writer.h.
+ *
+ * Life of a delivery:
+ *   loop thread   store_deliver: wrap it in a private op, uv_queue_work
+ *   worker        write + fsync the body file, then queue the op for the writer
+ *   writer        fsync day directories, BEGIN, SAVEPOINT per op, COMMIT
+ *   loop thread   async callback: done(), once libuv has also finished with
+ *                 d->work (its after_work callback ran), so that done() may
+ *                 free the delivery.
+ *
+ * Shutdown: store_writer_stop() waits for deliveries still being written by
+ * the thread pool (they reach the writer from the worker thread itself), so
+ * nothing queued is lost.  Completions are then delivered from stop() itself,
+ * except for deliveries whose after_work callback has not run yet: those
+ * complete from after_work when the loop runs again.  The async handle is
+ * closed by stop(), so the loop must run once more to finish closing it. */
+#include "store/writer.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "store/store.h"
+
+/* A delivery seen as an operation of the batch. */
+struct dop {
+	struct store_op op;         /* first: a store_op * is a struct dop * */
+	struct delivery *d;
+	uint32_t *uids;
+	bool written;               /* body file on disk, queued for the writer */
+	bool after_work_done;       /* libuv released d->work (loop thread) */
+	bool completed;             /* the writer finished it (loop thread) */
+};
+
+struct store_writer {
+	uv_loop_t *loop;
+	struct store *st;
+	size_t batch_max;
+	uv_thread_t thread;
+	uv_mutex_t mu;
+	uv_cond_t cond;
+	/* under mu */
+	struct store_op *queue, **queue_tail;
+	struct store_op *done, **done_tail;
+	size_t writing;             /* deliveries in the thread pool */
+	bool stopping;
+	uint64_t ops, commits;
+	/* loop thread */
+	uv_async_t *async;
+};
+
+/* ---- the loop side ---- */
+
+static void finish_delivery(struct dop *dp)
+{
+	struct delivery *d = dp->d;
+
+	d->status = dp->op.status;
+	d->error = dp->op.error;
+	d->uids = d->status == 0 ? dp->uids : NULL;
+	if (d->status != 0)
+		free(dp->uids);
+	free(dp);
+	d->done(d);
+}
+
+/* Run done() for each op of a completion list (loop thread). */
+static void run_completions(struct store_op *op)
+{
+	while (op) {
+		struct store_op *next = op->next;
+
+		op->next = NULL;
+		if (op->delivery) {
+			struct dop *dp = (struct dop *)op;
+
+			dp->completed = true;
+			if (dp->after_work_done)
+				finish_delivery(dp);
+		} else if (op->done) {
+			op->done(op);
+		}
+		op = next;
+	}
+}
+
+static struct store_op *take_completions(struct store_writer *w)
+{
+	struct store_op *list;
+
+	uv_mutex_lock(&w->mu);
+	list = w->done;
+	w->done = NULL;
+	w->done_tail = &w->done;
+	uv_mutex_unlock(&w->mu);
+	return list;
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct store_writer *w = a->data;
+
+	run_completions(take_completions(w));
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* ---- the thread pool side of a delivery ---- */
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -1;
+	ret = fsync(fd);
+	if (ret < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = write(fd, p, n);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Write and fsync the body file; 0 ok, -1 with dp->op.error set. */
+static int write_body(struct store_writer *w, struct dop *dp)
+{
+	struct delivery *d = dp->d;
+	const char *dir = store_data_dir(w->st);
+	char day[16], path[4096];
+	time_t now = time(NULL);
+	struct tm tm;
+	int fd;
+
+	gmtime_r(&now, &tm);
+	strftime(day, sizeof(day), "%Y%m%d", &tm);
+	snprintf(d->relpath, sizeof(d->relpath), "msg/%s/%s", day, d->qid);
+
+	snprintf(path, sizeof(path), "%s/msg/%s", dir, day);
+	if (mkdir(path, 0750) == 0) {
+		char msgdir[4096];
+
+		/* a new directory entry in msg/: make it durable too */
+		snprintf(msgdir, sizeof(msgdir), "%s/msg", dir);
+		if (fsync_dir(msgdir) < 0) {
+			dp->op.error = xasprintf("%s: cannot fsync %s: %s", d->qid, msgdir,
+						 strerror(errno));
+			return -1;
+		}
+	} else if (errno != EEXIST) {
+		dp->op.error = xasprintf("%s: cannot create %s: %s", d->qid, path,
+					 strerror(errno));
+		return -1;
+	}
+
+	store_msg_path(w->st, d->relpath, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		dp->op.error = xasprintf("%s: cannot create %s: %s", d->qid, path,
+					 strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, d->data, d->len) < 0 || fsync(fd) < 0) {
+		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
+					 strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
+					 strerror(errno));
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+static void deliver_work(uv_work_t *req)
+{
+	struct dop *dp = req->data;
+	struct store_writer *w = dp->d->w;
+
+	if (write_body(w, dp) == 0) {
+		dp->written = true;
+	} else {
+		dp->op.status = -1;
+		log_error("%s", dp->op.error);
+	}
+	uv_mutex_lock(&w->mu);
+	if (dp->written) {
+		dp->op.next = NULL;
+		*w->queue_tail = &dp->op;
+		w->queue_tail = &dp->op.next;
+	}
+	w->writing--;
+	uv_cond_signal(&w->cond);
+	uv_mutex_unlock(&w->mu);
+}
+
+/* Loop thread.  Must not touch the writer: it may be stopped already. */
+static void deliver_after_work(uv_work_t *req, int status)
+{
+	struct dop *dp = req->data;
+
+	dp->after_work_done = true;
+	if (!dp->written) {
+		/* failed in the worker (or cancelled): complete now */
+		if (status != 0 && !dp->op.error) {
+			dp->op.status = -1;
+			dp->op.error = xasprintf("%s: delivery cancelled", dp->d->qid);
+		}
+		finish_delivery(dp);
+	} else if (dp->completed) {
+		finish_delivery(dp);
+	}
+}
+
+/* ---- the writer thread ---- */
+
+static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
+{
+	struct delivery *d = dp->d;
+	int64_t body_id;
+
+	if (store_txn_add_body(t, d->relpath, (int64_t)d->len, &body_id, error_r) < 0)
+		return -1;
+	dp->uids = xcalloc(d->nmailboxes ? d->nmailboxes : 1, sizeof(*dp->uids));
+	for (size_t i = 0; i < d->nmailboxes; i++) {
+		if (store_txn_append(t, d->mailbox_ids[i], body_id, 0, d->internaldate,
+				     &dp->uids[i], error_r) < 0) {
+			FREE(dp->uids);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void fail_op(struct store_op *op, const char *why)
+{
+	if (op->status == 0) {
+		op->status = -1;
+		free(op->error);
+		op->error = xstrdup(why);
+	}
+	if (op->delivery)
+		FREE(((struct dop *)op)->uids);
+}
+
+/* fsync each distinct day directory of the batch once; a failure fails the
+ * deliveries of that directory. */
+static void sync_dirs(struct store_writer *w, struct store_op *batch)
+{
+	for (struct store_op *op = batch; op; op = op->next) {
+		struct delivery *d;
+		char dir[64], path[4096];
+		const char *slash;
+		bool seen = false;
+
+		if (!op->delivery || op->status != 0)
+			continue;
+		d = ((struct dop *)op)->d;
+		slash = strrchr(d->relpath, '/');
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - d->relpath), d->relpath);
+		for (struct store_op *p = batch; p != op; p = p->next) {
+			if (p->delivery && p->status == 0 &&
+			    strncmp(((struct dop *)p)->d->relpath, dir, strlen(dir)) == 0 &&
+			    ((struct dop *)p)->d->relpath[strlen(dir)] == '/') {
+				seen = true;
+				break;
+			}
+		}
+		if (seen)
+			continue;
+		store_msg_path(w->st, dir, path, sizeof(path));
+		if (fsync_dir(path) < 0) {
+			char *why = xasprintf("store: cannot fsync %s: %s", path, strerror(errno));
+
+			log_error("%s", why);
+			for (struct store_op *p = op; p; p = p->next)
+				if (p->delivery && p->status == 0 &&
+				    strncmp(((struct dop *)p)->d->relpath, dir, strlen(dir)) == 0)
+					fail_op(p, why);
+			free(why);
+		}
+	}
+}
+
+static void unlink_body(struct store_writer *w, struct delivery *d)
+{
+	char path[4096];
+
+	store_msg_path(w->st, d->relpath, path, sizeof(path));
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s: cannot unlink %s: %s", d->qid, path, strerror(errno));
+}
+
+static void process_batch(struct store_writer *w, struct store_op *batch, size_t n)
+{
+	uint64_t t0 = now_ms();
+	struct store_txn *t;
+	char *err = NULL;
+	size_t nok = 0;
+
+	sync_dirs(w, batch);
+	t = store_txn_begin(w->st, &err);
+	if (!t) {
+		log_error("%s", err);
+		for (struct store_op *op = batch; op; op = op->next)
+			fail_op(op, err);
+		FREE(err);
+	} else {
+		for (struct store_op *op = batch; op; op = op->next) {
+			int r;
+
+			if (op->status != 0)
+				continue;
+			if (store_txn_savepoint(t) < 0) {
+				fail_op(op, "store: cannot create savepoint");
+				continue;
+			}
+			if (op->delivery)
+				r = apply_delivery((struct dop *)op, t, &err);
+			else
+				r = op->apply(op, t, &err);
+			if (r == 0 && store_txn_release(t) == 0)
+				continue;
+			store_txn_rollback_to(t);
+			fail_op(op, err ? err : "store: operation failed");
+			if (op->delivery)
+				log_error("%s: store failed: %s", ((struct dop *)op)->d->qid,
+					  op->error);
+			FREE(err);
+		}
+		if (store_txn_commit(t, &err) < 0) {
+			log_error("%s", err);
+			for (struct store_op *op = batch; op; op = op->next)
+				fail_op(op, err);
+			FREE(err);
+		}
+	}
+	for (struct store_op *op = batch; op; op = op->next) {
+		if (op->status == 0) {
+			nok++;
+			if (!op->delivery && op->after_commit)
+				op->after_commit(op, w->st);
+		} else if (op->delivery) {
+			unlink_body(w, ((struct dop *)op)->d);
+		}
+	}
+	uv_mutex_lock(&w->mu);
+	w->ops += nok;
+	if (t)
+		w->commits++;
+	uv_mutex_unlock(&w->mu);
+	if (t)
+		log_debug("store: commit ops=%zu ms=%llu", n,
+			  (unsigned long long)(now_ms() - t0));
+}
+
+static void writer_main(void *arg)
+{
+	struct store_writer *w = arg;
+
+	uv_mutex_lock(&w->mu);
+	for (;;) {
+		struct store_op *batch, **tail;
+		size_t n = 0;
+
+		while (!w->queue && !(w->stopping && w->writing == 0))
+			uv_cond_wait(&w->cond, &w->mu);
+		if (!w->queue)
+			break;
+		/* take up to batch_max operations */
+		batch = w->queue;
+		tail = &w->queue;
+		while (*tail && n < w->batch_max) {
+			tail = &(*tail)->next;
+			n++;
+		}
+		w->queue = *tail;
+		if (!w->queue)
+			w->queue_tail = &w->queue;
+		*tail = NULL;
+		uv_mutex_unlock(&w->mu);
+
+		process_batch(w, batch, n);
+
+		uv_mutex_lock(&w->mu);
+		*w->done_tail = batch;
+		while (*w->done_tail)
+			w->done_tail = &(*w->done_tail)->next;
+		uv_mutex_unlock(&w->mu);
+		uv_async_send(w->async);
+		uv_mutex_lock(&w->mu);
+	}
+	uv_mutex_unlock(&w->mu);
+}
+
+/* ---- public ---- */
+
+struct store_writer *store_writer_start(uv_loop_t *loop, struct store *st, size_t batch_max)
+{
+	struct store_writer *w = xcalloc(1, sizeof(*w));
+
+	w->loop = loop;
+	w->st = st;
+	w->batch_max = batch_max ? batch_max : 1;
+	w->queue_tail = &w->queue;
+	w->done_tail = &w->done;
+	w->async = xcalloc(1, sizeof(*w->async));
+	if (uv_mutex_init(&w->mu) != 0 || uv_cond_init(&w->cond) != 0)
+		log_fatal("store: cannot create writer mutex");
+	if (uv_async_init(loop, w->async, on_async) != 0)
+		log_fatal("store: cannot create writer async handle");
+	w->async->data = w;
+	if (uv_thread_create(&w->thread, writer_main, w) != 0)
+		log_fatal("store: cannot start writer thread");
+	return w;
+}
+
+void store_writer_stop(struct store_writer **wp)
+{
+	struct store_writer *w = wp ? *wp : NULL;
+
+	if (!w)
+		return;
+	uv_mutex_lock(&w->mu);
+	w->stopping = true;
+	uv_cond_signal(&w->cond);
+	uv_mutex_unlock(&w->mu);
+	uv_thread_join(&w->thread);
+
+	run_completions(take_completions(w));
+	w->async->data = NULL;
+	uv_close((uv_handle_t *)w->async, on_async_closed);
+	uv_cond_destroy(&w->cond);
+	uv_mutex_destroy(&w->mu);
+	free(w);
+	*wp = NULL;
+}
+
+void store_deliver(struct store_writer *w, struct delivery *d)
+{
+	struct dop *dp = xcalloc(1, sizeof(*dp));
+	int r;
+
+	dp->d = d;
+	dp->op.delivery = d;
+	d->status = 0;
+	d->error = NULL;
+	d->uids = NULL;
+	d->relpath[0] = '\0';
+	d->w = w;
+	d->next = NULL;
+	d->work.data = dp;
+
+	uv_mutex_lock(&w->mu);
+	assert(!w->stopping);
+	w->writing++;
+	uv_mutex_unlock(&w->mu);
+	r = uv_queue_work(w->loop, &d->work, deliver_work, deliver_after_work);
+	if (r != 0) {
+		uv_mutex_lock(&w->mu);
+		w->writing--;
+		uv_cond_signal(&w->cond);
+		uv_mutex_unlock(&w->mu);
+		/* Cannot happen with a valid loop and callbacks; report it anyway. */
+		dp->op.status = -1;
+		dp->op.error = xasprintf("%s: cannot queue work: %s", d->qid, uv_strerror(r));
+		dp->after_work_done = true;
+		finish_delivery(dp);
+	}
+}
+
+void store_submit(struct store_writer *w, struct store_op *op)
+{
+	op->status = 0;
+	op->error = NULL;
+	op->delivery = NULL;
+	op->next = NULL;
+	uv_mutex_lock(&w->mu);
+	assert(!w->stopping);
+	*w->queue_tail = op;
+	w->queue_tail = &op->next;
+	uv_cond_signal(&w->cond);
+	uv_mutex_unlock(&w->mu);
+}
+
+void store_writer_stats(struct store_writer *w, uint64_t *ops_r, uint64_t *commits_r)
+{
+	uv_mutex_lock(&w->mu);
+	*ops_r = w->ops;
+	*commits_r = w->commits;
+	uv_mutex_unlock(&w->mu);
+}
