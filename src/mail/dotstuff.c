@@ -9,9 +9,11 @@
  * Only BOL '.' CR LF ends the data.  A bare LF is counted and written as
  * CR LF; a bare CR is counted and written as it is.
  *
- * A line begun by a bare LF is still a line for unstuffing (its leading dot
- * is removed) but can never end the data: BOL, DOT and DOTCR carry the flag
- * DS_AFTER_LF, and "LF . CR LF" is written as an empty line instead. */
+ * A bare LF is not a line end for SMTP: what follows it is data.  A client
+ * that follows RFC 5321 stuffs only dots after CR LF, so a '.' after a bare
+ * LF is content and is kept ("a LF . LF" is stored as "a CR LF . CR LF"),
+ * and it can never end the data (SMTP smuggling).  The DS_AFTER_LF flag is
+ * kept for the DOTCR case where the LF arrives after a real line start. */
 #include "mail/dotstuff.h"
 
 #include <assert.h>
@@ -82,7 +84,7 @@ size_t dot_decode(struct dot_decoder *d, const char *in, size_t len, struct buf 
 			} else if (c == '\n') {
 				d->bare_lf++;
 				emit(d, out, "\r\n", 2);
-				d->state = DS_BOL | DS_AFTER_LF;
+				d->state = DS_MID;
 				i++;
 			} else {
 				size_t k = plain_run(in + i, len - i);

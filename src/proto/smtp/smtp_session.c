@@ -1,0 +1,913 @@
+/* smtp_session.c - the SMTP server session.  See smtp_session.h.
+ *
+ * Flow: every command line goes through smtp_parse_command(), then the
+ * generic rules of cmd_table (allowed states), then its handler.  RCPT
+ * lookups run in server_job() and deliveries in store_deliver(); the
+ * connection is paused meanwhile so that pipelined commands wait and the
+ * replies go out in order.  DATA and BDAT switch the connection to raw
+ * mode and collect the message into a buffer bounded by
+ * message_size_limit. */
+#include "proto/smtp/smtp_session.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "mail/addr.h"
+#include "mail/dotstuff.h"
+#include "proto/server.h"
+#include "proto/smtp/smtp_parser.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+#define ADDR_TEXT_MAX (ADDR_PATH_MAX * 2)
+
+/* Session states; a command's table entry lists where it is allowed. */
+enum {
+	ST_CONNECT = 1 << 0,   /* no HELO/EHLO yet */
+	ST_GREETED = 1 << 1,   /* HELO/EHLO done, no transaction */
+	ST_MAIL = 1 << 2,      /* MAIL accepted, no recipient yet */
+	ST_RCPT = 1 << 3,      /* at least one recipient accepted */
+	ST_BDAT = 1 << 4,      /* BDAT chunks received, LAST not yet */
+	ST_ANY = ST_CONNECT | ST_GREETED | ST_MAIL | ST_RCPT | ST_BDAT,
+};
+
+enum raw_kind { RAW_NONE, RAW_DATA, RAW_BDAT };
+
+/* What happens to the bytes of the BDAT chunk being received. */
+enum bdat_fate {
+	BDAT_KEEP,             /* appended to the message */
+	BDAT_TOO_BIG,          /* discarded, 552, transaction dropped */
+	BDAT_NO_TXN,           /* discarded, 503 */
+	BDAT_NO_RCPT,          /* discarded, 554 */
+};
+
+struct rcpt_entry {
+	int64_t mailbox_id;
+	char addr[ADDR_TEXT_MAX];  /* as the client gave it */
+};
+
+struct smtp_session {
+	struct conn *c;
+	struct server *srv;
+	const struct conf *cfg;
+	unsigned state;
+	bool esmtp;                /* EHLO (not HELO) */
+	char helo[SMTP_HELO_MAX + 1];
+
+	/* transaction */
+	char from[ADDR_TEXT_MAX];
+	bool smtputf8;
+	struct rcpt_entry *rcpts;
+	size_t nrcpts, caprcpts;
+	struct buf msg;            /* message data, max message_size_limit */
+
+	/* raw input */
+	enum raw_kind raw;
+	struct dot_decoder dot;
+	uint64_t bdat_left;        /* bytes of the current chunk still to come */
+	uint64_t bdat_size;
+	bool bdat_last;
+	enum bdat_fate bdat_fate;
+	bool bdat_prev_cr;
+	size_t bdat_bare_lf;
+	bool bdat_overflow;
+	bool deadline_set;
+
+	/* asynchronous work */
+	bool job_running;          /* RCPT lookup */
+	bool delivering;
+	bool shutdown_pending;     /* 421 once the delivery is done */
+	struct delivery dlv;
+	int64_t *mailbox_ids;
+	char *dlv_data;
+	size_t dlv_size;
+	size_t dlv_nrcpts;
+
+	/* counters */
+	int64_t errors;
+	unsigned counts[SMTP_VERB_COUNT];
+	unsigned commands;
+};
+
+struct smtp_cmd_def {
+	enum smtp_verb verb;
+	void (*handler)(struct smtp_session *s, const struct smtp_command *cmd);
+	unsigned states;
+};
+
+static const char *hostname(const struct smtp_session *s)
+{
+	return s->cfg->hostname;
+}
+
+static size_t size_limit(const struct smtp_session *s)
+{
+	return (size_t)s->cfg->message_size_limit;
+}
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	conn_write(s->c, line, (size_t)n);
+}
+
+static const char *state_name(const struct smtp_session *s)
+{
+	switch (s->raw) {
+	case RAW_DATA:
+		return "DATA";
+	case RAW_BDAT:
+		return "BDAT";
+	case RAW_NONE:
+		break;
+	}
+	if (s->delivering)
+		return "END-OF-MESSAGE";
+	if (s->job_running)
+		return "RCPT";
+	switch (s->state) {
+	case ST_CONNECT:
+		return "CONNECT";
+	case ST_GREETED:
+		return s->esmtp ? "EHLO" : "HELO";
+	case ST_MAIL:
+		return "MAIL";
+	case ST_RCPT:
+		return "RCPT";
+	case ST_BDAT:
+		return "BDAT";
+	default:
+		return "?";
+	}
+}
+
+/* A reply the client caused: counted; at smtp_max_errors the session ends.
+ * Returns true when the connection was closed. */
+static bool err(struct smtp_session *s, const char *line)
+{
+	reply(s, "%s", line);
+	s->errors++;
+	if (s->cfg->smtp_max_errors > 0 && s->errors >= s->cfg->smtp_max_errors) {
+		log_info("conn=%s smtp: too many errors (%" PRId64 ") from [%s]", s->c->idstr,
+			 s->errors, s->c->peer);
+		reply(s, "421 4.7.0 %s Too many errors", hostname(s));
+		conn_close(s->c, "too many errors");
+		return true;
+	}
+	return false;
+}
+
+/* Log a refused MAIL or RCPT, Postfix style. */
+static void log_reject(struct smtp_session *s, const char *cmd, const char *line, const char *to)
+{
+	if (to != NULL)
+		log_info("conn=%s smtp: reject: %s from [%s]: %s; from=<%s> to=<%s>", s->c->idstr,
+			 cmd, s->c->peer, line, s->from, to);
+	else
+		log_info("conn=%s smtp: reject: %s from [%s]: %s; from=<%s>", s->c->idstr, cmd,
+			 s->c->peer, line, s->from);
+}
+
+static void set_deadline(struct smtp_session *s)
+{
+	conn_set_deadline(s->c, (uint64_t)s->cfg->smtp_data_timeout);
+	s->deadline_set = true;
+}
+
+static void clear_deadline(struct smtp_session *s)
+{
+	if (s->deadline_set) {
+		conn_clear_deadline(s->c);
+		s->deadline_set = false;
+	}
+}
+
+/* Forget the mail transaction (RSET, end of message, EHLO, STARTTLS). */
+static void reset_txn(struct smtp_session *s)
+{
+	s->from[0] = '\0';
+	s->smtputf8 = false;
+	s->nrcpts = 0;
+	buf_free(&s->msg);
+	s->bdat_prev_cr = false;
+	s->bdat_bare_lf = 0;
+	s->bdat_overflow = false;
+	clear_deadline(s);
+	s->state = s->helo[0] != '\0' ? ST_GREETED : ST_CONNECT;
+}
+
+/* ---- delivery ---------------------------------------------------------- */
+
+static const char *proto_name(const struct smtp_session *s)
+{
+	if (s->smtputf8)
+		return s->c->tls ? "UTF8SMTPS" : "UTF8SMTP";
+	if (!s->esmtp)
+		return "SMTP";
+	return s->c->tls ? "ESMTPS" : "ESMTP";
+}
+
+/* Return-Path and Received (RFC 5321 4.4) for queue id qid. */
+static void trace_headers(struct smtp_session *s, const char *qid, struct buf *h)
+{
+	char date[64];
+	rfc5322_date(now_unix(), date, sizeof(date));
+	buf_printf(h, "Return-Path: <%s>\r\n", s->from);
+	buf_printf(h, "Received: from %s ([%s])\r\n\tby %s (Yubin) with %s id %s",
+		   s->helo[0] != '\0' ? s->helo : "unknown", s->c->peer, hostname(s),
+		   proto_name(s), qid);
+	if (s->c->tls)
+		buf_printf(h, "\r\n\t(version=%s cipher=%s bits=%d)", s->c->tls_version,
+			   s->c->tls_cipher, s->c->tls_bits);
+	if (s->nrcpts == 1)
+		buf_printf(h, "\r\n\tfor <%s>", s->rcpts[0].addr);
+	buf_printf(h, "; %s\r\n", date);
+}
+
+static void free_delivery(struct smtp_session *s)
+{
+	FREE(s->dlv.uids);
+	FREE(s->dlv.error);
+	FREE(s->dlv_data);
+	FREE(s->mailbox_ids);
+}
+
+static void deliver_done(struct delivery *d)
+{
+	struct smtp_session *s = d->arg;
+	struct conn *c = s->c;
+
+	s->delivering = false;
+	if (d->status == 0) {
+		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu", d->qid, s->from, s->dlv_size,
+			 s->dlv_nrcpts);
+		for (size_t i = 0; i < s->dlv_nrcpts && i < s->nrcpts; i++)
+			log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s uid=%" PRIu32
+				 ")", d->qid, s->rcpts[i].addr, STORE_INBOX,
+				 d->uids != NULL ? d->uids[i] : 0);
+	} else {
+		log_error("%s: delivery failed, conn=%s from=<%s>: %s", d->qid, c->idstr, s->from,
+			  d->error != NULL ? d->error : "unknown error");
+	}
+	if (!conn_is_closed(c)) {
+		if (d->status == 0)
+			reply(s, "250 2.0.0 Ok: queued as %s", d->qid);
+		else
+			reply(s, "451 4.3.0 Error: queue file write error");
+		reset_txn(s);
+		if (s->shutdown_pending) {
+			reply(s, "421 4.3.2 Service shutting down");
+			conn_close(c, "shutdown");
+		} else {
+			conn_resume(c);
+		}
+	}
+	free_delivery(s);
+	conn_release(c);
+}
+
+/* The message is complete in s->msg: check it, then hand it to the store. */
+static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf)
+{
+	clear_deadline(s);
+	if (overflow) {
+		log_reject(s, "END-OF-MESSAGE", "552 5.3.4 Message size exceeds fixed limit", NULL);
+		reset_txn(s);
+		err(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	if (bare_lf > 0 && s->cfg->smtp_bare_newline == BARE_NEWLINE_REJECT) {
+		log_reject(s, "END-OF-MESSAGE", "550 5.5.2 Bare LF not allowed", NULL);
+		reset_txn(s);
+		err(s, "550 5.5.2 Bare LF not allowed");
+		return;
+	}
+
+	struct delivery *d = &s->dlv;
+	memset(d, 0, sizeof(*d));
+	queue_id_new(d->qid);
+
+	struct buf h;
+	buf_init(&h, 4096 + ADDR_TEXT_MAX * 2 + SMTP_HELO_MAX);
+	trace_headers(s, d->qid, &h);
+	s->dlv_size = h.len + s->msg.len;
+	s->dlv_data = xmalloc(s->dlv_size + 1);
+	memcpy(s->dlv_data, h.data, h.len);
+	if (s->msg.len > 0)
+		memcpy(s->dlv_data + h.len, s->msg.data, s->msg.len);
+	s->dlv_data[s->dlv_size] = '\0';
+	buf_free(&h);
+	buf_free(&s->msg);
+
+	s->mailbox_ids = xreallocarray(NULL, s->nrcpts, sizeof(*s->mailbox_ids));
+	for (size_t i = 0; i < s->nrcpts; i++)
+		s->mailbox_ids[i] = s->rcpts[i].mailbox_id;
+	s->dlv_nrcpts = s->nrcpts;
+
+	d->data = s->dlv_data;
+	d->len = s->dlv_size;
+	d->mailbox_ids = s->mailbox_ids;
+	d->nmailboxes = s->nrcpts;
+	d->internaldate = now_unix();
+	d->done = deliver_done;
+	d->arg = s;
+
+	s->delivering = true;
+	conn_hold(s->c);
+	conn_pause(s->c);
+	store_deliver(s->srv->writer, d);
+}
+
+/* ---- raw input: DATA and BDAT ------------------------------------------ */
+
+static void end_raw(struct smtp_session *s)
+{
+	s->raw = RAW_NONE;
+	conn_set_raw(s->c, false);
+}
+
+static void finish_data(struct smtp_session *s)
+{
+	end_raw(s);
+	finish_message(s, s->dot.overflow, s->dot.bare_lf);
+}
+
+/* Append a BDAT piece with bare LFs turned into CR LF. */
+static void bdat_append(struct smtp_session *s, const char *p, size_t n)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : s->bdat_prev_cr)) {
+			if (buf_append(&s->msg, p + start, i - start) < 0 ||
+			    buf_append(&s->msg, "\r\n", 2) < 0)
+				s->bdat_overflow = true;
+			s->bdat_bare_lf++;
+			start = i + 1;
+		}
+	}
+	if (buf_append(&s->msg, p + start, n - start) < 0)
+		s->bdat_overflow = true;
+	if (n > 0)
+		s->bdat_prev_cr = p[n - 1] == '\r';
+}
+
+static void finish_bdat_chunk(struct smtp_session *s)
+{
+	if (s->raw == RAW_BDAT)
+		end_raw(s);
+	switch (s->bdat_fate) {
+	case BDAT_NO_TXN:
+		err(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	case BDAT_NO_RCPT:
+		err(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	case BDAT_TOO_BIG:
+		log_reject(s, "BDAT", "552 5.3.4 Message size exceeds fixed limit", NULL);
+		reset_txn(s);
+		err(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	case BDAT_KEEP:
+		break;
+	}
+	if (!s->bdat_last) {
+		if (s->bdat_overflow) {
+			log_reject(s, "BDAT", "552 5.3.4 Message size exceeds fixed limit", NULL);
+			reset_txn(s);
+			err(s, "552 5.3.4 Message size exceeds fixed limit");
+			return;
+		}
+		reply(s, "250 2.0.0 %" PRIu64 " octets received", s->bdat_size);
+		return;
+	}
+	/* A message that does not end its last line gets the CR LF. */
+	if (s->msg.len > 0 && (s->msg.len < 2 || s->msg.data[s->msg.len - 2] != '\r' ||
+			       s->msg.data[s->msg.len - 1] != '\n')) {
+		if (s->msg.data[s->msg.len - 1] == '\r') {
+			if (buf_append(&s->msg, "\n", 1) < 0)
+				s->bdat_overflow = true;
+		} else if (buf_append(&s->msg, "\r\n", 2) < 0) {
+			s->bdat_overflow = true;
+		}
+	}
+	finish_message(s, s->bdat_overflow, s->bdat_bare_lf);
+}
+
+static size_t smtp_on_raw(struct conn *c, const char *data, size_t len)
+{
+	struct smtp_session *s = c->proto;
+
+	if (s->raw == RAW_DATA) {
+		size_t n = dot_decode(&s->dot, data, len, &s->msg);
+		if (s->dot.done)
+			finish_data(s);
+		return n;
+	}
+	if (s->raw == RAW_BDAT) {
+		size_t n = len;
+		if ((uint64_t)n > s->bdat_left)
+			n = (size_t)s->bdat_left;
+		if (s->bdat_fate == BDAT_KEEP)
+			bdat_append(s, data, n);
+		s->bdat_left -= n;
+		if (s->bdat_left == 0)
+			finish_bdat_chunk(s);
+		return n;
+	}
+	/* Not expecting raw bytes: leave them for line mode. */
+	conn_set_raw(c, false);
+	return 0;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	char name[SMTP_HELO_MAX + 1];
+	const char *r;
+	if (smtp_parse_helo(cmd->arg, cmd->arg_len, name, sizeof(name), &r) < 0) {
+		err(s, cmd->verb == SMTP_VERB_HELO ? "501 5.5.4 Syntax: HELO hostname" : r);
+		return;
+	}
+	memcpy(s->helo, name, sizeof(name));
+	s->esmtp = cmd->verb == SMTP_VERB_EHLO;
+	reset_txn(s);
+	if (!s->esmtp) {
+		reply(s, "250 %s", hostname(s));
+		return;
+	}
+	reply(s, "250-%s", hostname(s));
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %" PRId64, s->cfg->message_size_limit);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	if (conn_tls_available(s->c) && !s->c->tls)
+		reply(s, "250-STARTTLS");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250 CHUNKING");
+}
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_mail_args m;
+	const char *r;
+	if (smtp_parse_mail(cmd->arg, cmd->arg_len, &m, &r) < 0) {
+		log_reject(s, "MAIL", r, NULL);
+		err(s, r);
+		return;
+	}
+	if (m.has_size && m.size > (uint64_t)s->cfg->message_size_limit) {
+		r = "552 5.3.4 Message size exceeds fixed maximum message size";
+		log_reject(s, "MAIL", r, NULL);
+		err(s, r);
+		return;
+	}
+	addr_format(&m.from, s->from, sizeof(s->from));
+	s->smtputf8 = m.smtputf8;
+	s->nrcpts = 0;
+	s->state = ST_MAIL;
+	reply(s, "250 2.1.0 Ok");
+}
+
+/* RCPT lookup, on a worker thread. */
+struct rcpt_job {
+	struct smtp_session *s;
+	struct store *store;
+	char addr[ADDR_TEXT_MAX];       /* as given, for replies and logs */
+	char lookup[ADDR_TEXT_MAX];     /* what to resolve first */
+	const char *postmaster;         /* fallback for postmaster@local-domain */
+	bool bare_postmaster;           /* lookup is cfg->postmaster itself */
+	int rc;
+	struct rcpt_info info;
+};
+
+static void rcpt_work(void *arg)
+{
+	struct rcpt_job *j = arg;
+	if (j->lookup[0] == '\0') {
+		/* Bare <Postmaster> with no postmaster configured. */
+		j->rc = 0;
+		j->info.status = RCPT_UNKNOWN_USER;
+		return;
+	}
+	j->rc = store_resolve_rcpt(j->store, j->lookup, &j->info);
+	if (j->rc == 0 && j->bare_postmaster && j->info.status == RCPT_NOT_LOCAL)
+		j->info.status = RCPT_UNKNOWN_USER;
+	if (j->rc == 0 && j->info.status == RCPT_UNKNOWN_USER && j->postmaster != NULL &&
+	    j->postmaster[0] != '\0') {
+		j->rc = store_resolve_rcpt(j->store, j->postmaster, &j->info);
+		/* A postmaster account outside our domains is a config error:
+		 * the address is still ours, so it is an unknown user. */
+		if (j->rc == 0 && j->info.status == RCPT_NOT_LOCAL)
+			j->info.status = RCPT_UNKNOWN_USER;
+	}
+}
+
+static void rcpt_done(void *arg)
+{
+	struct rcpt_job *j = arg;
+	struct smtp_session *s = j->s;
+	struct conn *c = s->c;
+	char line[ADDR_TEXT_MAX + 128];
+
+	s->job_running = false;
+	if (conn_is_closed(c)) {
+		free(j);
+		return;
+	}
+	bool closed = false;
+	if (j->rc < 0) {
+		log_error("conn=%s smtp: recipient lookup failed for <%s>: store error",
+			  c->idstr, j->addr);
+		reply(s, "451 4.3.0 <%s>: Temporary lookup failure", j->addr);
+	} else if (j->info.status == RCPT_NOT_LOCAL) {
+		snprintf(line, sizeof(line), "554 5.7.1 <%s>: Relay access denied", j->addr);
+		log_reject(s, "RCPT", line, j->addr);
+		closed = err(s, line);
+	} else if (j->info.status == RCPT_UNKNOWN_USER) {
+		snprintf(line, sizeof(line),
+			 "550 5.1.1 <%s>: Recipient address rejected: User unknown", j->addr);
+		log_reject(s, "RCPT", line, j->addr);
+		closed = err(s, line);
+	} else {
+		bool dup = false;
+		for (size_t i = 0; i < s->nrcpts; i++)
+			if (s->rcpts[i].mailbox_id == j->info.mailbox_id)
+				dup = true;
+		if (!dup) {
+			if (s->nrcpts == s->caprcpts) {
+				s->caprcpts = s->caprcpts ? s->caprcpts * 2 : 8;
+				s->rcpts = xreallocarray(s->rcpts, s->caprcpts, sizeof(*s->rcpts));
+			}
+			struct rcpt_entry *e = &s->rcpts[s->nrcpts++];
+			e->mailbox_id = j->info.mailbox_id;
+			memcpy(e->addr, j->addr, sizeof(e->addr));
+		}
+		s->state = ST_RCPT;
+		reply(s, "250 2.1.5 Ok");
+	}
+	free(j);
+	if (!closed)
+		conn_resume(c);
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_rcpt_args r;
+	const char *rl;
+	char addr[ADDR_TEXT_MAX];
+	char line[ADDR_TEXT_MAX + 128];
+
+	if (smtp_parse_rcpt(cmd->arg, cmd->arg_len, s->smtputf8, &r, &rl) < 0) {
+		log_reject(s, "RCPT", rl, NULL);
+		err(s, rl);
+		return;
+	}
+	addr_format(&r.to, addr, sizeof(addr));
+	if (s->cfg->smtp_max_recipients > 0 &&
+	    (int64_t)s->nrcpts >= s->cfg->smtp_max_recipients) {
+		/* Not counted as an error: clients retry the rest later. */
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (!r.to.postmaster && (addr_local_has_route_chars(&r.to) || r.to.literal)) {
+		snprintf(line, sizeof(line), "554 5.7.1 <%s>: Relay access denied", addr);
+		log_reject(s, "RCPT", line, addr);
+		err(s, line);
+		return;
+	}
+
+	struct rcpt_job *j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->store = s->srv->store;
+	memcpy(j->addr, addr, sizeof(j->addr));
+	if (r.to.postmaster) {
+		/* Bare <Postmaster>: always ours (RFC 5321 4.5.1). */
+		snprintf(j->lookup, sizeof(j->lookup), "%s", s->cfg->postmaster);
+		j->bare_postmaster = true;
+	} else {
+		memcpy(j->lookup, addr, sizeof(j->lookup));
+		if (str_ieq(r.to.local, "postmaster"))
+			j->postmaster = s->cfg->postmaster;
+	}
+	s->job_running = true;
+	conn_pause(s->c);
+	server_job(s->srv, s->c, rcpt_work, rcpt_done, j);
+}
+
+static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	if (s->nrcpts == 0) {
+		err(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	buf_free(&s->msg);
+	buf_init(&s->msg, size_limit(s));
+	dot_decoder_init(&s->dot);
+	s->raw = RAW_DATA;
+	conn_set_raw(s->c, true);
+	set_deadline(s);
+}
+
+static void cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	uint64_t n;
+	bool last;
+	const char *r;
+	if (smtp_parse_bdat(cmd->arg, cmd->arg_len, &n, &last, &r) < 0) {
+		err(s, r);
+		return;
+	}
+	s->bdat_size = n;
+	s->bdat_last = last;
+	if (s->state == ST_RCPT) {
+		buf_free(&s->msg);
+		buf_init(&s->msg, size_limit(s));
+		s->bdat_prev_cr = false;
+		s->bdat_bare_lf = 0;
+		s->bdat_overflow = false;
+		s->state = ST_BDAT;
+		set_deadline(s);
+	}
+	if (s->state == ST_BDAT)
+		s->bdat_fate = n > (uint64_t)buf_room(&s->msg) ? BDAT_TOO_BIG : BDAT_KEEP;
+	else if (s->state == ST_MAIL)
+		s->bdat_fate = BDAT_NO_RCPT;
+	else
+		s->bdat_fate = BDAT_NO_TXN;
+	if (n == 0) {
+		finish_bdat_chunk(s);
+		return;
+	}
+	s->bdat_left = n;
+	s->raw = RAW_BDAT;
+	conn_set_raw(s->c, true);
+}
+
+static void cmd_rset(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reset_txn(s);
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "221 2.0.0 Bye");
+	conn_close(s->c, "quit");
+}
+
+static void cmd_vrfy(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "252 2.1.5 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	err(s, "502 5.5.1 Error: command not implemented");
+}
+
+static void cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP "
+		 "STARTTLS; see RFC 5321");
+}
+
+static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	err(s, "503 5.5.1 Error: authentication not enabled");
+}
+
+static void cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	if (s->c->tls) {
+		err(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!conn_tls_available(s->c)) {
+		err(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	if (conn_start_tls(s->c) < 0) {
+		log_error("conn=%s smtp: STARTTLS failed to start", s->c->idstr);
+		conn_close(s->c, "STARTTLS failed");
+	}
+}
+
+static const struct smtp_cmd_def cmd_table[SMTP_VERB_COUNT] = {
+	[SMTP_VERB_HELO] = {SMTP_VERB_HELO, cmd_helo, ST_ANY},
+	[SMTP_VERB_EHLO] = {SMTP_VERB_EHLO, cmd_helo, ST_ANY},
+	[SMTP_VERB_MAIL] = {SMTP_VERB_MAIL, cmd_mail, ST_GREETED},
+	[SMTP_VERB_RCPT] = {SMTP_VERB_RCPT, cmd_rcpt, ST_MAIL | ST_RCPT},
+	[SMTP_VERB_DATA] = {SMTP_VERB_DATA, cmd_data, ST_MAIL | ST_RCPT},
+	/* BDAT must consume its chunk in every state: its handler decides. */
+	[SMTP_VERB_BDAT] = {SMTP_VERB_BDAT, cmd_bdat, ST_ANY},
+	[SMTP_VERB_RSET] = {SMTP_VERB_RSET, cmd_rset, ST_ANY},
+	[SMTP_VERB_NOOP] = {SMTP_VERB_NOOP, cmd_noop, ST_ANY},
+	[SMTP_VERB_QUIT] = {SMTP_VERB_QUIT, cmd_quit, ST_ANY},
+	[SMTP_VERB_VRFY] = {SMTP_VERB_VRFY, cmd_vrfy, ST_ANY},
+	[SMTP_VERB_EXPN] = {SMTP_VERB_EXPN, cmd_expn, ST_ANY},
+	[SMTP_VERB_HELP] = {SMTP_VERB_HELP, cmd_help, ST_ANY},
+	[SMTP_VERB_STARTTLS] = {SMTP_VERB_STARTTLS, cmd_starttls, ST_ANY},
+	[SMTP_VERB_AUTH] = {SMTP_VERB_AUTH, cmd_auth, ST_ANY},
+};
+
+/* The 503 for a command given in a state its entry does not allow. */
+static const char *bad_state_reply(const struct smtp_session *s, enum smtp_verb verb)
+{
+	if (verb == SMTP_VERB_MAIL) {
+		if (s->state == ST_CONNECT)
+			return "503 5.5.1 Error: send HELO/EHLO first";
+		return "503 5.5.1 Error: nested MAIL command";
+	}
+	if (s->state == ST_BDAT)
+		return "503 5.5.1 Error: BDAT transaction in progress";
+	return "503 5.5.1 Error: need MAIL command";
+}
+
+/* ---- connection callbacks ---------------------------------------------- */
+
+static void smtp_on_open(struct conn *c)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	s->c = c;
+	s->srv = c->server;
+	s->cfg = s->srv->cfg;
+	s->state = ST_CONNECT;
+	buf_init(&s->msg, size_limit(s));
+	c->proto = s;
+	conn_set_max_line(c, SMTP_MAX_LINE);
+	conn_set_timeouts(c, (uint64_t)s->cfg->smtp_timeout, (uint64_t)s->cfg->command_timeout);
+	log_info("conn=%s smtp: connect from [%s]:%d", c->idstr, c->peer, c->peer_port);
+	reply(s, "220 %s ESMTP Yubin", hostname(s));
+}
+
+static void smtp_on_line(struct conn *c, char *line, size_t len)
+{
+	struct smtp_session *s = c->proto;
+	struct smtp_command cmd;
+	const char *r;
+
+	if (conn_is_closed(c))
+		return;
+	s->commands++;
+	int rc = smtp_parse_command(line, len, &cmd, &r);
+	s->counts[cmd.verb]++;
+	if (rc < 0) {
+		err(s, r);
+		return;
+	}
+	const struct smtp_cmd_def *def = &cmd_table[cmd.verb];
+	if ((def->states & s->state) == 0) {
+		err(s, bad_state_reply(s, cmd.verb));
+		return;
+	}
+	def->handler(s, &cmd);
+}
+
+static void smtp_on_line_too_long(struct conn *c)
+{
+	struct smtp_session *s = c->proto;
+	if (conn_is_closed(c))
+		return;
+	s->commands++;
+	s->counts[SMTP_VERB_UNKNOWN]++;
+	err(s, "500 5.5.2 Line too long");
+}
+
+static void smtp_on_line_nul(struct conn *c)
+{
+	struct smtp_session *s = c->proto;
+	if (conn_is_closed(c))
+		return;
+	s->commands++;
+	s->counts[SMTP_VERB_UNKNOWN]++;
+	err(s, "500 5.5.2 NUL byte not allowed");
+}
+
+static void smtp_on_timeout(struct conn *c, enum conn_timeout which)
+{
+	struct smtp_session *s = c->proto;
+	static const char *const names[] = {"idle", "command", "data deadline"};
+	log_info("conn=%s smtp: timeout (%s) after %s from [%s]", c->idstr,
+		 (unsigned)which < ARRAY_LEN(names) ? names[which] : "?", state_name(s), c->peer);
+	reply(s, "421 4.4.2 %s Error: timeout exceeded", hostname(s));
+	conn_close(c, "timeout");
+}
+
+static void smtp_on_tls(struct conn *c, bool ok)
+{
+	struct smtp_session *s = c->proto;
+	if (!ok) {
+		conn_close(c, "TLS handshake failed");
+		return;
+	}
+	/* RFC 3207 4.2: forget everything learnt before the handshake. */
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	reset_txn(s);
+	log_info("conn=%s smtp: STARTTLS from [%s] version=%s cipher=%s", c->idstr, c->peer,
+		 c->tls_version, c->tls_cipher);
+}
+
+static void smtp_on_shutdown(struct conn *c)
+{
+	struct smtp_session *s = c->proto;
+	if (conn_is_closed(c))
+		return;
+	if (s->delivering) {
+		/* The message is on its way to disk: answer it first. */
+		s->shutdown_pending = true;
+		return;
+	}
+	if (s->raw != RAW_NONE)
+		end_raw(s);
+	reply(s, "421 4.3.2 Service shutting down");
+	conn_close(c, "shutdown");
+}
+
+static void smtp_on_close(struct conn *c, const char *reason)
+{
+	struct smtp_session *s = c->proto;
+	char counts[512];
+	size_t off = 0;
+
+	if (s == NULL)
+		return;
+	counts[0] = '\0';
+	for (int v = 1; v <= SMTP_VERB_COUNT; v++) {
+		/* UNKNOWN last, as Postfix does. */
+		enum smtp_verb verb = v == SMTP_VERB_COUNT ? SMTP_VERB_UNKNOWN : (enum smtp_verb)v;
+		if (s->counts[verb] == 0)
+			continue;
+		int n = snprintf(counts + off, sizeof(counts) - off, " %s=%u",
+				 smtp_verb_info(verb)->logname, s->counts[verb]);
+		if (n < 0 || (size_t)n >= sizeof(counts) - off)
+			break;
+		off += (size_t)n;
+	}
+	log_info("conn=%s smtp: disconnect from [%s]%s commands=%u", c->idstr, c->peer, counts,
+		 s->commands);
+	log_debug("conn=%s smtp: closed: %s", c->idstr, reason != NULL ? reason : "");
+}
+
+static void smtp_on_free(struct conn *c)
+{
+	struct smtp_session *s = c->proto;
+	if (s == NULL)
+		return;
+	buf_free(&s->msg);
+	free(s->rcpts);
+	free_delivery(s);
+	free(s);
+	c->proto = NULL;
+}
+
+const struct conn_handler smtp_conn_handler = {
+	.name = "smtp",
+	.on_open = smtp_on_open,
+	.on_line = smtp_on_line,
+	.on_raw = smtp_on_raw,
+	.on_line_too_long = smtp_on_line_too_long,
+	.on_line_nul = smtp_on_line_nul,
+	.on_timeout = smtp_on_timeout,
+	.on_tls = smtp_on_tls,
+	.on_shutdown = smtp_on_shutdown,
+	.on_close = smtp_on_close,
+	.on_free = smtp_on_free,
+};

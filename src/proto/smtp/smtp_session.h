@@ -1,0 +1,19 @@
+/* smtp_session.h - the SMTP server session (RFC 5321 with PIPELINING,
+ * SIZE, 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS, SMTPUTF8, CHUNKING):
+ * mail from the Internet to local users only.
+ *
+ * yubind attaches smtp_conn_handler to every listen_smtp listener; the
+ * session keeps its state in c->proto and reaches the store through
+ * c->server. */
+#ifndef YUBIN_PROTO_SMTP_SESSION_H
+#define YUBIN_PROTO_SMTP_SESSION_H
+
+#include "core/conn.h"
+
+/* Longest command line accepted (RFC 5321 4.5.3.1.4 says 512; we allow
+ * more for long parameter lists). */
+#define SMTP_MAX_LINE 2048
+
+extern const struct conn_handler smtp_conn_handler;
+
+#endif
