@@ -44,11 +44,6 @@ static void start_reading(struct conn *c);
 static void arm_timer(struct conn *c);
 static void tls_input(struct conn *c);
 
-static struct listener *lst(struct conn *c)
-{
-	return (struct listener *)c->listener;
-}
-
 /* ---- output ---------------------------------------------------------- */
 
 size_t conn_out_pending(const struct conn *c)
@@ -336,14 +331,14 @@ static void tls_input(struct conn *c)
 			const char *why = tls_error_string();
 			log_info("conn=%s %s: TLS handshake failed from [%s]: %s", c->idstr, c->h->name,
 				 c->peer, why);
-			bool implicit = lst(c)->implicit_tls && !c->proto;
+			bool implicit = c->implicit_tls && !c->proto;
 			if (!implicit && c->h->on_tls)
 				c->h->on_tls(c, false);
 			conn_close(c, "TLS handshake failed");
 			return;
 		}
 		tls_established(c);
-		if (c->proto == NULL && lst(c)->implicit_tls)
+		if (c->proto == NULL && c->implicit_tls)
 			c->h->on_open(c);
 		else if (c->h->on_tls)
 			c->h->on_tls(c, true);
@@ -508,12 +503,12 @@ void conn_clear_deadline(struct conn *c)
 
 bool conn_tls_available(const struct conn *c)
 {
-	return lst((struct conn *)c)->reg->tls != NULL;
+	return c->reg->tls != NULL;
 }
 
 int conn_tls_begin(struct conn *c)
 {
-	SSL_CTX *ctx = lst(c)->reg->tls;
+	SSL_CTX *ctx = c->reg->tls;
 	if (ctx == NULL || c->ssl)
 		return -1;
 	c->ssl = SSL_new(ctx);
@@ -530,7 +525,7 @@ int conn_tls_begin(struct conn *c)
 
 int conn_start_tls(struct conn *c)
 {
-	if (lst(c)->reg->tls == NULL || c->ssl)
+	if (c->reg->tls == NULL || c->ssl)
 		return -1;
 	conn_flush(c);
 	/* Whatever the client sent after the command was sent in plaintext
@@ -570,8 +565,7 @@ static void handle_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
 	if (--c->handles_open == 0) {
-		struct listener *l = lst(c);
-		struct conn_registry *reg = l->reg;
+		struct conn_registry *reg = c->reg;
 		/* unlink from the registry */
 		if (c->prev)
 			c->prev->next = c->next;
@@ -638,7 +632,7 @@ void conn_close(struct conn *c, const char *reason)
 void conn_started(struct conn *c)
 {
 	c->last_activity_ms = now_ms();
-	if (lst(c)->implicit_tls) {
+	if (c->implicit_tls) {
 		if (conn_tls_begin(c) < 0) {
 			log_error("conn=%s %s: cannot set up TLS: %s", c->idstr, c->h->name,
 				  tls_error_string());

@@ -26,6 +26,7 @@
 #include "buf.h"
 
 struct conn;
+struct conn_registry;
 struct server;
 
 enum conn_timeout {
@@ -104,8 +105,9 @@ struct conn {
 	bool writing_blocked;
 	bool discarded;
 	size_t writes_in_flight;
-	struct conn *next, *prev; /* server's list */
-	void *listener;
+	struct conn *next, *prev; /* registry's list */
+	struct conn_registry *reg; /* outlives every conn; listeners may not */
+	bool implicit_tls;
 };
 
 /* Output. Bytes are buffered and written when input processing ends or

@@ -95,7 +95,8 @@ static void on_connection(uv_stream_t *server, int status)
 	c->id = ++reg->next_id;
 	snprintf(c->idstr, sizeof c->idstr, "%llx", (unsigned long long)c->id);
 	c->h = l->h;
-	c->listener = l;
+	c->reg = reg;
+	c->implicit_tls = l->implicit_tls;
 	c->server = reg->server;
 	c->tcp.data = c;
 	uv_timer_init(reg->loop, &c->timer);
