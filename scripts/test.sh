@@ -46,18 +46,26 @@ passed=$((passed + ${u_ok:-0}))
 failed=$((failed + ${u_fail:-0} + ${u_skip:-0} + ${u_to:-0}))
 [ -n "${u_ok:-}" ] || failed=$((failed + 1))
 
-# Fuzz: every target for a short run over its seed corpus.
+# Fuzz: every target for a short run over a copy of its seed corpus.
+run_fuzzer() { # binary corpus-dir
+	work=$(mktemp -d)
+	[ -d "$2" ] && cp -r "$2"/. "$work"/
+	if "$1" -max_total_time="$FUZZ_SECONDS" -max_len=4096 -print_final_stats=1 \
+		-artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
+		grep -E 'stat::number_of_executed_units' "$work.log" | sed 's/^/    /'
+		rm -rf "$work" "$work.log"
+		return 0
+	fi
+	tail -40 "$work.log"
+	echo "fuzzer input that failed is kept in $work"
+	return 1
+}
 for f in "$FUZZ"/src/*/fuzz_* "$FUZZ"/src/*/*/fuzz_*; do
-	[ -x "$f" ] || continue
+	[ -f "$f" ] && [ -x "$f" ] || continue
 	name=$(basename "$f" | sed 's/^fuzz_//')
 	corpus=tests/fuzz/$name
 	[ -d "$corpus" ] || corpus=tests/fuzz/$(echo "$name" | sed 's/_parser$//')
-	work=$(mktemp -d)
-	[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
-	step "fuzz $name (${FUZZ_SECONDS}s)" "$f" -max_total_time="$FUZZ_SECONDS" -max_len=4096 \
-		-print_final_stats=0 "$work" -artifact_prefix="$work/" >/dev/null 2>"$work.log" \
-		|| { tail -40 "$work.log"; false; }
-	rm -rf "$work" "$work.log"
+	step "fuzz $name (${FUZZ_SECONDS}s)" run_fuzzer "$f" "$corpus"
 done
 
 # Protocol tests against the sanitizer binaries.

@@ -149,7 +149,7 @@ int listener_open(struct conn_registry *reg, const char *name, const char *addr,
 		snprintf(l->addr, sizeof l->addr, "[%s]:%d", host, port);
 	else
 		snprintf(l->addr, sizeof l->addr, "%s:%d", host, port);
-	log_info("listening proto=%s addr=%s tls=%s", name, l->addr, implicit_tls ? "implicit" : "no");
+	log_notice("listening proto=%s addr=%s tls=%s", name, l->addr, implicit_tls ? "implicit" : "no");
 	*l_r = l;
 	return 0;
 }

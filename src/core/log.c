@@ -29,7 +29,7 @@ bool log_enabled(enum log_level level)
 
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	static const char *const names[] = {"debug", "info", "warning", "error"};
+	static const char *const names[] = {"debug", "info", "warning", "error", "notice"};
 	if (level < minlevel)
 		return;
 	char line[4096];
@@ -65,6 +65,7 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	}
 LOGFN(log_debug, LOG_DEBUG)
 LOGFN(log_info, LOG_INFO)
+LOGFN(log_notice, LOG_NOTICE)
 LOGFN(log_warn, LOG_WARN)
 LOGFN(log_error, LOG_ERROR)
 

@@ -11,7 +11,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+/* LOG_NOTICE is for the few start-up and shutdown lines (listening, ready,
+ * stopped): written whatever log_level says. */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_NOTICE };
 
 void log_init(const char *progname, enum log_level min);
 void log_set_level(enum log_level min);
@@ -19,6 +21,7 @@ bool log_enabled(enum log_level level);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

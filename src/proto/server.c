@@ -11,11 +11,16 @@
 
 struct job {
 	uv_work_t work;
+	struct server *srv;
 	struct conn *c;
 	void (*fn)(void *arg);
 	void (*done)(void *arg);
 	void *arg;
+	bool auth;              /* counts against SERVER_AUTH_PARALLEL */
+	struct job *next;       /* auth queue */
 };
+
+static void auth_next(struct server *srv);
 
 static void job_work(uv_work_t *w)
 {
@@ -26,11 +31,66 @@ static void job_work(uv_work_t *w)
 static void job_after(uv_work_t *w, int status)
 {
 	struct job *j = w->data;
+	struct server *srv = j->srv;
+	bool auth = j->auth;
 	(void)status; /* UV_ECANCELED cannot happen: we never cancel */
 	j->done(j->arg);
 	if (j->c)
 		conn_release(j->c);
 	free(j);
+	if (auth) {
+		srv->auth_running--;
+		auth_next(srv);
+	}
+}
+
+static void job_start(struct job *j)
+{
+	int r = uv_queue_work(j->srv->loop, &j->work, job_work, job_after);
+	if (r != 0) {
+		/* Only fails on bad arguments: run inline rather than lose it. */
+		j->fn(j->arg);
+		job_after(&j->work, 0);
+	}
+}
+
+static void auth_next(struct server *srv)
+{
+	while (srv->auth_running < SERVER_AUTH_PARALLEL && srv->auth_head) {
+		struct job *j = srv->auth_head;
+		srv->auth_head = j->next;
+		if (srv->auth_head == NULL)
+			srv->auth_tail = NULL;
+		if (j->c && conn_is_closed(j->c)) {
+			/* Nobody is waiting for the answer any more. */
+			j->auth = false;
+			job_after(&j->work, 0);
+			continue;
+		}
+		srv->auth_running++;
+		job_start(j);
+	}
+}
+
+void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg),
+		     void (*done)(void *arg), void *arg)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+	j->work.data = j;
+	j->srv = srv;
+	j->c = c;
+	j->fn = work;
+	j->done = done;
+	j->arg = arg;
+	j->auth = true;
+	if (c)
+		conn_hold(c);
+	if (srv->auth_tail)
+		srv->auth_tail->next = j;
+	else
+		srv->auth_head = j;
+	srv->auth_tail = j;
+	auth_next(srv);
 }
 
 void server_job(struct server *srv, struct conn *c, void (*work)(void *arg),
@@ -38,18 +98,14 @@ void server_job(struct server *srv, struct conn *c, void (*work)(void *arg),
 {
 	struct job *j = xcalloc(1, sizeof *j);
 	j->work.data = j;
+	j->srv = srv;
 	j->c = c;
 	j->fn = work;
 	j->done = done;
 	j->arg = arg;
 	if (c)
 		conn_hold(c);
-	int r = uv_queue_work(srv->loop, &j->work, job_work, job_after);
-	if (r != 0) {
-		/* Only fails on bad arguments: run inline rather than lose it. */
-		work(arg);
-		job_after(&j->work, 0);
-	}
+	job_start(j);
 }
 
 bool server_plaintext_ok(const struct server *srv, const struct conn *c)

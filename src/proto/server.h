@@ -14,6 +14,7 @@ struct conf;
 struct store;
 struct store_writer;
 struct conn;
+struct job;
 
 struct server {
 	uv_loop_t *loop;
@@ -25,6 +26,9 @@ struct server {
 	 * time per mailbox).  Loop thread only. */
 	int64_t *pop3_locked;
 	size_t pop3_nlocked, pop3_caplocked;
+	/* Password checks waiting for a slot (server_auth_job). */
+	struct job *auth_head, *auth_tail;
+	size_t auth_running;
 };
 
 /* Run work(arg) on a libuv worker thread, then done(arg) on the loop
@@ -33,6 +37,15 @@ struct server {
  * for work not tied to a connection. */
 void server_job(struct server *srv, struct conn *c, void (*work)(void *arg),
 		void (*done)(void *arg), void *arg);
+
+/* The same for password verification (argon2id: 64 MiB and tens of ms
+ * each): at most SERVER_AUTH_PARALLEL run at once, the rest wait in order,
+ * so a burst of logins (or of wrong passwords) costs queueing time, not
+ * memory.  If the connection has closed by the time a queued check would
+ * start, work() is skipped and done() still runs. */
+#define SERVER_AUTH_PARALLEL 2
+void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg),
+		     void (*done)(void *arg), void *arg);
 
 /* Plaintext passwords allowed on this connection right now (TLS active, or
  * the config allows it for loopback/always). */

@@ -95,7 +95,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	d.stopping = true;
 	d.srv.shutting_down = true;
-	log_info("shutdown: signal %d received; closing %zu listener(s), %zu connection(s) open",
+	log_notice("shutdown: signal %d received; closing %zu listener(s), %zu connection(s) open",
 		 signum, d.nlisteners, d.reg.count);
 	for (size_t i = 0; i < d.nlisteners; i++)
 		listener_close(d.listeners[i]);
@@ -144,7 +144,7 @@ static void drop_privileges(void)
 		log_fatal("cannot switch to user %s: %s", d.cfg.user, strerror(errno));
 	if (setuid(0) == 0)
 		log_fatal("privileges were not dropped (setuid(0) succeeded)");
-	log_info("running as user=%s uid=%d gid=%d", d.cfg.user, (int)pw->pw_uid, (int)pw->pw_gid);
+	log_notice("running as user=%s uid=%d gid=%d", d.cfg.user, (int)pw->pw_uid, (int)pw->pw_gid);
 }
 
 int main(int argc, char **argv)
@@ -252,7 +252,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_timer_init(d.loop, &d.grace);
 
-	log_info("ready pid=%d hostname=%s data_dir=%s tls=%s", (int)getpid(), d.cfg.hostname,
+	log_notice("ready pid=%d hostname=%s data_dir=%s tls=%s", (int)getpid(), d.cfg.hostname,
 		 d.cfg.data_dir, tls ? "yes" : "no");
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	if (!d.store_stopped)
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
 	store_close(&d.srv.store);
 	free(d.srv.pop3_locked);
 	tls_ctx_free(&tls);
-	log_info("stopped");
+	log_notice("stopped");
 	conf_free(&d.cfg);
 	return 0;
 }

@@ -328,7 +328,7 @@ static void start_auth(struct pop3_session *s, const char *method, char *address
 	j->digest = digest;
 	FREE(s->user);
 	conn_pause(s->c);
-	server_job(s->srv, s->c, auth_work, auth_done, j);
+	server_auth_job(s->srv, s->c, auth_work, auth_done, j);
 }
 
 /* ---- RETR / TOP streaming ----------------------------------------------- */

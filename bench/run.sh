@@ -1,0 +1,352 @@
+#!/bin/sh
+# bench/run.sh [BUILD_DIR] - `make bench`: Yubin next to Postfix + Dovecot.
+#
+# Prints figures, never asserts a time.  Exit status 0 unless something broke
+# (yubind would not start, a bench tool failed, messages were lost, yubind
+# did not stop cleanly); the peer half is skipped with a reason when it
+# cannot run (not root, packages missing).
+#
+#  1. disk ceiling: shared/bench/fsync_limit.py on the temp directory
+#  2. a throw-away yubind (temp dir under /tmp), domain example.test,
+#     user1..user100@example.test with password "pass"
+#  3. shared/bench/smtp_accept.sh against yubind, verified over POP3 by
+#     bench/pop3_count.py (APOP logins by default, see BENCH_VERIFY)
+#  4. yubind CPU per message (/proc/PID/stat) and memory (VmRSS, VmHWM)
+#  5. one USER/PASS pass of pop3_count.py (cross-check, cost of a password
+#     login), then shared/bench/pop3_fetch.py
+#  6. the same against Postfix + Dovecot (shared/peers/start.sh --reset),
+#     CPU summed over both process trees (bench/cpu.py)
+#  7. the comparison table (bench/report.py)
+#
+# BUILD_DIR defaults to build (relative to the repository).  Environment:
+#   BENCH_MESSAGES=5000     messages per SMTP run (smtp_accept.sh --messages)
+#   BENCH_SESSIONS=20       parallel SMTP sessions
+#   BENCH_VERIFY=apop       how the POP3 poller logs in: apop (default) or
+#                           pass (USER/PASS: 100 argon2id checks a pass,
+#                           seconds of server CPU each; see docs/BENCH.md)
+#   BENCH_SKIP_FSYNC=1      skip step 1        BENCH_SKIP_PEERS=1  skip step 5
+#   BENCH_KEEP=1            keep the temp directory (logs, data) for a look
+#   BENCH_KIT, BENCH_PEERS  the shared kit (default ../shared/{bench,peers})
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
+YUBIND=$BUILD/src/yubind/yubind
+YUBIN=$BUILD/src/yubin/yubin
+KIT=${BENCH_KIT:-$REPO/../shared/bench}
+PEERKIT=${BENCH_PEERS:-$REPO/../shared/peers}
+MESSAGES=${BENCH_MESSAGES:-5000}
+SESSIONS=${BENCH_SESSIONS:-20}
+VERIFY_LOGIN=${BENCH_VERIFY:-apop}
+APOP_SECRET=bench-apop-secret
+NUSERS=100
+PY=${PYTHON:-python3}
+
+# Deadlines (seconds) for every step; nothing waits forever.
+T_FSYNC=180; T_CLI=60; T_READY=60; T_SMTP=900; T_FETCH=600; T_PEERS=300; T_STOP=30
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ -x "$YUBIND" ] || die "$YUBIND not built (ninja -C $BUILD)"
+[ -x "$YUBIN" ] || die "$YUBIN not built (ninja -C $BUILD)"
+[ -f "$KIT/smtp_accept.sh" ] || die "shared bench kit not found at $KIT"
+case $MESSAGES in ''|*[!0-9]*) die "BENCH_MESSAGES must be a number" ;; esac
+case $SESSIONS in ''|*[!0-9]*) die "BENCH_SESSIONS must be a number" ;; esac
+case $VERIFY_LOGIN in apop|pass) ;; *) die "BENCH_VERIFY must be apop or pass" ;; esac
+
+TMP=$(mktemp -d /tmp/yubin-bench.XXXXXX) || die "mktemp failed"
+chmod 0711 "$TMP"   # yubind drops to nobody and must reach data/
+RESULTS=$TMP/results
+: >"$RESULTS"
+BROKE=0
+YPID=
+PEERS_UP=0
+
+broke() { echo "bench: BROKEN: $*"; BROKE=1; }
+
+# running PID: a live process that is not a zombie (our own unreaped child)
+running() {
+	s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	case $s in Z*) return 1 ;; esac
+	return 0
+}
+
+stop_yubind() {
+	[ -n "$YPID" ] || return 0
+	pid=$YPID
+	YPID=
+	kill -TERM "$pid" 2>/dev/null
+	n=0
+	while running "$pid" && [ $n -lt $((T_STOP * 10)) ]; do sleep 0.1; n=$((n + 1)); done
+	if running "$pid"; then
+		broke "yubind did not exit ${T_STOP}s after SIGTERM; killed"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid"
+	rc=$?
+	if [ $rc -gt 128 ]; then
+		broke "yubind was killed by signal $((rc - 128)) (exit status $rc)"
+	elif [ $rc -ne 0 ]; then
+		broke "yubind exit status $rc after SIGTERM (want 0)"
+	fi
+}
+
+# show the yubind log's warnings and errors (the bench runs it at warn)
+yubind_log() {
+	NW=$(grep -c -E ': (warning|error): ' "$Y/yubind.log")
+	if [ -s "$Y/yubind.log" ]; then
+		echo "   yubind log: $NW warning/error lines; the last lines:"
+		tail -n "${1:-10}" "$Y/yubind.log" | sed 's/^/   | /'
+	else
+		echo "   yubind log: empty (log_level = warn: no warnings, no errors)"
+	fi
+}
+
+stop_peers() {
+	[ $PEERS_UP = 1 ] || return 0
+	PEERS_UP=0
+	timeout -k 5 60 bash "$PEERKIT/stop.sh" >/dev/null 2>&1 || echo "bench: peers/stop.sh failed"
+}
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+	stop_yubind
+	stop_peers
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "bench: kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# run STEP TIMEOUT CMD...: run with a deadline, show the output as it comes,
+# keep it in $TMP/STEP.out; returns the command's status (124 = timed out)
+run() {
+	step=$1 secs=$2
+	shift 2
+	{ timeout -k 10 "$secs" "$@" 2>&1; echo $? >"$TMP/$step.rc"; } | tee "$TMP/$step.out"
+	rc=$(cat "$TMP/$step.rc")
+	[ "$rc" = 124 ] && echo "bench: $step timed out after ${secs}s"
+	return "$rc"
+}
+
+# keep LABEL STEP: add the step's RESULT line to the results file
+keep() {
+	grep '^RESULT ' "$TMP/$2.out" | tail -1 | sed "s/^/$1 /" >>"$RESULTS"
+}
+
+# kv STEP KEY: a value from the step's RESULT line
+kv() {
+	grep '^RESULT ' "$TMP/$1.out" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+HZ=$(getconf CLK_TCK)
+echo "== Yubin bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr)"
+echo "   build $BUILD, $MESSAGES messages x 10 KiB, $SESSIONS SMTP sessions, $NUSERS users"
+
+# ---- 1. disk ceiling ---------------------------------------------------
+if [ "${BENCH_SKIP_FSYNC:-0}" = 1 ]; then
+	echo "== 1. fsync_limit: skipped (BENCH_SKIP_FSYNC=1)"
+else
+	echo "== 1. fsync_limit on $TMP"
+	run fsync "$T_FSYNC" "$PY" "$KIT/fsync_limit.py" --dir "$TMP" >/dev/null \
+		|| broke "fsync_limit.py failed"
+	grep -v '^RESULT ' "$TMP/fsync.out" | sed 's/^/   /'
+	grep '^RESULT ' "$TMP/fsync.out"
+fi
+
+# ---- 2. a throw-away yubind --------------------------------------------
+echo "== 2. yubind instance in $TMP/yubin"
+Y=$TMP/yubin
+CONF=$Y/yubin.conf
+mkdir -p "$Y/data"
+chmod 0711 "$Y"
+user_line=
+if [ "$(id -u)" = 0 ]; then
+	user_line="user = nobody"
+	chown nobody "$Y/data"   # the CLI drops to nobody too
+fi
+cat >"$CONF" <<EOF
+# throw-away instance made by bench/run.sh
+hostname = mx.example.test
+data_dir = $Y/data
+$user_line
+plaintext_auth = loopback
+listen_smtp = 127.0.0.1:0
+listen_pop3 = 127.0.0.1:0
+listen_pop3s =
+log_level = warn
+max_connections_per_ip = 1000
+EOF
+cli() { timeout -k 5 "$T_CLI" "$YUBIN" -c "$CONF" "$@"; }
+cli domain add example.test || die "yubin domain add failed"
+t=$(date +%s)
+i=1
+while [ $i -le $NUSERS ]; do
+	printf 'pass\n' | cli user add "user$i@example.test" || die "yubin user add user$i failed"
+	printf '%s\n' "$APOP_SECRET" | cli user apop "user$i@example.test" \
+		|| die "yubin user apop user$i failed"
+	i=$((i + 1))
+done
+echo "   domain example.test, $NUSERS users (password \"pass\", APOP secret) made in $(($(date +%s) - t)) s"
+
+"$YUBIND" -c "$CONF" </dev/null >>"$Y/yubind.log" 2>&1 &
+YPID=$!
+PORTS=$("$PY" "$HERE/yubind_ready.py" --pid "$YPID" --log "$Y/yubind.log" --timeout "$T_READY")
+if [ -z "$PORTS" ]; then
+	echo "---- yubind log ----"; tail -20 "$Y/yubind.log"
+	die "yubind did not become ready"
+fi
+SMTP_PORT=$(echo "$PORTS" | sed -n 's/.*smtp=\([0-9]*\).*/\1/p')
+POP3_PORT=$(echo "$PORTS" | sed -n 's/.*pop3=\([0-9]*\).*/\1/p')
+echo "   yubind pid $YPID ready: SMTP 127.0.0.1:$SMTP_PORT, POP3 127.0.0.1:$POP3_PORT"
+
+# ---- 3. SMTP acceptance, verified over POP3 ------------------------------
+echo "== 3. smtp_accept against yubind (verified over POP3, $VERIFY_LOGIN logins)"
+STAMPS=$TMP/pop3_count.stamps
+: >"$STAMPS"
+COUNT="$PY '$HERE/pop3_count.py' --port $POP3_PORT --users $NUSERS"
+VERIFY="$COUNT --stamp '$STAMPS' --cpu-pid $YPID"
+[ "$VERIFY_LOGIN" = apop ] && VERIFY="$VERIFY --apop-secret $APOP_SECRET"
+C0=$("$PY" "$HERE/cpu.py" ticks "$YPID")
+# --imap-port 1: smtp_accept's IMAP cross-check has nothing to ask here;
+# --timeout 120: yubind makes mail visible before its 250 reply
+run y_smtp "$T_SMTP" bash "$KIT/smtp_accept.sh" --port "$SMTP_PORT" --messages "$MESSAGES" \
+	--sessions "$SESSIONS" --users "$NUSERS" --verify-cmd "$VERIFY" --imap-port 1 --timeout 120 \
+	|| broke "smtp_accept.sh against yubind failed"
+C1=$("$PY" "$HERE/cpu.py" ticks "$YPID" 2>/dev/null || echo "")
+MEM=$("$PY" "$HERE/cpu.py" mem "$YPID" 2>/dev/null || echo "")
+keep yubin y_smtp
+Y_ACC=$(kv y_smtp accepted)
+Y_DLV=$(kv y_smtp delivered)
+[ "${Y_ACC:-0}" = "$MESSAGES" ] || broke "yubind accepted ${Y_ACC:-?} of $MESSAGES messages"
+[ "${Y_DLV:-0}" = "${Y_ACC:-x}" ] || broke "POP3 shows ${Y_DLV:-?} of ${Y_ACC:-?} accepted messages"
+
+if ! running "$YPID"; then
+	broke "yubind (pid $YPID) died during the SMTP run; steps 4 and 5 skipped"
+	yubind_log 30
+	stop_yubind
+fi
+
+# ---- 4. CPU per message and memory of yubind ---------------------------
+if [ -n "$YPID" ]; then
+echo "== 4. yubind CPU and memory"
+if [ -n "$C1" ] && [ -n "$MEM" ]; then
+	# the POP3 verifier's passes (100 logins each) are measured by
+	# pop3_count.py itself and reported apart from the mail work
+	"$PY" - "$C0" "$C1" "$HZ" "${Y_DLV:-0}" "$STAMPS" "$MEM" <<'EOF' | tee "$TMP/y_cpu.out"
+import sys
+c0, c1, hz, n, stamps, mem = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), \
+    int(sys.argv[4]), sys.argv[5], sys.argv[6]
+passes, vt, vwall = 0, 0, 0.0
+for line in open(stamps):
+    w = line.split()
+    if len(w) >= 5 and int(w[3]) >= 0 and int(w[4]) >= 0:
+        passes += 1
+        vt += int(w[4]) - int(w[3])
+        vwall += float(w[1]) - float(w[0])
+raw = (c1 - c0) * 1000.0 / hz
+ver = vt * 1000.0 / hz
+net = raw - ver
+per = lambda ms: ms / n if n else 0.0
+print("   yubind CPU %.2f s over the SMTP run; %d POP3 verifier passes took %.2f s of it "
+      "(%.1f s wall); the rest, %.2f s, is the mail" % (raw / 1000, passes, ver / 1000, vwall, net / 1000))
+print("RESULT yubin_cpu cpu_ms_per_msg=%.3f cpu_ms_per_msg_raw=%.3f messages=%d verify_passes=%d "
+      "verify_cpu_s=%.2f %s" % (per(net), per(raw), n, passes, ver / 1000, mem))
+EOF
+	keep yubin y_cpu
+else
+	broke "yubind (pid $YPID) is gone after the SMTP run"
+fi
+
+# ---- 5. POP3: password logins, then download ----------------------------
+echo "== 5. POP3 against yubind: one USER/PASS pass over all users, then pop3_fetch"
+# one pass with USER/PASS as a cross-check, and what a password login costs
+: >"$TMP/pass.stamps"
+N=$(eval "timeout -k 5 300 $COUNT --stamp '$TMP/pass.stamps' --cpu-pid $YPID" | tail -1)
+MEM2=$("$PY" "$HERE/cpu.py" mem "$YPID" 2>/dev/null || echo "")
+[ -s "$TMP/pass.stamps" ] && "$PY" - "$TMP/pass.stamps" "$HZ" "$NUSERS" "$N" "$MEM2" <<'EOF' \
+	| tee "$TMP/y_login.out"
+import sys
+w = open(sys.argv[1]).read().split()
+hz, users, n, mem = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+cpu = (int(w[4]) - int(w[3])) / hz
+wall = float(w[1]) - float(w[0])
+print("   %s messages visible; %d password logins (8 at a time) took %.2f s wall, "
+      "%.2f s yubind CPU; memory then: %s" % (n, users, wall, cpu, mem))
+print("RESULT yubin_login logins=%d wall_s=%.2f cpu_ms_per_login=%.1f %s"
+      % (users, wall, cpu * 1000 / users, mem))
+EOF
+[ "$N" = "${Y_DLV:-x}" ] || broke "USER/PASS pass counts ${N:-?} messages, the poller ${Y_DLV:-?}"
+
+run y_fetch "$T_FETCH" "$PY" "$KIT/pop3_fetch.py" --port "$POP3_PORT" --users "$NUSERS" \
+	|| broke "pop3_fetch.py against yubind failed"
+keep yubin y_fetch
+F=$(kv y_fetch messages)
+[ "${F:-0}" = "${Y_DLV:-x}" ] || broke "pop3_fetch got ${F:-?} messages, POP3 STAT showed ${Y_DLV:-?}"
+
+yubind_log 10
+stop_yubind
+fi   # yubind alive after the SMTP run
+
+# ---- 6. the peers: Postfix + Dovecot -----------------------------------
+echo "== 6. Postfix + Dovecot (shared/peers)"
+skip=
+if [ "${BENCH_SKIP_PEERS:-0}" = 1 ]; then
+	skip="BENCH_SKIP_PEERS=1"
+elif [ "$(id -u)" != 0 ]; then
+	skip="not root (the peers need root: they run as postfix, dovecot and vmail)"
+elif ! command -v postfix >/dev/null 2>&1 || ! command -v dovecot >/dev/null 2>&1; then
+	skip="postfix or dovecot not installed (sh scripts/deps.sh bench)"
+elif [ ! -f "$PEERKIT/start.sh" ]; then
+	skip="peer kit not found at $PEERKIT"
+fi
+if [ -z "$skip" ]; then
+	timeout -k 5 60 bash "$PEERKIT/stop.sh" >/dev/null 2>&1   # a leftover pair from an earlier run
+	PEERS_UP=1
+	if ! run peers_start "$T_PEERS" bash "$PEERKIT/start.sh" --reset >/dev/null; then
+		sed 's/^/   /' "$TMP/peers_start.out"
+		skip="peers/start.sh --reset failed"
+		stop_peers
+	fi
+fi
+if [ -n "$skip" ]; then
+	echo "   skipped: $skip"
+else
+	sed 's/^/   /' "$TMP/peers_start.out"
+	PEERS_DIR=${PEERS:-/tmp/peers}
+	DC_PID=$(tr -dc 0-9 <"$PEERS_DIR/dovecot/run/master.pid")
+	PF_PID=$(tr -dc 0-9 <"$PEERS_DIR/postfix/spool/pid/master.pid")
+	echo "== 6a. smtp_accept against Postfix :10025 (verified over Dovecot IMAP :10143)"
+	P0=$("$PY" "$HERE/cpu.py" ticks "$DC_PID" "$PF_PID")
+	run p_smtp "$T_SMTP" bash "$KIT/smtp_accept.sh" --port 10025 --imap-port 10143 \
+		--messages "$MESSAGES" --sessions "$SESSIONS" --users "$NUSERS" \
+		|| broke "smtp_accept.sh against the peers failed"
+	P1=$("$PY" "$HERE/cpu.py" ticks "$DC_PID" "$PF_PID" 2>/dev/null || echo "")
+	keep peer p_smtp
+	P_DLV=$(kv p_smtp delivered)
+	if [ -n "$P1" ]; then
+		"$PY" - "$P0" "$P1" "$HZ" "${P_DLV:-0}" <<'EOF' | tee "$TMP/p_cpu.out"
+import sys
+c0, c1, hz, n = (int(x) for x in sys.argv[1:5])
+ms = (c1 - c0) * 1000.0 / hz
+print("   Postfix + Dovecot CPU %.2f s over the SMTP run (both process trees)" % (ms / 1000))
+print("RESULT peer_cpu cpu_ms_per_msg=%.3f messages=%d cpu_s=%.2f" % (ms / n if n else 0, n, ms / 1000))
+EOF
+		keep peer p_cpu
+	fi
+	echo "== 6b. pop3_fetch against Dovecot :10110"
+	run p_fetch "$T_FETCH" "$PY" "$KIT/pop3_fetch.py" --port 10110 --users "$NUSERS" \
+		|| broke "pop3_fetch.py against the peers failed"
+	keep peer p_fetch
+	stop_peers
+fi
+
+# ---- 7. comparison ------------------------------------------------------
+echo "== 7. comparison ($MESSAGES x 10 KiB over $SESSIONS SMTP sessions; same machine, same run)"
+"$PY" "$HERE/report.py" "$RESULTS"
+[ $BROKE = 0 ] || echo "bench: something broke (see BROKEN lines above)"
+exit $BROKE
