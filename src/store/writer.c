@@ -32,6 +32,27 @@
 #include "core/util.h"
 #include "store/store.h"
 
+/* Body files made in advance.  Creating a file in a directory that 20
+ * sessions write to at once, then fsyncing it, serialises them on the
+ * directory (measured here: ~950 new files+fsyncs/s with 64 writers in one
+ * directory, ~26,000 fdatasyncs/s of existing files).  So files are created
+ * SPARE_BATCH at a time by one pool job, their directory fsynced once, and a
+ * delivery takes one: its own fdatasync then makes the inode and the data
+ * durable, and its directory entry already is. */
+#define SPARE_BATCH 256
+#define SPARE_LOW 128
+#define SPARE_MAX (SPARE_BATCH + SPARE_LOW)
+
+struct spare {
+	char qid[17];
+	char relpath[64];
+};
+
+struct refill {
+	uv_work_t work;
+	struct store_writer *w;
+};
+
 /* A delivery seen as an operation of the batch. */
 struct dop {
 	struct store_op op;         /* first: a store_op * is a struct dop * */
@@ -52,7 +73,10 @@ struct store_writer {
 	/* under mu */
 	struct store_op *queue, **queue_tail;
 	struct store_op *done, **done_tail;
-	size_t writing;             /* deliveries in the thread pool */
+	size_t writing;             /* deliveries and refills in the thread pool */
+	struct spare *spares;       /* body files made in advance */
+	size_t nspares;
+	bool refilling;
 	bool stopping;
 	uint64_t ops, commits;
 	/* loop thread */
@@ -155,20 +179,18 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Write and fsync the body file; 0 ok, -1 with dp->op.error set. */
-static int write_body(struct store_writer *w, struct dop *dp)
+/* Create today's directory if needed (durably); its relative path in
+ * reldir ("msg/YYYYMMDD").  0 ok, -1 with *error_r. */
+static int day_dir(struct store_writer *w, char *reldir, size_t sz, char **error_r)
 {
-	struct delivery *d = dp->d;
 	const char *dir = store_data_dir(w->st);
 	char day[16], path[4096];
 	time_t now = time(NULL);
 	struct tm tm;
-	int fd;
 
 	gmtime_r(&now, &tm);
 	strftime(day, sizeof(day), "%Y%m%d", &tm);
-	snprintf(d->relpath, sizeof(d->relpath), "msg/%s/%s", day, d->qid);
-
+	snprintf(reldir, sz, "msg/%s", day);
 	snprintf(path, sizeof(path), "%s/msg/%s", dir, day);
 	if (mkdir(path, 0750) == 0) {
 		char msgdir[4096];
@@ -176,16 +198,120 @@ static int write_body(struct store_writer *w, struct dop *dp)
 		/* a new directory entry in msg/: make it durable too */
 		snprintf(msgdir, sizeof(msgdir), "%s/msg", dir);
 		if (fsync_dir(msgdir) < 0) {
-			dp->op.error = xasprintf("%s: cannot fsync %s: %s", d->qid, msgdir,
-						 strerror(errno));
+			*error_r = xasprintf("store: cannot fsync %s: %s", msgdir, strerror(errno));
 			return -1;
 		}
 	} else if (errno != EEXIST) {
-		dp->op.error = xasprintf("%s: cannot create %s: %s", d->qid, path,
-					 strerror(errno));
+		*error_r = xasprintf("store: cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
+	return 0;
+}
 
+/* A delivery into a spare: the file and its directory entry exist. */
+static int write_spare(struct store_writer *w, struct dop *dp)
+{
+	struct delivery *d = dp->d;
+	char path[4096];
+
+	store_msg_path(w->st, d->relpath, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		dp->op.error = xasprintf("%s: cannot open %s: %s", d->qid, path, strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, d->data, d->len) < 0 || fdatasync(fd) < 0) {
+		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
+					 strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
+					 strerror(errno));
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+static void refill_work(uv_work_t *req)
+{
+	struct refill *r = req->data;
+	struct store_writer *w = r->w;
+	struct spare made[SPARE_BATCH];
+	size_t n = 0;
+	char reldir[32], path[4096];
+	char *err = NULL;
+
+	if (day_dir(w, reldir, sizeof(reldir), &err) == 0) {
+		for (size_t i = 0; i < SPARE_BATCH; i++) {
+			struct spare *sp = &made[n];
+			char qid[17];
+
+			queue_id_new(qid);
+			memcpy(sp->qid, qid, sizeof(qid));
+			snprintf(sp->relpath, sizeof(sp->relpath), "%s/%s", reldir, qid);
+			store_msg_path(w->st, sp->relpath, path, sizeof(path));
+			int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+			if (fd < 0) {
+				if (errno == EEXIST)
+					continue;
+				err = xasprintf("store: cannot create %s: %s", path, strerror(errno));
+				break;
+			}
+			close(fd);
+			n++;
+		}
+		store_msg_path(w->st, reldir, path, sizeof(path));
+		if (n > 0 && fsync_dir(path) < 0) {
+			free(err);
+			err = xasprintf("store: cannot fsync %s: %s", path, strerror(errno));
+			for (size_t i = 0; i < n; i++) {
+				store_msg_path(w->st, made[i].relpath, path, sizeof(path));
+				unlink(path);
+			}
+			n = 0;
+		}
+	}
+	if (err) {
+		/* Deliveries fall back to creating their own files. */
+		log_warn("%s", err);
+		free(err);
+	}
+	uv_mutex_lock(&w->mu);
+	for (size_t i = 0; i < n && w->nspares < SPARE_MAX; i++)
+		w->spares[w->nspares++] = made[i];
+	w->refilling = false;
+	w->writing--;
+	uv_cond_signal(&w->cond);
+	uv_mutex_unlock(&w->mu);
+}
+
+/* Loop thread; must not touch the writer (stop may have freed it). */
+static void refill_after(uv_work_t *req, int status)
+{
+	(void)status;
+	free(req->data);
+}
+
+/* Write and fsync the body file; 0 ok, -1 with dp->op.error set. */
+static int write_body(struct store_writer *w, struct dop *dp)
+{
+	struct delivery *d = dp->d;
+	char reldir[32], path[4096];
+	char *err = NULL;
+	int fd;
+
+	if (d->spare)
+		return write_spare(w, dp);
+	if (day_dir(w, reldir, sizeof(reldir), &err) < 0) {
+		dp->op.error = xasprintf("%s: %s", d->qid, err);
+		free(err);
+		return -1;
+	}
+	snprintf(d->relpath, sizeof(d->relpath), "%s/%s", reldir, d->qid);
 	store_msg_path(w->st, d->relpath, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0) {
@@ -290,7 +416,7 @@ static void sync_dirs(struct store_writer *w, struct store_op *batch)
 		const char *slash;
 		bool seen = false;
 
-		if (!op->delivery || op->status != 0)
+		if (!op->delivery || op->status != 0 || ((struct dop *)op)->d->spare)
 			continue;
 		d = ((struct dop *)op)->d;
 		slash = strrchr(d->relpath, '/');
@@ -442,6 +568,7 @@ struct store_writer *store_writer_start(uv_loop_t *loop, struct store *st, size_
 	w->queue_tail = &w->queue;
 	w->done_tail = &w->done;
 	w->async = xcalloc(1, sizeof(*w->async));
+	w->spares = xcalloc(SPARE_MAX, sizeof(*w->spares));
 	if (uv_mutex_init(&w->mu) != 0 || uv_cond_init(&w->cond) != 0)
 		log_fatal("store: cannot create writer mutex");
 	if (uv_async_init(loop, w->async, on_async) != 0)
@@ -465,6 +592,14 @@ void store_writer_stop(struct store_writer **wp)
 	uv_thread_join(&w->thread);
 
 	run_completions(take_completions(w));
+	/* Spares nobody took: empty files that nothing references. */
+	for (size_t i = 0; i < w->nspares; i++) {
+		char path[4096];
+
+		store_msg_path(w->st, w->spares[i].relpath, path, sizeof(path));
+		unlink(path);
+	}
+	free(w->spares);
 	w->async->data = NULL;
 	uv_close((uv_handle_t *)w->async, on_async_closed);
 	uv_cond_destroy(&w->cond);
@@ -483,7 +618,8 @@ void store_deliver(struct store_writer *w, struct delivery *d)
 	d->status = 0;
 	d->error = NULL;
 	d->uids = NULL;
-	d->relpath[0] = '\0';
+	if (!d->spare)
+		d->relpath[0] = '\0';
 	d->w = w;
 	d->next = NULL;
 	d->work.data = dp;
@@ -503,6 +639,39 @@ void store_deliver(struct store_writer *w, struct delivery *d)
 		dp->op.error = xasprintf("%s: cannot queue work: %s", d->qid, uv_strerror(r));
 		dp->after_work_done = true;
 		finish_delivery(dp);
+	}
+}
+
+void store_writer_new_qid(struct store_writer *w, struct delivery *d)
+{
+	struct refill *r = NULL;
+
+	uv_mutex_lock(&w->mu);
+	if (w->nspares > 0) {
+		struct spare *sp = &w->spares[--w->nspares];
+
+		memcpy(d->qid, sp->qid, sizeof(d->qid));
+		snprintf(d->relpath, sizeof(d->relpath), "%s", sp->relpath);
+		d->spare = true;
+	} else {
+		queue_id_new(d->qid);
+		d->spare = false;
+	}
+	if (w->nspares < SPARE_LOW && !w->refilling && !w->stopping) {
+		w->refilling = true;
+		w->writing++;
+		r = xcalloc(1, sizeof(*r));
+		r->w = w;
+		r->work.data = r;
+	}
+	uv_mutex_unlock(&w->mu);
+	if (r && uv_queue_work(w->loop, &r->work, refill_work, refill_after) != 0) {
+		uv_mutex_lock(&w->mu);
+		w->refilling = false;
+		w->writing--;
+		uv_cond_signal(&w->cond);
+		uv_mutex_unlock(&w->mu);
+		free(r);
 	}
 }
 

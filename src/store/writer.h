@@ -13,6 +13,7 @@
 #ifndef YUBIN_STORE_WRITER_H
 #define YUBIN_STORE_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -37,6 +38,7 @@ struct delivery {
 	char *error;                /* heap, when status == -1; the caller frees it */
 	uint32_t *uids;             /* heap, one UID per mailbox; the caller frees it */
 	/* internal */
+	bool spare;                 /* qid names a body file made in advance */
 	char relpath[64];
 	struct store_writer *w;
 	uv_work_t work;             /* work.data is the writer's */
@@ -64,6 +66,14 @@ struct store_writer *store_writer_start(uv_loop_t *loop, struct store *st, size_
  * must run once more afterwards: that closes the async handle and completes
  * deliveries whose libuv callback had not run yet. */
 void store_writer_stop(struct store_writer **w);
+/* Give d a fresh queue id (d->qid).  When the writer has a body file made
+ * in advance -- created with its directory entry already fsynced, in
+ * batches off the loop -- the id is that file's name, and store_deliver
+ * only writes and fdatasyncs it: no directory change and no directory fsync
+ * on the delivery's path.  Otherwise the id is new and store_deliver creates
+ * the file.  Loop thread; never blocks (a mutex held for microseconds).
+ * Callers that set d->qid themselves must leave d->spare false. */
+void store_writer_new_qid(struct store_writer *w, struct delivery *d);
 void store_deliver(struct store_writer *w, struct delivery *d);
 void store_submit(struct store_writer *w, struct store_op *op);
 /* Counters for logs and bench: operations committed and commits done. */

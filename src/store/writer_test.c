@@ -181,6 +181,65 @@ static void test_group_commit(void **state)
 	free(tds);
 }
 
+/* Count regular files under DIR/msg (any day directory). */
+static int count_body_files(struct fixture *f, int *empty_r)
+{
+	char cmd[256], line[64];
+	int n = 0;
+
+	snprintf(cmd, sizeof(cmd), "find '%s/msg' -type f -empty | wc -l", f->dir);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(line, sizeof(line), p));
+	pclose(p);
+	*empty_r = atoi(line);
+	snprintf(cmd, sizeof(cmd), "find '%s/msg' -type f | wc -l", f->dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(line, sizeof(line), p));
+	pclose(p);
+	n = atoi(line);
+	return n;
+}
+
+/* Queue ids from store_writer_new_qid: after the first, deliveries go into
+ * body files made in advance; the bytes land, and spares nobody took are
+ * removed when the writer stops. */
+static void test_spare_files(void **state)
+{
+	struct fixture *f = *state;
+	struct test_delivery *tds = make_deliveries(f, 300, 0);
+	int spares_used = 0, empty;
+
+	for (int i = 0; i < 300; i++) {
+		store_writer_new_qid(f->w, &tds[i].d);
+		if (tds[i].d.spare) {
+			spares_used++;
+			/* the id is the name of the file it goes into */
+			assert_non_null(strstr(tds[i].d.relpath, tds[i].d.qid));
+		}
+		store_deliver(f->w, &tds[i].d);
+		/* let the refill job run now and then, as a live daemon would */
+		if (i % 50 == 0)
+			run_until(f, i + 1);
+	}
+	run_until(f, 300);
+	assert_true(spares_used > 0);
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(tds[i].status, 0);
+		check_file(f, tds[i].d.relpath, tds[i].text);
+	}
+	int files = count_body_files(f, &empty);
+	assert_true(empty > 0);          /* unused spares wait on disk */
+	assert_int_equal(files - empty, 300);
+	store_writer_stop(&f->w);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	files = count_body_files(f, &empty);
+	assert_int_equal(empty, 0);      /* and are gone after stop */
+	assert_int_equal(files, 300);
+	free(tds);
+}
+
 static void test_delivery_failure(void **state)
 {
 	struct fixture *f = *state;
@@ -350,6 +409,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delivery_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spare_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_work_queued, setup, teardown),
 	};

@@ -305,7 +305,7 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 
 	struct delivery *d = &s->dlv;
 	memset(d, 0, sizeof(*d));
-	queue_id_new(d->qid);
+	store_writer_new_qid(s->srv->writer, d);
 
 	struct buf h;
 	buf_init(&h, 4096 + ADDR_TEXT_MAX * 2 + SMTP_HELO_MAX);
