@@ -29,7 +29,7 @@ $(ASAN)/build.ninja:
 	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false
 
 $(FUZZ)/build.ninja:
-	CC=clang meson setup $(FUZZ) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dtests=disabled
+	CC=clang meson setup $(FUZZ) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 
 # Everything: warnings-as-errors build with gcc, the sanitizer build and its
 # unit tests, the libFuzzer targets built with clang and run briefly, then

@@ -27,7 +27,7 @@ step() { # name command...
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
 [ -f "$ASAN/build.ninja" ] || meson setup "$ASAN" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 [ -f "$FUZZ/build.ninja" ] || CC=clang meson setup "$FUZZ" -Dfuzz=true -Db_sanitize=address,undefined \
-	-Db_lundef=false -Dtests=disabled >/dev/null
+	-Db_lundef=false >/dev/null
 
 step "build (gcc, -Werror)" ninja -C "$BUILD"
 step "build (gcc, ASan+UBSan)" ninja -C "$ASAN"
