@@ -147,6 +147,27 @@ static void drop_privileges(void)
 	log_notice("running as user=%s uid=%d gid=%d", d.cfg.user, (int)pw->pw_uid, (int)pw->pw_gid);
 }
 
+/* RFC 5321 4.5.1: postmaster@ every local domain must reach someone. */
+static void check_postmaster(void)
+{
+	if (d.cfg.postmaster[0] == '\0') {
+		log_warn("postmaster is not set in %s: mail to postmaster@ a local domain is "
+			 "refused unless that domain has a postmaster account; set postmaster = "
+			 "an administrator's address", d.cfg.path);
+		return;
+	}
+	struct account a;
+	int r = store_account_find(d.srv.store, d.cfg.postmaster, &a);
+	if (r == 1) {
+		account_free(&a);
+		return;
+	}
+	if (r == 0)
+		log_warn("postmaster %s (from %s) is not an account here: create it with "
+			 "yubin user add %s, or mail to postmaster@ is refused",
+			 d.cfg.postmaster, d.cfg.path, d.cfg.postmaster);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -245,6 +266,7 @@ int main(int argc, char **argv)
 	if (store_recover(d.srv.store, &err) < 0)
 		log_fatal("store recovery failed: %s", err);
 	d.srv.writer = store_writer_start(d.loop, d.srv.store, (size_t)d.cfg.store_batch_max);
+	check_postmaster();
 
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
