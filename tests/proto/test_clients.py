@@ -21,7 +21,9 @@ SENDER = "sender@example.net"
 
 def need(tool):
     if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed")
+        # `make test` installs every client (scripts/deps.sh); a missing
+        # one is a broken set-up, not a reason to pass quietly.
+        pytest.fail(f"{tool} not installed (run make test, or apt-get install {tool})")
 
 
 def run(args, **kw):
