@@ -13,7 +13,8 @@
 #     bench/pop3_count.py (APOP logins by default, see BENCH_VERIFY)
 #  4. yubind CPU per message (/proc/PID/stat) and memory (VmRSS, VmHWM)
 #  5. one USER/PASS pass of pop3_count.py (cross-check, cost of a password
-#     login), then shared/bench/pop3_fetch.py
+#     login), then shared/bench/pop3_fetch.py; 5b. bytes of yubind memory per
+#     idle SMTP and POP3 connection (bench/idle_conns.py)
 #  6. the same against Postfix + Dovecot (shared/peers/start.sh --reset),
 #     CPU summed over both process trees (bench/cpu.py)
 #  7. the comparison table (bench/report.py)
@@ -179,7 +180,8 @@ listen_smtp = 127.0.0.1:0
 listen_pop3 = 127.0.0.1:0
 listen_pop3s =
 log_level = warn
-max_connections_per_ip = 1000
+max_connections_per_ip = 3000
+max_connections = 5000
 EOF
 cli() { timeout -k 5 "$T_CLI" "$YUBIN" -c "$CONF" "$@"; }
 cli domain add example.test || die "yubin domain add failed"
@@ -287,6 +289,10 @@ run y_fetch "$T_FETCH" "$PY" "$KIT/pop3_fetch.py" --port "$POP3_PORT" --users "$
 keep yubin y_fetch
 F=$(kv y_fetch messages)
 [ "${F:-0}" = "${Y_DLV:-x}" ] || broke "pop3_fetch got ${F:-?} messages, POP3 STAT showed ${Y_DLV:-?}"
+
+echo "== 5b. idle connections: yubind memory per connection (1000 SMTP after EHLO, 1000 POP3)"
+run y_idle 120 "$PY" "$HERE/idle_conns.py" --pid "$YPID" --conns 1000 --smtp "$SMTP_PORT" \
+	--pop3 "$POP3_PORT" || broke "idle_conns.py against yubind failed"
 
 yubind_log 10
 stop_yubind

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,6 +148,25 @@ static void drop_privileges(void)
 	log_notice("running as user=%s uid=%d gid=%d", d.cfg.user, (int)pw->pw_uid, (int)pw->pw_gid);
 }
 
+/* Every connection is a descriptor: take the hard limit, and say so when
+ * even that is below what max_connections allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (int64_t)rl.rlim_cur < d.cfg.max_connections + 64)
+		log_warn("open file limit %llu is below max_connections %lld (+64 for files): "
+			 "connections past it are refused; raise LimitNOFILE / ulimit -n",
+			 (unsigned long long)rl.rlim_cur, (long long)d.cfg.max_connections);
+}
+
 /* RFC 5321 4.5.1: postmaster@ every local domain must reach someone. */
 static void check_postmaster(void)
 {
@@ -240,6 +260,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level((enum log_level)d.cfg.log_level);
+	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	/* fsyncs of concurrent deliveries run in parallel on the pool. */
 	setenv("UV_THREADPOOL_SIZE", "16", 0);
