@@ -67,6 +67,10 @@ static const struct conf_key conf_table[] = {
 	{"message_size_limit", T_SIZE, OFF(message_size_limit), "25M", 1024, 1LL << 31, NULL,
 	 "Largest message accepted, in bytes (k, M, G suffixes). Advertised as SIZE; bigger "
 	 "messages get 552 5.3.4."},
+	{"smtp_data_memory_max", T_SIZE, OFF(smtp_data_memory_max), "512M", 1024 * 1024, 1LL << 40,
+	 NULL,
+	 "Message data that all SMTP sessions together may hold in memory while receiving "
+	 "and storing; a message that would go past it gets 452 4.3.1 (try again later)."},
 	{"smtp_max_recipients", T_INT, OFF(smtp_max_recipients), "1000", 1, 100000, NULL,
 	 "Recipients accepted in one SMTP transaction; more get 452 4.5.3."},
 	{"smtp_max_errors", T_INT, OFF(smtp_max_errors), "20", 1, 1000, NULL,

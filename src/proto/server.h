@@ -26,6 +26,8 @@ struct server {
 	 * time per mailbox).  Loop thread only. */
 	int64_t *pop3_locked;
 	size_t pop3_nlocked, pop3_caplocked;
+	/* SMTP message data held in memory by all sessions (bytes). */
+	size_t smtp_data_mem;
 	/* Password checks waiting for a slot (server_auth_job). */
 	struct job *auth_head, *auth_tail;
 	size_t auth_running;

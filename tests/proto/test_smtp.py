@@ -600,6 +600,27 @@ def test_message_size_limit_exact(yubind):
     assert [stored_data(m) for m in yubind.fetch(DEMO)] == [at]
 
 
+@pytest.mark.yubind_conf(message_size_limit="8M", smtp_data_memory_max="1M")
+def test_data_memory_budget(yubind):
+    """Message data in memory has a daemon-wide cap: a message that would go
+    past it is refused for now (452 4.3.1), the data is still read to its
+    end, and the memory comes back for the next message."""
+    small, big = build_message(5000), build_message(3 * 1024 * 1024)
+    c = yubind.smtp()
+    c.mail_tx(SENDER, [DEMO])
+    expect(c.data(big), 452, "4.3.1")
+    c.mail_tx(SENDER, [DEMO])
+    queued_id(c.data(small))
+    c.mail_tx(SENDER, [DEMO])
+    c.send(b"BDAT %d LAST\r\n" % len(big) + big)
+    expect(c.reply(), 452, "4.3.1")
+    c.mail_tx(SENDER, [DEMO])
+    queued_id(c.data(small))
+    c.quit()
+    assert [stored_data(m) for m in yubind.fetch(DEMO)] == [small, small]
+    assert "smtp_data_memory_max" in yubind.log()
+
+
 @pytest.mark.yubind_conf(smtp_max_recipients=3)
 def test_max_recipients(yubind):
     c = yubind.smtp()

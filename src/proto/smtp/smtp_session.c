@@ -87,6 +87,8 @@ struct smtp_session {
 	struct delivery dlv;
 	int64_t *mailbox_ids;
 	char *dlv_data;
+	size_t mem_charged;            /* bytes counted in srv->smtp_data_mem */
+	bool mem_full;                  /* smtp_data_memory_max hit: 452 at the end */
 	size_t dlv_size;
 	size_t dlv_nrcpts;
 
@@ -202,13 +204,48 @@ static void clear_deadline(struct smtp_session *s)
 	}
 }
 
+/* Message data in memory is counted against smtp_data_memory_max, shared by
+ * every session: past it, the message being received is refused with a
+ * temporary error (452 4.3.1) instead of the daemon growing without bound
+ * when many clients send large messages at once. */
+static void msg_charge(struct smtp_session *s, size_t bytes)
+{
+	if (bytes > s->mem_charged) {
+		s->srv->smtp_data_mem += bytes - s->mem_charged;
+		s->mem_charged = bytes;
+	}
+	if (!s->mem_full && s->srv->smtp_data_mem > (size_t)s->cfg->smtp_data_memory_max) {
+		s->mem_full = true;
+		s->msg.max = s->msg.len; /* nothing more is kept */
+		log_warn("conn=%s smtp: smtp_data_memory_max (%lld bytes) reached by messages "
+			 "in transit; refusing this one with 452 4.3.1 (raise "
+			 "smtp_data_memory_max or lower max_connections)",
+			 s->c->idstr, (long long)s->cfg->smtp_data_memory_max);
+	}
+}
+
+static void msg_uncharge(struct smtp_session *s)
+{
+	s->srv->smtp_data_mem -= s->mem_charged;
+	s->mem_charged = 0;
+	s->mem_full = false;
+}
+
+/* Free the message buffer and give its memory back to the budget. */
+static void msg_drop(struct smtp_session *s)
+{
+	buf_free(&s->msg);
+	if (!s->delivering)
+		msg_uncharge(s);
+}
+
 /* Forget the mail transaction (RSET, end of message, EHLO, STARTTLS). */
 static void reset_txn(struct smtp_session *s)
 {
 	s->from[0] = '\0';
 	s->smtputf8 = false;
 	s->nrcpts = 0;
-	buf_free(&s->msg);
+	msg_drop(s);
 	s->bdat_prev_cr = false;
 	s->bdat_bare_lf = 0;
 	s->bdat_overflow = false;
@@ -250,6 +287,7 @@ static void free_delivery(struct smtp_session *s)
 	FREE(s->dlv.error);
 	FREE(s->dlv_data);
 	FREE(s->mailbox_ids);
+	msg_uncharge(s);
 }
 
 static void deliver_done(struct delivery *d)
@@ -290,6 +328,12 @@ static void deliver_done(struct delivery *d)
 static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf)
 {
 	clear_deadline(s);
+	if (s->mem_full) {
+		log_reject(s, "END-OF-MESSAGE", "452 4.3.1 Insufficient system storage", NULL);
+		reset_txn(s);
+		reply(s, "452 4.3.1 Insufficient system storage, try again later");
+		return;
+	}
 	if (overflow) {
 		log_reject(s, "END-OF-MESSAGE", "552 5.3.4 Message size exceeds fixed limit", NULL);
 		reset_txn(s);
@@ -318,6 +362,10 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 	s->dlv_data[s->dlv_size] = '\0';
 	buf_free(&h);
 	buf_free(&s->msg);
+	/* The charge moves to the copy that goes to the store. */
+	s->srv->smtp_data_mem -= s->mem_charged;
+	s->mem_charged = 0;
+	msg_charge(s, s->dlv_size);
 
 	s->mailbox_ids = xreallocarray(NULL, s->nrcpts, sizeof(*s->mailbox_ids));
 	for (size_t i = 0; i < s->nrcpts; i++)
@@ -390,6 +438,12 @@ static void finish_bdat_chunk(struct smtp_session *s)
 	case BDAT_KEEP:
 		break;
 	}
+	if (s->mem_full) {
+		log_reject(s, "BDAT", "452 4.3.1 Insufficient system storage", NULL);
+		reset_txn(s);
+		reply(s, "452 4.3.1 Insufficient system storage, try again later");
+		return;
+	}
 	if (!s->bdat_last) {
 		if (s->bdat_overflow) {
 			log_reject(s, "BDAT", "552 5.3.4 Message size exceeds fixed limit", NULL);
@@ -419,6 +473,7 @@ static size_t smtp_on_raw(struct conn *c, const char *data, size_t len)
 
 	if (s->raw == RAW_DATA) {
 		size_t n = dot_decode(&s->dot, data, len, &s->msg);
+		msg_charge(s, s->msg.cap);
 		if (s->dot.done)
 			finish_data(s);
 		return n;
@@ -427,8 +482,10 @@ static size_t smtp_on_raw(struct conn *c, const char *data, size_t len)
 		size_t n = len;
 		if ((uint64_t)n > s->bdat_left)
 			n = (size_t)s->bdat_left;
-		if (s->bdat_fate == BDAT_KEEP)
+		if (s->bdat_fate == BDAT_KEEP) {
 			bdat_append(s, data, n);
+			msg_charge(s, s->msg.cap);
+		}
 		s->bdat_left -= n;
 		if (s->bdat_left == 0)
 			finish_bdat_chunk(s);
@@ -623,7 +680,7 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	buf_free(&s->msg);
+	msg_drop(s);
 	buf_init(&s->msg, size_limit(s));
 	dot_decoder_init(&s->dot);
 	s->raw = RAW_DATA;
@@ -643,7 +700,7 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 	s->bdat_size = n;
 	s->bdat_last = last;
 	if (s->state == ST_RCPT) {
-		buf_free(&s->msg);
+		msg_drop(s);
 		buf_init(&s->msg, size_limit(s));
 		s->bdat_prev_cr = false;
 		s->bdat_bare_lf = 0;
@@ -894,6 +951,7 @@ static void smtp_on_free(struct conn *c)
 	buf_free(&s->msg);
 	free(s->rcpts);
 	free_delivery(s);
+	msg_uncharge(s);
 	free(s);
 	c->proto = NULL;
 }
