@@ -201,17 +201,23 @@ void conn_resume(struct conn *c)
 void conn_discard_input(struct conn *c)
 {
 	buf_reset(&c->in);
+	c->in_taken = 0;
 	c->skipping_long_line = false;
 	c->discarded = true;
 }
 
 size_t conn_input_pending(const struct conn *c)
 {
-	return c->in.len;
+	return c->in.len - c->in_taken;
 }
 
 static void dispatch(struct conn *c)
 {
+	/* Bytes taken from the front of c->in are counted in off and removed
+	 * in one buf_consume when the loop stops, not line by line: a burst
+	 * of small pipelined commands costs one memmove, not one each. */
+	size_t off = 0;
+
 	if (c->dispatching)
 		return;
 	conn_hold(c);
@@ -222,63 +228,75 @@ again:
 			c->writing_blocked = true;
 			break;
 		}
+		char *data = c->in.data + off;
+		size_t avail = c->in.len - off;
 		if (c->raw) {
-			if (c->in.len == 0)
+			if (avail == 0)
 				break;
-			size_t n = c->h->on_raw(c, c->in.data, c->in.len);
+			c->discarded = false;
+			c->in_taken = off;
+			size_t n = c->h->on_raw(c, data, avail);
 			if (c->discarded) {
-				c->discarded = false;
+				off = 0;
 				continue;
 			}
-			buf_consume(&c->in, n);
-			if (n == 0)
+			off += n;
+			/* Nothing taken: wait for more bytes, unless the handler
+			 * went back to line mode and the rest is commands. */
+			if (n == 0 && c->raw)
 				break;
 			continue;
 		}
-		char *lf = c->in.len ? memchr(c->in.data, '\n', c->in.len) : NULL;
+		char *lf = avail ? memchr(data, '\n', avail) : NULL;
 		if (c->skipping_long_line) {
 			if (lf == NULL) {
-				buf_reset(&c->in);
+				off = c->in.len;
 				break;
 			}
-			buf_consume(&c->in, (size_t)(lf - c->in.data) + 1);
+			off += (size_t)(lf - data) + 1;
 			c->skipping_long_line = false;
 			c->line_started_ms = 0;
 			continue;
 		}
 		if (lf == NULL) {
-			if (c->in.len > c->max_line) {
+			if (avail > c->max_line) {
 				c->skipping_long_line = true;
-				buf_reset(&c->in);
+				off = c->in.len;
 				c->h->on_line_too_long(c);
 				continue;
 			}
-			if (c->in.len > 0 && c->line_started_ms == 0)
+			if (avail > 0 && c->line_started_ms == 0)
 				c->line_started_ms = now_ms();
 			break;
 		}
-		size_t total = (size_t)(lf - c->in.data) + 1;
+		size_t total = (size_t)(lf - data) + 1;
 		size_t len = total - 1;
-		if (len > 0 && c->in.data[len - 1] == '\r')
+		if (len > 0 && data[len - 1] == '\r')
 			len--;
 		c->line_started_ms = 0;
 		c->last_activity_ms = now_ms();
+		off += total;
 		if (len > c->max_line) {
-			buf_consume(&c->in, total);
 			c->h->on_line_too_long(c);
 			continue;
 		}
 		char *line = xmalloc(len + 1);
-		memcpy(line, c->in.data, len);
+		memcpy(line, data, len);
 		line[len] = '\0';
-		buf_consume(&c->in, total);
+		c->discarded = false;
+		c->in_taken = off;
 		if (c->h->on_line_nul && memchr(line, '\0', len) != NULL)
 			c->h->on_line_nul(c);
 		else
 			c->h->on_line(c, line, len);
 		free(line);
+		if (c->discarded)
+			off = 0;
 		c->discarded = false;
 	}
+	buf_consume(&c->in, off);
+	off = 0;
+	c->in_taken = 0;
 	/* Decrypted or undecrypted input may wait inside OpenSSL after we
 	 * stopped taking it (input cap, pause): take it now. */
 	if (!c->closing && !c->paused && !c->writing_blocked && c->ssl && !c->tls_handshaking &&

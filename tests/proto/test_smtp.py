@@ -491,6 +491,20 @@ def test_smtplib_sendmail(yubind):
     assert stored_data(only_message(yubind, BOB)) == data
 
 
+def test_pipelined_burst(yubind):
+    """Thousands of commands in one write, crossing every read boundary:
+    each gets its reply, in order."""
+    c = yubind.smtp()
+    n = 5000
+    c.send(b"".join(b"NOOP %d\r\n" % i for i in range(n)) + b"QUIT\r\n")
+    out = c.read_until_close()
+    lines = out.split(b"\r\n")
+    assert lines[-1] == b""
+    assert len(lines) == n + 2
+    assert all(l.startswith(b"250 2.0.0") for l in lines[:n])
+    assert lines[n].startswith(b"221 2.0.0")
+
+
 # -------------------------------------------------------------- smuggling
 
 @pytest.mark.parametrize("eod", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r",
