@@ -308,6 +308,24 @@ def test_utf8_sender_with_smtputf8(yubind):
 
 # ------------------------------------------------------------- delivery
 
+@pytest.mark.yubind_conf(listen_smtp="[::1]:0")
+def test_ipv6_listener_and_received(yubind):
+    """An IPv6 listener works, and Received names the client with the
+    RFC 5321 IPv6 address literal."""
+    data = make_message(subject="over IPv6")
+    c = yt.SmtpClient(yubind.smtp_port, host="::1")
+    expect(c.reply(), 220)
+    expect(c.cmd("EHLO v6.client.example"), 250)
+    c.mail_tx(SENDER, [DEMO])
+    queued_id(c.data(data))
+    c.quit()
+    _, received, body = split_stored(only_message(yubind))
+    assert yt.unfold(received).startswith(
+        "Received: from v6.client.example ([IPv6:::1])"), received
+    assert body == data
+    assert "connect from [::1]" in yubind.log()
+
+
 def test_stored_message_format(yubind):
     data = make_message(body="line one\n.leading dot\n..two dots\n\nlast\n")
     c = yubind.smtp(ehlo="helo.client.example")

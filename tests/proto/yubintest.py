@@ -243,7 +243,7 @@ class Yubind:
             time.sleep(0.02)
         self.pid = int(m.group(1))
         self.ports = {}
-        for pm in re.finditer(r"listening proto=(\w+) addr=\[?([0-9a-fA-F.:]+?)\]?:(\d+)",
+        for pm in re.finditer(r"listening proto=(\w+) addr=(\[[0-9a-fA-F.:]+\]|[0-9.]+):(\d+)\b",
                               text[:m.end()]):
             self.ports.setdefault(pm.group(1), int(pm.group(3)))
         return self

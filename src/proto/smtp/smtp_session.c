@@ -270,8 +270,10 @@ static void trace_headers(struct smtp_session *s, const char *qid, struct buf *h
 	char date[64];
 	rfc5322_date(now_unix(), date, sizeof(date));
 	buf_printf(h, "Return-Path: <%s>\r\n", s->from);
-	buf_printf(h, "Received: from %s ([%s])\r\n\tby %s (Yubin) with %s id %s",
-		   s->helo[0] != '\0' ? s->helo : "unknown", s->c->peer, hostname(s),
+	/* RFC 5321 4.1.3: an IPv6 address literal carries the "IPv6:" tag. */
+	buf_printf(h, "Received: from %s ([%s%s])\r\n\tby %s (Yubin) with %s id %s",
+		   s->helo[0] != '\0' ? s->helo : "unknown",
+		   strchr(s->c->peer, ':') ? "IPv6:" : "", s->c->peer, hostname(s),
 		   proto_name(s), qid);
 	if (s->c->tls)
 		buf_printf(h, "\r\n\t(version=%s cipher=%s bits=%d)", s->c->tls_version,
