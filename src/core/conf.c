@@ -89,7 +89,8 @@ static const struct conf_key conf_table[] = {
 	{"pop3_timeout", T_DURATION, OFF(pop3_timeout), "10m", 100, DAY, NULL,
 	 "POP3: idle time allowed between commands (RFC 1939 asks for at least 10 minutes)."},
 	{"command_timeout", T_DURATION, OFF(command_timeout), "60s", 100, DAY, NULL,
-	 "Every protocol: a command line that has started must be complete within this time."},
+	 "Every protocol: a command line that has started must be complete within this time; "
+	 "also the time allowed for the TLS handshake on implicit-TLS ports."},
 	{"shutdown_timeout", T_DURATION, OFF(shutdown_timeout), "10s", 0, DAY, NULL,
 	 "On SIGTERM: time given to in-flight transactions before connections are cut."},
 	{"store_batch_max", T_INT, OFF(store_batch_max), "256", 1, 100000, NULL,

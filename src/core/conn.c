@@ -307,6 +307,12 @@ again:
 			goto again;
 	}
 	c->dispatching = false;
+	if (c->peer_eof && !c->closing && !c->paused && !c->writing_blocked &&
+	    !c->tls_handshaking) {
+		/* Everything complete that the client sent is answered; what
+		 * is left is an unfinished line or transfer. */
+		conn_close(c, "peer closed the connection");
+	}
 	if (!c->closing) {
 		conn_flush(c);
 		if (c->in.len < IN_HIGH)
@@ -377,10 +383,13 @@ static void tls_input(struct conn *c)
 		if (e == SSL_ERROR_WANT_READ)
 			break;
 		flush_wbio(c);
-		if (e == SSL_ERROR_ZERO_RETURN)
-			conn_close(c, "peer sent TLS close_notify");
-		else
-			conn_close(c, "TLS read error");
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			/* Like a TCP half-close: what came before it is still
+			 * answered (see peer_eof in dispatch). */
+			c->peer_eof = true;
+			break;
+		}
+		conn_close(c, "TLS read error");
 		return;
 	}
 	flush_wbio(c);
@@ -391,8 +400,24 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	struct conn *c = s->data;
 	if (nread == 0)
 		return;
+	if (nread == UV_EOF && !c->closing) {
+		/* The client has finished sending (it may have half-closed
+		 * after pipelining its last commands): answer what it sent,
+		 * let work in flight finish, then close (dispatch does). */
+		c->peer_eof = true;
+		if (c->tls_handshaking) {
+			conn_close(c, "peer closed the connection during the TLS handshake");
+			return;
+		}
+		if (c->reading) {
+			uv_read_stop(s);
+			c->reading = false;
+		}
+		dispatch(c);
+		return;
+	}
 	if (nread < 0) {
-		conn_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
+		conn_close(c, uv_strerror((int)nread));
 		return;
 	}
 	if (c->closing)
@@ -420,7 +445,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 static void start_reading(struct conn *c)
 {
-	if (c->reading || c->closing)
+	if (c->reading || c->closing || c->peer_eof)
 		return;
 	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
 		c->reading = true;
@@ -448,6 +473,17 @@ static void timer_cb(uv_timer_t *t)
 		 * by the idle timeout once it is our turn again. */
 		if (c->paused)
 			c->last_activity_ms = now;
+	}
+	if (c->proto == NULL) {
+		/* Implicit-TLS handshake not finished: no session to ask. */
+		if (now - c->last_activity_ms >= c->idle_ms) {
+			log_info("conn=%s %s: TLS handshake not completed within %llu ms from [%s]",
+				 c->idstr, c->h->name, (unsigned long long)c->idle_ms, c->peer);
+			conn_close(c, "TLS handshake timeout");
+			return;
+		}
+		arm_timer(c);
+		return;
 	}
 	if (c->idle_ms && now - c->last_activity_ms >= c->idle_ms && !c->paused) {
 		log_info("conn=%s %s: idle timeout after %llu ms from [%s]", c->idstr, c->h->name,
@@ -498,6 +534,10 @@ static void deadline_cb(uv_timer_t *t)
 	struct conn *c = t->data;
 	if (c->closing)
 		return;
+	if (c->proto == NULL) {
+		conn_close(c, "deadline before the session started");
+		return;
+	}
 	log_info("conn=%s %s: transfer deadline exceeded from [%s]", c->idstr, c->h->name, c->peer);
 	conn_hold(c);
 	c->h->on_timeout(c, CONN_TIMEOUT_DEADLINE);
@@ -657,7 +697,8 @@ void conn_started(struct conn *c)
 			conn_close(c, "TLS setup failed");
 			return;
 		}
-		conn_set_timeouts(c, 30000, 30000);
+		uint64_t ms = c->reg->handshake_ms ? c->reg->handshake_ms : 30000;
+		conn_set_timeouts(c, ms, ms);
 		start_reading(c);
 		return;
 	}

@@ -104,6 +104,7 @@ struct conn {
 	bool tls_handshaking;
 	bool writing_blocked;
 	bool discarded;
+	bool peer_eof;            /* the peer will send nothing more */
 	size_t in_taken;          /* dispatched bytes not yet removed from in */
 	size_t writes_in_flight;
 	struct conn *next, *prev; /* registry's list */

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 #include <openssl/ssl.h>
 
@@ -21,6 +22,7 @@ struct conn_registry {
 	struct server *server;     /* handed to every conn */
 	SSL_CTX *tls;              /* NULL: no TLS configured */
 	size_t max_conns, max_per_ip;
+	uint64_t handshake_ms;     /* implicit TLS: handshake must finish within this */
 	size_t count;
 	struct conn *head;
 	uint64_t next_id;

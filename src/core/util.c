@@ -151,8 +151,9 @@ void queue_id_new(char out[17])
 	/* 36 bits of seconds, 8 bits of a per-process counter, 20 random bits:
 	 * ids sort by time, never repeat inside a process within one second
 	 * for 256 messages, and collide across restarts only by chance (the
-	 * store creates files with O_EXCL, so a collision is an error, not an
-	 * overwrite, and the caller retries with a new id). */
+	 * store creates files with O_EXCL, so a collision is a temporary
+	 * delivery error -- 451, and the client tries again -- never an
+	 * overwrite). */
 	static _Atomic unsigned counter;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);

@@ -74,8 +74,9 @@ struct store_writer {
 	struct store_op *queue, **queue_tail;
 	struct store_op *done, **done_tail;
 	size_t writing;             /* deliveries and refills in the thread pool */
-	struct spare *spares;       /* body files made in advance */
-	size_t nspares;
+	struct spare *spares;       /* body files made in advance: a ring, oldest first */
+	size_t spare_head, nspares;
+	char durable_day[16];       /* msg/YYYYMMDD known to exist durably */
 	bool refilling;
 	bool stopping;
 	uint64_t ops, commits;
@@ -184,27 +185,35 @@ static int write_all(int fd, const char *p, size_t n)
 static int day_dir(struct store_writer *w, char *reldir, size_t sz, char **error_r)
 {
 	const char *dir = store_data_dir(w->st);
-	char day[16], path[4096];
+	char day[16], path[4096], msgdir[4096];
 	time_t now = time(NULL);
 	struct tm tm;
+	bool known;
 
 	gmtime_r(&now, &tm);
 	strftime(day, sizeof(day), "%Y%m%d", &tm);
 	snprintf(reldir, sz, "msg/%s", day);
+	uv_mutex_lock(&w->mu);
+	known = strcmp(w->durable_day, day) == 0;
+	uv_mutex_unlock(&w->mu);
+	if (known)
+		return 0;
+	/* Whoever meets a new day first -- creator or a thread that lost the
+	 * mkdir race -- fsyncs msg/ before using the directory, so no file
+	 * is committed in a directory whose own entry is not durable yet. */
 	snprintf(path, sizeof(path), "%s/msg/%s", dir, day);
-	if (mkdir(path, 0750) == 0) {
-		char msgdir[4096];
-
-		/* a new directory entry in msg/: make it durable too */
-		snprintf(msgdir, sizeof(msgdir), "%s/msg", dir);
-		if (fsync_dir(msgdir) < 0) {
-			*error_r = xasprintf("store: cannot fsync %s: %s", msgdir, strerror(errno));
-			return -1;
-		}
-	} else if (errno != EEXIST) {
+	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
 		*error_r = xasprintf("store: cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
+	snprintf(msgdir, sizeof(msgdir), "%s/msg", dir);
+	if (fsync_dir(msgdir) < 0) {
+		*error_r = xasprintf("store: cannot fsync %s: %s", msgdir, strerror(errno));
+		return -1;
+	}
+	uv_mutex_lock(&w->mu);
+	memcpy(w->durable_day, day, sizeof(w->durable_day));
+	uv_mutex_unlock(&w->mu);
 	return 0;
 }
 
@@ -282,7 +291,7 @@ static void refill_work(uv_work_t *req)
 	}
 	uv_mutex_lock(&w->mu);
 	for (size_t i = 0; i < n && w->nspares < SPARE_MAX; i++)
-		w->spares[w->nspares++] = made[i];
+		w->spares[(w->spare_head + w->nspares++) % SPARE_MAX] = made[i];
 	w->refilling = false;
 	w->writing--;
 	uv_cond_signal(&w->cond);
@@ -596,7 +605,8 @@ void store_writer_stop(struct store_writer **wp)
 	for (size_t i = 0; i < w->nspares; i++) {
 		char path[4096];
 
-		store_msg_path(w->st, w->spares[i].relpath, path, sizeof(path));
+		store_msg_path(w->st, w->spares[(w->spare_head + i) % SPARE_MAX].relpath, path,
+			       sizeof(path));
 		unlink(path);
 	}
 	free(w->spares);
@@ -648,8 +658,12 @@ void store_writer_new_qid(struct store_writer *w, struct delivery *d)
 
 	uv_mutex_lock(&w->mu);
 	if (w->nspares > 0) {
-		struct spare *sp = &w->spares[--w->nspares];
+		/* Oldest first, so that no spare lingers in an old day
+		 * directory that store_recover no longer looks at. */
+		struct spare *sp = &w->spares[w->spare_head];
 
+		w->spare_head = (w->spare_head + 1) % SPARE_MAX;
+		w->nspares--;
 		memcpy(d->qid, sp->qid, sizeof(d->qid));
 		snprintf(d->relpath, sizeof(d->relpath), "%s", sp->relpath);
 		d->spare = true;

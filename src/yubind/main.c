@@ -275,6 +275,7 @@ int main(int argc, char **argv)
 	d.reg.tls = tls;
 	d.reg.max_conns = (size_t)d.cfg.max_connections;
 	d.reg.max_per_ip = (size_t)d.cfg.max_connections_per_ip;
+	d.reg.handshake_ms = (uint64_t)d.cfg.command_timeout;
 	d.reg.on_empty = on_empty;
 
 	open_listeners("smtp", &d.cfg.listen_smtp, &smtp_conn_handler, false);

@@ -364,10 +364,11 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 	s->dlv_data[s->dlv_size] = '\0';
 	buf_free(&h);
 	buf_free(&s->msg);
-	/* The charge moves to the copy that goes to the store. */
+	/* The charge moves to the copy that goes to the store (accepted
+	 * already: no budget check here). */
 	s->srv->smtp_data_mem -= s->mem_charged;
-	s->mem_charged = 0;
-	msg_charge(s, s->dlv_size);
+	s->srv->smtp_data_mem += s->dlv_size;
+	s->mem_charged = s->dlv_size;
 
 	s->mailbox_ids = xreallocarray(NULL, s->nrcpts, sizeof(*s->mailbox_ids));
 	for (size_t i = 0; i < s->nrcpts; i++)
