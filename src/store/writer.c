@@ -229,7 +229,8 @@ static int write_spare(struct store_writer *w, struct dop *dp)
 		dp->op.error = xasprintf("%s: cannot open %s: %s", d->qid, path, strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, d->data, d->len) < 0 || fdatasync(fd) < 0) {
+	if (write_all(fd, d->head, d->head_len) < 0 || write_all(fd, d->data, d->len) < 0 ||
+	    fdatasync(fd) < 0) {
 		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
 					 strerror(errno));
 		close(fd);
@@ -328,7 +329,8 @@ static int write_body(struct store_writer *w, struct dop *dp)
 					 strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, d->data, d->len) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, d->head, d->head_len) < 0 || write_all(fd, d->data, d->len) < 0 ||
+	    fsync(fd) < 0) {
 		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
 					 strerror(errno));
 		close(fd);
@@ -391,7 +393,8 @@ static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 	struct delivery *d = dp->d;
 	int64_t body_id;
 
-	if (store_txn_add_body(t, d->relpath, (int64_t)d->len, &body_id, error_r) < 0)
+	if (store_txn_add_body(t, d->relpath, (int64_t)(d->head_len + d->len), &body_id,
+			       error_r) < 0)
 		return -1;
 	dp->uids = xcalloc(d->nmailboxes ? d->nmailboxes : 1, sizeof(*dp->uids));
 	for (size_t i = 0; i < d->nmailboxes; i++) {

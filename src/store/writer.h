@@ -26,7 +26,9 @@ struct store_writer;
 struct delivery {
 	/* in */
 	char qid[17];               /* queue id; also the body file name */
-	const char *data;           /* whole message as stored (CRLF lines) */
+	const char *head;           /* optional: written before data (trace headers) */
+	size_t head_len;
+	const char *data;           /* the message as stored after head (CRLF lines) */
 	size_t len;
 	const int64_t *mailbox_ids;
 	size_t nmailboxes;

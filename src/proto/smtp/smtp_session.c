@@ -87,6 +87,8 @@ struct smtp_session {
 	struct delivery dlv;
 	int64_t *mailbox_ids;
 	char *dlv_data;
+	char *dlv_head;                 /* Return-Path and Received */
+	size_t dlv_head_len;
 	size_t mem_charged;            /* bytes counted in srv->smtp_data_mem */
 	bool mem_full;                  /* smtp_data_memory_max hit: 452 at the end */
 	size_t dlv_size;
@@ -288,6 +290,7 @@ static void free_delivery(struct smtp_session *s)
 	FREE(s->dlv.uids);
 	FREE(s->dlv.error);
 	FREE(s->dlv_data);
+	FREE(s->dlv_head);
 	FREE(s->mailbox_ids);
 	msg_uncharge(s);
 }
@@ -353,30 +356,26 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 	memset(d, 0, sizeof(*d));
 	store_writer_new_qid(s->srv->writer, d);
 
+	/* The trace headers go in front of the data as the store writes
+	 * the file: the message itself is handed over, not copied, and stays
+	 * charged to the memory budget until the delivery is done. */
 	struct buf h;
 	buf_init(&h, 4096 + ADDR_TEXT_MAX * 2 + SMTP_HELO_MAX);
 	trace_headers(s, d->qid, &h);
-	s->dlv_size = h.len + s->msg.len;
-	s->dlv_data = xmalloc(s->dlv_size + 1);
-	memcpy(s->dlv_data, h.data, h.len);
-	if (s->msg.len > 0)
-		memcpy(s->dlv_data + h.len, s->msg.data, s->msg.len);
-	s->dlv_data[s->dlv_size] = '\0';
-	buf_free(&h);
-	buf_free(&s->msg);
-	/* The charge moves to the copy that goes to the store (accepted
-	 * already: no budget check here). */
-	s->srv->smtp_data_mem -= s->mem_charged;
-	s->srv->smtp_data_mem += s->dlv_size;
-	s->mem_charged = s->dlv_size;
+	size_t body_len;
+	s->dlv_head = buf_steal(&h, &s->dlv_head_len);
+	s->dlv_data = buf_steal(&s->msg, &body_len);
+	s->dlv_size = s->dlv_head_len + body_len;
 
 	s->mailbox_ids = xreallocarray(NULL, s->nrcpts, sizeof(*s->mailbox_ids));
 	for (size_t i = 0; i < s->nrcpts; i++)
 		s->mailbox_ids[i] = s->rcpts[i].mailbox_id;
 	s->dlv_nrcpts = s->nrcpts;
 
+	d->head = s->dlv_head;
+	d->head_len = s->dlv_head_len;
 	d->data = s->dlv_data;
-	d->len = s->dlv_size;
+	d->len = body_len;
 	d->mailbox_ids = s->mailbox_ids;
 	d->nmailboxes = s->nrcpts;
 	d->internaldate = now_unix();
