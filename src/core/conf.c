@@ -426,11 +426,40 @@ int conf_load(struct conf *c, const char *path, char **error_r)
 	return r;
 }
 
+bool conf_valid_hostname(const char *h)
+{
+	size_t label = 0, total = 0;
+
+	if (*h == '\0')
+		return false;
+	for (const char *p = h; *p; p++, total++) {
+		char ch = *p;
+		if (ch == '.') {
+			if (label == 0 || p[-1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || (ch == '-' && label > 0);
+		if (!ok || ++label > 63)
+			return false;
+	}
+	return total <= 253 && label > 0 && h[total - 1] != '-';
+}
+
 int conf_check(const struct conf *c, char **error_r)
 {
 	const char *f = c->path ? c->path : "config";
-	if (c->hostname[0] == '\0') {
-		*error_r = xasprintf("%s: hostname: must not be empty", f);
+	if (!conf_valid_hostname(c->hostname)) {
+		*error_r = xasprintf("%s: hostname: \"%s\" is not a host name (letters, digits and "
+				     "hyphens in dot-separated labels; no inline comments)",
+				     f, c->hostname);
+		return -1;
+	}
+	if (strpbrk(c->user, " \t#") != NULL || strpbrk(c->postmaster, " \t#") != NULL) {
+		*error_r = xasprintf("%s: user and postmaster take one word (inline comments are "
+				     "not supported: put # at the start of a line)", f);
 		return -1;
 	}
 	if (c->data_dir[0] != '/') {

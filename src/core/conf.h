@@ -67,6 +67,8 @@ int conf_load_string(struct conf *c, const char *name, const char *text, char **
 /* Semantic checks across keys (cert and key both set, listen addresses
  * parse, ...). -1 with *error_r on failure. */
 int conf_check(const struct conf *c, char **error_r);
+/* hostname syntax: LDH labels separated by dots (RFC 1123), no trailing dot. */
+bool conf_valid_hostname(const char *h);
 /* Print every key with its effective value, one "key = value" a line. */
 void conf_print(const struct conf *c, FILE *out);
 /* Print the documentation of every key (used to check etc/yubin.conf.example). */

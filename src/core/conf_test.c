@@ -106,6 +106,49 @@ static void test_check(void **state)
 	conf_free(&c);
 }
 
+static void test_hostname_and_words(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		bool ok;
+	} cases[] = {
+		{"hostname = mx.example.test\n", true},
+		{"hostname = localhost\n", true},
+		{"hostname = a-b.c1.example\n", true},
+		{"hostname = mx.example.test # primary MX\n", false},
+		{"hostname = mx example\n", false},
+		{"hostname = a..b\n", false},
+		{"hostname = -a.example\n", false},
+		{"hostname = a-.example\n", false},
+		{"hostname = mx.example.\n", false},
+		{"hostname = mx_1.example\n", false},
+		{"hostname = \n", false},
+		{"user = nobody # comment\n", false},
+		{"postmaster = a@example.test #x\n", false},
+		{"user = nobody\npostmaster = admin@example.test\n", true},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct conf c;
+		conf_defaults(&c);
+		char *err = NULL;
+		assert_int_equal(conf_load_string(&c, "t.conf", cases[i].text, &err), 0);
+		int r = conf_check(&c, &err);
+		if ((r == 0) != cases[i].ok)
+			fail_msg("%s: conf_check gave %d (%s)", cases[i].text, r, err ? err : "");
+		free(err);
+		conf_free(&c);
+	}
+	/* 63-octet labels pass, 64 do not */
+	char host[80];
+	memset(host, 'a', 63);
+	strcpy(host + 63, ".example");
+	assert_true(conf_valid_hostname(host));
+	memset(host, 'a', 64);
+	strcpy(host + 64, ".example");
+	assert_false(conf_valid_hostname(host));
+}
+
 static void test_print_golden(void **state)
 {
 	(void)state;
@@ -173,6 +216,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_line_cap),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_hostname_and_words),
 		cmocka_unit_test(test_print_golden),
 		cmocka_unit_test(test_example_documents_every_key),
 	};

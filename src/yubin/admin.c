@@ -15,7 +15,10 @@
 #include "store/store.h"
 
 /* Longest password or APOP secret accepted on stdin (without the newline). */
-#define ADMIN_SECRET_MAX 1024
+/* Every login mechanism must be able to carry the password: POP3 lines are
+ * at most 1024 octets, and "AUTH PLAIN " + base64(NUL address NUL password)
+ * with a 320-octet address leaves room for 256. */
+#define ADMIN_SECRET_MAX 256
 
 enum secret_kind { SECRET_NONE, SECRET_PASSWORD, SECRET_APOP };
 
@@ -59,7 +62,7 @@ static const struct admin_cmd commands[] = {
 static const char secrets_doc[] =
 	"Passwords and APOP secrets are read from stdin, never from the command line:\n"
 	"on a terminal you are asked twice without echo; otherwise one line is read\n"
-	"(at most 1024 bytes; the trailing newline is removed).  Passwords are stored\n"
+	"(at most 256 bytes; the trailing newline is removed).  Passwords are stored\n"
 	"as argon2id hashes.  An APOP secret is weaker: it is stored in clear so that\n"
 	"the server can check APOP digests, so never reuse the password as secret.\n";
 
@@ -222,7 +225,7 @@ static int read_line(char *buf, const char **why)
 	if (n > 0 && buf[n - 1] == '\r')
 		n--;
 	if (too_long || n > ADMIN_SECRET_MAX) {
-		*why = "longer than 1024 bytes";
+		*why = "longer than 256 bytes";
 		return -1;
 	}
 	buf[n] = '\0';

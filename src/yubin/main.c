@@ -21,6 +21,16 @@
 
 #define DEFAULT_CONF "/etc/yubin/yubin.conf"
 
+/* The exit status r, or an error when what we printed did not get out. */
+static int flush_stdout(int r)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "yubin: cannot write to stdout\n");
+		return ADMIN_EXIT_ERROR;
+	}
+	return r;
+}
+
 /* When run as root and the configuration names a user, become that user so
  * that every file created in data_dir belongs to the daemon.  data_dir is
  * created first (0750, owned by that user) if missing.  0 ok, -1 printed. */
@@ -31,8 +41,14 @@ static int drop_privileges(const struct conf *cfg)
 	gid_t gid;
 	char *name;
 
-	if (geteuid() != 0 || !cfg->user || !cfg->user[0])
+	if (geteuid() != 0)
 		return 0;
+	if (!cfg->user || !cfg->user[0]) {
+		fprintf(stderr, "yubin: warning: running as root and %s sets no user: files "
+			"created in %s will belong to root, which yubind (refusing to run as "
+			"root) cannot write\n", cfg->path, cfg->data_dir);
+		return 0;
+	}
 	errno = 0;
 	pw = getpwnam(cfg->user);
 	if (!pw) {
@@ -84,7 +100,7 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			admin_usage(stdout);
-			return ADMIN_EXIT_OK;
+			return flush_stdout(ADMIN_EXIT_OK);
 		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			conf_path = argv[++i];
 		} else if (strncmp(argv[i], "-c", 2) == 0 && argv[i][2] != '\0') {
@@ -101,7 +117,7 @@ int main(int argc, char **argv)
 	}
 	r = admin_parse(argc - i, argv + i, &args);
 	if (r <= 0)
-		return r == 0 ? ADMIN_EXIT_OK : ADMIN_EXIT_USAGE;
+		return r == 0 ? flush_stdout(ADMIN_EXIT_OK) : ADMIN_EXIT_USAGE;
 	if (!conf_path || !conf_path[0])
 		conf_path = DEFAULT_CONF;
 
@@ -127,9 +143,5 @@ int main(int argc, char **argv)
 	r = admin_run(st, &args);
 	store_close(&st);
 	conf_free(&cfg);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "yubin: cannot write to stdout\n");
-		return ADMIN_EXIT_ERROR;
-	}
-	return r;
+	return flush_stdout(r);
 }

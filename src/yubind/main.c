@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -167,6 +169,35 @@ static void raise_fd_limit(void)
 			 (unsigned long long)rl.rlim_cur, (long long)d.cfg.max_connections);
 }
 
+/* One daemon per data directory: a second one would take the first one's
+ * spare body files for crash leftovers and remove them.  The lock is held
+ * (by the open descriptor) until the process exits. */
+static int lock_data_dir(void)
+{
+	char path[4096];
+
+	if (mkdir(d.cfg.data_dir, 0750) < 0 && errno != EEXIST)
+		log_fatal("data_dir %s: cannot create it: %s", d.cfg.data_dir, strerror(errno));
+	snprintf(path, sizeof path, "%s/yubind.lock", d.cfg.data_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		log_fatal("%s: cannot open: %s (check data_dir in %s and its owner)", path,
+			  strerror(errno), d.cfg.path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char other[32] = "";
+		ssize_t n = pread(fd, other, sizeof other - 1, 0);
+		if (n > 0)
+			other[strcspn(other, "\n")] = '\0';
+		log_fatal("data_dir %s is in use by another yubind (pid %s); one daemon per data "
+			  "directory", d.cfg.data_dir, n > 0 ? other : "unknown");
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("%s: cannot write our pid: %s", path, strerror(errno));
+	return fd;
+}
+
 /* RFC 5321 4.5.1: postmaster@ every local domain must reach someone. */
 static void check_postmaster(void)
 {
@@ -282,6 +313,7 @@ int main(int argc, char **argv)
 	open_listeners("pop3", &d.cfg.listen_pop3, &pop3_conn_handler, false);
 	open_listeners("pop3s", &d.cfg.listen_pop3s, &pop3_conn_handler, true);
 	drop_privileges();
+	int lock_fd = lock_data_dir();
 
 	if (store_open(d.cfg.data_dir, &d.srv.store, &err) < 0)
 		log_fatal("%s (check data_dir in %s and its owner)", err, d.cfg.path);
@@ -308,6 +340,7 @@ int main(int argc, char **argv)
 	store_close(&d.srv.store);
 	free(d.srv.pop3_locked);
 	tls_ctx_free(&tls);
+	close(lock_fd);
 	log_notice("stopped");
 	conf_free(&d.cfg);
 	return 0;

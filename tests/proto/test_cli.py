@@ -50,7 +50,27 @@ def test_user_add_del_and_passwd(yubind):
 
 def test_user_in_unknown_domain_refused(yubind):
     r = yubind.cli("user", "add", "x@nowhere.example", input="pw-pw-pw\n", check=False)
-    assert r.returncode != 0
+    assert r.returncode == 1, r
+    assert "nowhere.example" in r.stderr
+
+
+def test_password_length_cap(yubind):
+    """The CLI takes passwords up to 256 bytes -- the most every login
+    mechanism can carry -- and refuses longer ones; a 256-byte password
+    works with USER/PASS and with AUTH PLAIN."""
+    new = "long@example.org"
+    r = yubind.cli("user", "add", new, input="p" * 257 + "\n", check=False)
+    assert r.returncode == 1 and "256" in r.stderr, r
+    pw = "P" * 250 + "-9x y!"           # 256 bytes, with spaces
+    assert len(pw) == 256
+    yubind.cli("user", "add", new, input=pw + "\n")
+    c = yubind.pop3()
+    c.ok("USER " + new)
+    c.ok("PASS " + pw)
+    c.quit()
+    c = yubind.pop3()
+    c.ok("AUTH PLAIN " + yt.sasl_plain(new, pw))
+    c.quit()
 
 
 def test_domain_add_makes_it_local(yubind):

@@ -4,6 +4,7 @@ import os
 import pwd
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -85,3 +86,15 @@ def test_new_connections_refused_after_sigterm(yubind):
     yubind.stop()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_one_daemon_per_data_dir(yubind):
+    """A second yubind on the same data directory refuses to start (it
+    would take the first one's spare body files for crash leftovers); the
+    first one keeps serving."""
+    r = subprocess.run([yt.YUBIND, "-c", yubind.conf_path], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30, env=yt.sanitizer_env())
+    assert r.returncode == 1, r
+    assert f"is in use by another yubind (pid {yubind.pid})" in r.stderr, r.stderr
+    yubind.send("s@example.net", [DEMO], make_message(subject="still here"))
+    assert len(yubind.fetch(DEMO)) == 1

@@ -119,9 +119,14 @@ def test_unknown_user_same_answer(yubind):
     c = yubind.pop3()
     r = c.cmd("USER nosuch@example.test")
     assert r.startswith("+OK"), "USER must not reveal whether the account exists"
-    r = c.cmd("PASS whatever")
-    assert r.startswith("-ERR [AUTH]"), r
+    unknown = c.cmd("PASS whatever")
+    assert unknown.startswith("-ERR [AUTH]"), unknown
     c.quit()
+    c = yubind.pop3()
+    assert c.cmd(f"USER {DEMO}") == r, "USER answers differ for a real account"
+    wrong = c.cmd("PASS whatever")
+    c.quit()
+    assert wrong == unknown, "a wrong password and an unknown user must look the same"
 
 
 def test_pass_before_user(yubind):
