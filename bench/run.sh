@@ -6,7 +6,6 @@
 # did not stop cleanly); the peer half is skipped with a reason when it
 # cannot run (not root, packages missing).
 #
-#  1. disk ceiling: shared/bench/fsync_limit.py on the temp directory
 #  2. a throw-away yubind (temp dir under /tmp), domain example.test,
 #     user1..user100@example.test with password "pass"
 #  3. shared/bench/smtp_accept.sh against yubind, verified over POP3 by
@@ -18,6 +17,8 @@
 #  6. the same against Postfix + Dovecot (shared/peers/start.sh --reset),
 #     CPU summed over both process trees (bench/cpu.py)
 #  7. the comparison table (bench/report.py)
+#  8. disk ceiling: shared/bench/fsync_limit.py on the temp directory (last:
+#     its mass file deletion slows file creation for minutes afterwards)
 #
 # BUILD_DIR defaults to build (relative to the repository).  Environment:
 #   BENCH_MESSAGES=5000     messages per SMTP run (smtp_accept.sh --messages)
@@ -147,17 +148,6 @@ kv() {
 HZ=$(getconf CLK_TCK)
 echo "== Yubin bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr)"
 echo "   build $BUILD, $MESSAGES messages x 10 KiB, $SESSIONS SMTP sessions, $NUSERS users"
-
-# ---- 1. disk ceiling ---------------------------------------------------
-if [ "${BENCH_SKIP_FSYNC:-0}" = 1 ]; then
-	echo "== 1. fsync_limit: skipped (BENCH_SKIP_FSYNC=1)"
-else
-	echo "== 1. fsync_limit on $TMP"
-	run fsync "$T_FSYNC" "$PY" "$KIT/fsync_limit.py" --dir "$TMP" >/dev/null \
-		|| broke "fsync_limit.py failed"
-	grep -v '^RESULT ' "$TMP/fsync.out" | sed 's/^/   /'
-	grep '^RESULT ' "$TMP/fsync.out"
-fi
 
 # ---- 2. a throw-away yubind --------------------------------------------
 echo "== 2. yubind instance in $TMP/yubin"
@@ -350,6 +340,22 @@ EOF
 	keep peer p_fetch
 	stop_peers
 fi
+
+# ---- 8. disk ceiling ---------------------------------------------------
+# Last: it creates and deletes tens of thousands of files, and ext4 then
+# spends minutes scanning past the recently deleted inodes on every file
+# creation -- measured at more than half of yubind's CPU when this step
+# ran first.  Run at the end it cannot favour either server.
+if [ "${BENCH_SKIP_FSYNC:-0}" = 1 ]; then
+	echo "== 8. fsync_limit: skipped (BENCH_SKIP_FSYNC=1)"
+else
+	echo "== 8. fsync_limit on $TMP"
+	run fsync "$T_FSYNC" "$PY" "$KIT/fsync_limit.py" --dir "$TMP" >/dev/null \
+		|| broke "fsync_limit.py failed"
+	grep -v '^RESULT ' "$TMP/fsync.out" | sed 's/^/   /'
+	grep '^RESULT ' "$TMP/fsync.out"
+fi
+
 
 # ---- 7. comparison ------------------------------------------------------
 echo "== 7. comparison ($MESSAGES x 10 KiB over $SESSIONS SMTP sessions; same machine, same run)"
