@@ -80,6 +80,13 @@ static const char *const migrations[] = {
 	/* Last UIDVALIDITY handed out, so that none is ever reused. */
 	"CREATE TABLE uidvalidity (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);"
 	"INSERT INTO uidvalidity (id, last) VALUES (1, 0);",
+	/* 1 -> 2: body files to unlink, recorded in the transaction that
+	 * drops their last reference, so that a crash between that commit and
+	 * the unlink leaves a row to finish from, not an orphan file. */
+	"CREATE TABLE trash (path TEXT PRIMARY KEY) WITHOUT ROWID;"
+	"CREATE TRIGGER messages_trash AFTER DELETE ON messages BEGIN"
+	"  INSERT OR IGNORE INTO trash (path) VALUES (OLD.path);"
+	"END;",
 };
 
 static const char *const special_mailboxes[][2] = {
@@ -745,8 +752,14 @@ out:
 	sqlite3_finalize(s);
 	store_db_put(st, db);
 	free(addr);
-	if (npaths > 0 || paths)
+	if (npaths > 0 || paths) {
 		unlink_paths(st, paths, npaths);
+		char *terr = NULL;
+		if (store_empty_trash(st, &terr) < 0) {
+			log_warn("%s", terr);
+			free(terr);
+		}
+	}
 	return ret;
 }
 
@@ -1401,6 +1414,74 @@ static int recover_day(struct store *st, sqlite3 *db, const char *day)
 	return removed;
 }
 
+/* Unlink every file in trash and forget it (a missing file counts as done).
+ * Runs inside t when given, else in its own transaction. */
+static int trash_empty_db(struct store *st, sqlite3 *db, int *removed_r)
+{
+	/* A path that a message row names again is not garbage. */
+	sqlite3_stmt *sel = prep(db, "SELECT path FROM trash WHERE path NOT IN "
+				 "(SELECT path FROM messages)");
+	sqlite3_stmt *del = prep(db, "DELETE FROM trash WHERE path = ?1");
+	char full[4096];
+	int ret = -1, removed = 0;
+
+	if (!sel || !del)
+		goto out;
+	while (sqlite3_step(sel) == SQLITE_ROW) {
+		const char *rel = (const char *)sqlite3_column_text(sel, 0);
+
+		store_msg_path(st, rel, full, sizeof(full));
+		if (unlink(full) < 0 && errno != ENOENT) {
+			log_warn("store: cannot unlink %s: %s (kept in trash, retried later)", full,
+				 strerror(errno));
+			continue;
+		}
+		removed++;
+		sqlite3_reset(del);
+		bind_text(del, 1, rel);
+		if (step_done(del) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	if (removed_r)
+		*removed_r = removed;
+	return ret;
+}
+
+int store_txn_empty_trash(struct store_txn *t, char **error_r)
+{
+	if (trash_empty_db(t->st, t->db, NULL) < 0) {
+		set_db_error(t->st, t->db, "emptying trash", error_r);
+		return -1;
+	}
+	return 0;
+}
+
+int store_empty_trash(struct store *st, char **error_r)
+{
+	sqlite3 *db = store_db_get(st);
+	int removed = 0;
+
+	if (!db) {
+		set_error(error_r, xasprintf("store %s: cannot open database", st->db_path));
+		return -1;
+	}
+	if (db_exec(db, "BEGIN IMMEDIATE") < 0 || trash_empty_db(st, db, &removed) < 0 ||
+	    db_exec(db, "COMMIT") < 0) {
+		set_db_error(st, db, "emptying trash", error_r);
+		(void)db_exec(db, "ROLLBACK");
+		store_db_put(st, db);
+		return -1;
+	}
+	store_db_put(st, db);
+	if (removed > 0)
+		log_info("store: trash emptied removed=%d", removed);
+	return 0;
+}
+
 int store_recover(struct store *st, char **error_r)
 {
 	char msgdir[4096], newest[2][9] = { "", "" };
@@ -1409,6 +1490,10 @@ int store_recover(struct store *st, char **error_r)
 	sqlite3 *db;
 	int total = 0;
 
+	/* Files whose last reference went in a commit the crash interrupted
+	 * before the unlink. */
+	if (store_empty_trash(st, error_r) < 0)
+		return -1;
 	snprintf(msgdir, sizeof(msgdir), "%s/msg", st->data_dir);
 	d = opendir(msgdir);
 	if (!d) {

@@ -153,8 +153,18 @@ int store_txn_expunge(struct store_txn *t, int64_t mailbox_id, const uint32_t *u
 int store_txn_set_flags(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
 			uint32_t set, uint32_t clear, char **error_r);
 
-/* Remove files a crash left half-written (bodies never committed).  Called
- * once at daemon start-up. */
+/* Body files whose last reference is gone are recorded in a trash table by
+ * the same transaction (a trigger on messages); the caller still unlinks
+ * them after the commit (store_txn_expunge's list), and these functions
+ * unlink whatever is left in trash and forget it -- after a crash, or when
+ * an unlink failed.  In a transaction (the writer does it in the batch after
+ * one that expunged) or on their own. */
+int store_txn_empty_trash(struct store_txn *t, char **error_r);
+int store_empty_trash(struct store *st, char **error_r);
+
+/* Empty the trash, and remove files a crash left half-written (bodies never
+ * committed, spares never used) in the two newest day directories.  Called
+ * once at daemon start-up, before the writer starts. */
 int store_recover(struct store *st, char **error_r);
 
 #endif

@@ -480,6 +480,49 @@ static void test_recover(void **state)
 	account_free(&a);
 }
 
+/* A crash after the commit that dropped a body's last reference but before
+ * the unlink: the trash row finishes the job at start-up, even in a day
+ * directory store_recover's scan no longer looks at. */
+static void test_trash_after_crash(void **state)
+{
+	struct fixture *f = *state;
+	struct account a;
+	struct store_txn *t;
+	char path[512], *err = NULL, **unl = NULL;
+	size_t nunl = 0;
+	uint32_t uid;
+
+	add_domain(f->st, "example.test");
+	add_account(f->st, "a@example.test");
+	assert_int_equal(store_account_find(f->st, "a@example.test", &a), 1);
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "msg/2025010%d", i + 1);
+		char full[512];
+		store_msg_path(f->st, path, full, sizeof(full));
+		assert_int_equal(mkdir(full, 0750), 0);
+	}
+	write_file(f, "msg/20250101/00000000000000D1", "old mail");
+	t = store_txn_begin(f->st, &err);
+	uid = append(t, a.inbox_id, add_body(t, "msg/20250101/00000000000000D1", 8));
+	assert_int_equal(store_txn_commit(t, &err), 0);
+
+	t = store_txn_begin(f->st, &err);
+	assert_int_equal(store_txn_expunge(t, a.inbox_id, &uid, 1, &unl, &nunl, &err), 0);
+	assert_int_equal(nunl, 1);
+	assert_int_equal(store_txn_commit(t, &err), 0);
+	/* "crash": the caller never unlinks */
+	free(unl[0]);
+	free(unl);
+	assert_true(file_exists(f, "msg/20250101/00000000000000D1"));
+
+	assert_int_equal(store_recover(f->st, &err), 0);
+	assert_null(err);
+	assert_false(file_exists(f, "msg/20250101/00000000000000D1"));
+	/* and the row is gone: a second pass has nothing to do */
+	assert_int_equal(store_empty_trash(f->st, &err), 0);
+	account_free(&a);
+}
+
 static void test_reopen(void **state)
 {
 	struct fixture *f = *state;
@@ -503,6 +546,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_txn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trash_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	};
 

@@ -77,6 +77,7 @@ struct store_writer {
 	struct spare *spares;       /* body files made in advance: a ring, oldest first */
 	size_t spare_head, nspares;
 	char durable_day[16];       /* msg/YYYYMMDD known to exist durably */
+	bool trash_dirty;           /* writer thread: a batch expunged; empty trash next */
 	bool refilling;
 	bool stopping;
 	uint64_t ops, commits;
@@ -475,6 +476,15 @@ static void process_batch(struct store_writer *w, struct store_op *batch, size_t
 
 	sync_dirs(w, batch);
 	t = store_txn_begin(w->st, &err);
+	if (t && w->trash_dirty) {
+		/* The previous batch expunged: its files were unlinked after its
+		 * commit; forget them here (and unlink any that were not). */
+		if (store_txn_empty_trash(t, &err) < 0) {
+			log_warn("%s", err);
+			FREE(err);
+		}
+		w->trash_dirty = false;
+	}
 	if (!t) {
 		log_error("%s", err);
 		for (struct store_op *op = batch; op; op = op->next)
@@ -513,6 +523,8 @@ static void process_batch(struct store_writer *w, struct store_op *batch, size_t
 	for (struct store_op *op = batch; op; op = op->next) {
 		if (op->status == 0) {
 			nok++;
+			if (!op->delivery)
+				w->trash_dirty = true;
 			if (!op->delivery && op->after_commit)
 				op->after_commit(op, w->st);
 		} else if (op->delivery) {
