@@ -72,8 +72,8 @@ static void auth_next(struct server *srv)
 	}
 }
 
-void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg),
-		     void (*done)(void *arg), void *arg)
+static struct job *job_new(struct server *srv, struct conn *c, void (*work)(void *arg),
+			   void (*done)(void *arg), void *arg)
 {
 	struct job *j = xcalloc(1, sizeof *j);
 	j->work.data = j;
@@ -82,9 +82,16 @@ void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg)
 	j->fn = work;
 	j->done = done;
 	j->arg = arg;
-	j->auth = true;
 	if (c)
 		conn_hold(c);
+	return j;
+}
+
+void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg),
+		     void (*done)(void *arg), void *arg)
+{
+	struct job *j = job_new(srv, c, work, done, arg);
+	j->auth = true;
 	if (srv->auth_tail)
 		srv->auth_tail->next = j;
 	else
@@ -96,16 +103,7 @@ void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg)
 void server_job(struct server *srv, struct conn *c, void (*work)(void *arg),
 		void (*done)(void *arg), void *arg)
 {
-	struct job *j = xcalloc(1, sizeof *j);
-	j->work.data = j;
-	j->srv = srv;
-	j->c = c;
-	j->fn = work;
-	j->done = done;
-	j->arg = arg;
-	if (c)
-		conn_hold(c);
-	job_start(j);
+	job_start(job_new(srv, c, work, done, arg));
 }
 
 bool server_plaintext_ok(const struct server *srv, const struct conn *c)

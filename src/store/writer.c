@@ -218,20 +218,15 @@ static int day_dir(struct store_writer *w, char *reldir, size_t sz, char **error
 	return 0;
 }
 
-/* A delivery into a spare: the file and its directory entry exist. */
-static int write_spare(struct store_writer *w, struct dop *dp)
+/* Write head + data into fd (path, for messages), sync it (fdatasync for a
+ * spare whose directory entry is durable already, fsync for a new file),
+ * close it.  On failure the file is removed.  0 ok, -1 with op.error. */
+static int fill_body(struct dop *dp, int fd, const char *path, bool spare)
 {
 	struct delivery *d = dp->d;
-	char path[4096];
 
-	store_msg_path(w->st, d->relpath, path, sizeof(path));
-	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		dp->op.error = xasprintf("%s: cannot open %s: %s", d->qid, path, strerror(errno));
-		return -1;
-	}
 	if (write_all(fd, d->head, d->head_len) < 0 || write_all(fd, d->data, d->len) < 0 ||
-	    fdatasync(fd) < 0) {
+	    (spare ? fdatasync(fd) : fsync(fd)) < 0) {
 		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
 					 strerror(errno));
 		close(fd);
@@ -245,6 +240,21 @@ static int write_spare(struct store_writer *w, struct dop *dp)
 		return -1;
 	}
 	return 0;
+}
+
+/* A delivery into a spare: the file and its directory entry exist. */
+static int write_spare(struct store_writer *w, struct dop *dp)
+{
+	struct delivery *d = dp->d;
+	char path[4096];
+
+	store_msg_path(w->st, d->relpath, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		dp->op.error = xasprintf("%s: cannot open %s: %s", d->qid, path, strerror(errno));
+		return -1;
+	}
+	return fill_body(dp, fd, path, true);
 }
 
 static void refill_work(uv_work_t *req)
@@ -330,21 +340,7 @@ static int write_body(struct store_writer *w, struct dop *dp)
 					 strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, d->head, d->head_len) < 0 || write_all(fd, d->data, d->len) < 0 ||
-	    fsync(fd) < 0) {
-		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
-					 strerror(errno));
-		close(fd);
-		unlink(path);
-		return -1;
-	}
-	if (close(fd) < 0) {
-		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
-					 strerror(errno));
-		unlink(path);
-		return -1;
-	}
-	return 0;
+	return fill_body(dp, fd, path, false);
 }
 
 static void deliver_work(uv_work_t *req)
