@@ -71,6 +71,10 @@ static const struct conf_key conf_table[] = {
 	 NULL,
 	 "Message data that all SMTP sessions together may hold in memory while receiving "
 	 "and storing; a message that would go past it gets 452 4.3.1 (try again later)."},
+	{"smtp_data_in_memory", T_SIZE, OFF(smtp_data_in_memory), "128k", 4096, 1LL << 30, NULL,
+	 "Data of one message kept in memory while it arrives; beyond it the message is "
+	 "written to its body file as it comes (and the client waits when it sends faster "
+	 "than the disk takes it, past four times this amount)."},
 	{"smtp_max_recipients", T_INT, OFF(smtp_max_recipients), "1000", 1, 100000, NULL,
 	 "Recipients accepted in one SMTP transaction; more get 452 4.5.3."},
 	{"smtp_max_errors", T_INT, OFF(smtp_max_errors), "20", 1, 1000, NULL,

@@ -44,6 +44,7 @@ struct conf {
 
 	int64_t message_size_limit; /* bytes, SIZE and DATA/BDAT cap */
 	int64_t smtp_data_memory_max; /* bytes of message data in memory, all sessions */
+	int64_t smtp_data_in_memory; /* per message: more goes to its body file as it arrives */
 	int64_t smtp_max_recipients;
 	int64_t smtp_max_errors;    /* bad commands before 421 and close */
 	int64_t max_connections;    /* whole daemon */

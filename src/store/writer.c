@@ -249,6 +249,8 @@ static int write_spare(struct store_writer *w, struct dop *dp)
 	char path[4096];
 
 	store_msg_path(w->st, d->relpath, path, sizeof(path));
+	if (d->prefilled)
+		return fill_body(dp, d->fd, path, true);
 	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		dp->op.error = xasprintf("%s: cannot open %s: %s", d->qid, path, strerror(errno));
@@ -390,8 +392,8 @@ static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 	struct delivery *d = dp->d;
 	int64_t body_id;
 
-	if (store_txn_add_body(t, d->relpath, (int64_t)(d->head_len + d->len), &body_id,
-			       error_r) < 0)
+	int64_t size = (int64_t)(d->head_len + d->len) + (d->prefilled ? d->prefilled_len : 0);
+	if (store_txn_add_body(t, d->relpath, size, &body_id, error_r) < 0)
 		return -1;
 	dp->uids = xcalloc(d->nmailboxes ? d->nmailboxes : 1, sizeof(*dp->uids));
 	for (size_t i = 0; i < d->nmailboxes; i++) {
@@ -596,6 +598,13 @@ struct store_writer *store_writer_start(uv_loop_t *loop, struct store *st, size_
 	w->async->data = w;
 	if (uv_thread_create(&w->thread, writer_main, w) != 0)
 		log_fatal("store: cannot start writer thread");
+	/* Have spares ready before the first message: made here, at start-up,
+	 * before the loop serves anyone. */
+	struct refill first = { .w = w };
+	first.work.data = &first;
+	w->refilling = true;
+	w->writing++;
+	refill_work(&first.work);
 	return w;
 }
 
@@ -655,6 +664,8 @@ void store_deliver(struct store_writer *w, struct delivery *d)
 		w->writing--;
 		uv_cond_signal(&w->cond);
 		uv_mutex_unlock(&w->mu);
+		if (d->prefilled)
+			close(d->fd);
 		/* Cannot happen with a valid loop and callbacks; report it anyway. */
 		dp->op.status = -1;
 		dp->op.error = xasprintf("%s: cannot queue work: %s", d->qid, uv_strerror(r));
@@ -663,25 +674,12 @@ void store_deliver(struct store_writer *w, struct delivery *d)
 	}
 }
 
-void store_writer_new_qid(struct store_writer *w, struct delivery *d)
+/* Queue a refill job unless one runs (any thread holding no lock). */
+static void start_refill(struct store_writer *w)
 {
 	struct refill *r = NULL;
 
 	uv_mutex_lock(&w->mu);
-	if (w->nspares > 0) {
-		/* Oldest first, so that no spare lingers in an old day
-		 * directory that store_recover no longer looks at. */
-		struct spare *sp = &w->spares[w->spare_head];
-
-		w->spare_head = (w->spare_head + 1) % SPARE_MAX;
-		w->nspares--;
-		memcpy(d->qid, sp->qid, sizeof(d->qid));
-		snprintf(d->relpath, sizeof(d->relpath), "%s", sp->relpath);
-		d->spare = true;
-	} else {
-		queue_id_new(d->qid);
-		d->spare = false;
-	}
 	if (w->nspares < SPARE_LOW && !w->refilling && !w->stopping) {
 		w->refilling = true;
 		w->writing++;
@@ -698,6 +696,27 @@ void store_writer_new_qid(struct store_writer *w, struct delivery *d)
 		uv_mutex_unlock(&w->mu);
 		free(r);
 	}
+}
+
+void store_writer_new_qid(struct store_writer *w, struct delivery *d)
+{
+	uv_mutex_lock(&w->mu);
+	if (w->nspares > 0) {
+		/* Oldest first, so that no spare lingers in an old day
+		 * directory that store_recover no longer looks at. */
+		struct spare *sp = &w->spares[w->spare_head];
+
+		w->spare_head = (w->spare_head + 1) % SPARE_MAX;
+		w->nspares--;
+		memcpy(d->qid, sp->qid, sizeof(d->qid));
+		snprintf(d->relpath, sizeof(d->relpath), "%s", sp->relpath);
+		d->spare = true;
+	} else {
+		queue_id_new(d->qid);
+		d->spare = false;
+	}
+	uv_mutex_unlock(&w->mu);
+	start_refill(w);
 }
 
 void store_submit(struct store_writer *w, struct store_op *op)

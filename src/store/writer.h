@@ -26,6 +26,13 @@ struct store_writer;
 struct delivery {
 	/* in */
 	char qid[17];               /* queue id; also the body file name */
+	/* Optional: the caller has already written the first prefilled_len
+	 * bytes of the message (head included) into the spare file
+	 * d->relpath, open as fd (from store_writer_new_qid with d->spare).
+	 * store_deliver appends data, syncs and closes fd, whatever happens. */
+	bool prefilled;
+	int fd;
+	int64_t prefilled_len;
 	const char *head;           /* optional: written before data (trace headers) */
 	size_t head_len;
 	const char *data;           /* the message as stored after head (CRLF lines) */

@@ -2,6 +2,7 @@
 2034).  Every test asserts the reply code and the enhanced status code."""
 
 import base64
+import os
 import re
 import smtplib
 import socket
@@ -632,7 +633,8 @@ def test_message_size_limit_exact(yubind):
     assert [stored_data(m) for m in yubind.fetch(DEMO)] == [at]
 
 
-@pytest.mark.yubind_conf(message_size_limit="8M", smtp_data_memory_max="1M")
+@pytest.mark.yubind_conf(message_size_limit="8M", smtp_data_memory_max="1M",
+                         smtp_data_in_memory="16M")
 def test_data_memory_budget(yubind):
     """Message data in memory has a daemon-wide cap: a message that would go
     past it is refused for now (452 4.3.1), the data is still read to its
@@ -651,6 +653,53 @@ def test_data_memory_budget(yubind):
     c.quit()
     assert [stored_data(m) for m in yubind.fetch(DEMO)] == [small, small]
     assert "smtp_data_memory_max" in yubind.log()
+
+
+def body_files(y):
+    """(non-empty, empty) regular files under data/msg."""
+    full = empty = 0
+    for root, _, files in os.walk(os.path.join(y.data, "msg")):
+        for f in files:
+            if os.path.getsize(os.path.join(root, f)):
+                full += 1
+            else:
+                empty += 1
+    return full, empty
+
+
+@pytest.mark.yubind_conf(message_size_limit="16M", smtp_data_memory_max="1M",
+                         smtp_data_in_memory="64k")
+def test_large_messages_stream_to_disk(yubind):
+    """Beyond smtp_data_in_memory a message goes to its body file as it
+    arrives: 6 MB through DATA and 5 MB through BDAT (chunks of 1 MB, the
+    last line without CR LF) pass a 1 MB memory budget byte-exact, and a
+    message abandoned half-way leaves no file behind."""
+    line = b"".join(b"%07d streamed line .................................................\r\n" % i
+                    for i in range(1000))
+    big = b"Subject: streamed\r\n\r\n" + line * 90          # ~6.4 MB
+    c = yubind.smtp()
+    c.mail_tx(SENDER, [DEMO, ALICE])
+    queued_id(c.data(big))
+    chunk = b"x" * (1 << 20 - 1) + b"\r\n"
+    c.mail_tx(SENDER, [DEMO])
+    for _ in range(4):
+        c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+        expect(c.reply(), 250, "2.0.0")
+    tail = b"last line without an end"
+    c.send(b"BDAT %d LAST\r\n" % len(tail) + tail)
+    queued_id(c.reply())
+    # abandoned in the middle of its data
+    c.mail_tx(SENDER, [DEMO])
+    expect(c.cmd("DATA"), 354)
+    c.send(line * 30)
+    c.close()
+    got = [stored_data(m) for m in yubind.fetch(DEMO)]
+    assert got[0] == big
+    assert got[1] == chunk * 4 + tail + b"\r\n"
+    assert [stored_data(m) for m in yubind.fetch(ALICE)] == [big]
+    assert "smtp_data_memory_max" not in yubind.log()
+    # the abandoned message's file is removed (by a job: wait for it)
+    yt.wait_until(lambda: body_files(yubind)[0] == 2, what="aborted body file removed")
 
 
 @pytest.mark.yubind_conf(smtp_max_recipients=3)

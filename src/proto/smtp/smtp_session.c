@@ -9,11 +9,14 @@
  * message_size_limit. */
 #include "proto/smtp/smtp_session.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/conf.h"
@@ -93,6 +96,14 @@ struct smtp_session {
 	bool mem_full;                  /* smtp_data_memory_max hit: 452 at the end */
 	size_t dlv_size;
 	size_t dlv_nrcpts;
+
+	/* A large message goes to its body file while it arrives (spill.c
+	 * style, below): at most smtp_data_in_memory bytes wait in s->msg. */
+	struct spill *spill;
+	bool spill_paused;         /* input paused until the write in flight is done */
+	bool finish_waiting;       /* data complete, waiting for the last write */
+	bool finish_overflow;
+	size_t finish_bare_lf;
 
 	/* counters */
 	int64_t errors;
@@ -241,9 +252,201 @@ static void msg_drop(struct smtp_session *s)
 		msg_uncharge(s);
 }
 
+/* ---- writing a large message while it arrives -------------------------
+ *
+ * Once more than smtp_data_in_memory bytes of a message are buffered, the
+ * session takes its queue id -- a spare body file -- at once, and worker
+ * jobs append the buffered data to that file, one job at a time, while the
+ * next bytes arrive.  If the client sends faster than the disk takes it,
+ * input pauses at four times that amount.  At the end the store appends
+ * the rest, syncs the file and commits, as for any delivery.  Aborted
+ * messages (size, timeout, disconnect) have their file removed by a job. */
+struct spill {
+	struct smtp_session *s;     /* NULL once the session gave it up */
+	struct server *srv;
+	int fd;                     /* -1 until the first job opens it */
+	char path[4096];
+	char *head;                 /* Return-Path + Received, written first */
+	size_t head_len;
+	struct buf chunk;           /* the data the job in flight writes */
+	int64_t written;            /* bytes in the file */
+	int err;                    /* errno of a failed open or write */
+	bool busy;
+};
+
+static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf);
+static void trace_headers(struct smtp_session *s, const char *qid, struct buf *h);
+
+static int spill_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = write(fd, p, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Worker thread. */
+static void spill_work(void *arg)
+{
+	struct spill *sp = arg;
+	if (sp->err)
+		return;
+	if (sp->fd < 0) {
+		sp->fd = open(sp->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (sp->fd < 0 || spill_write_all(sp->fd, sp->head, sp->head_len) < 0) {
+			sp->err = errno;
+			return;
+		}
+		sp->written += (int64_t)sp->head_len;
+	}
+	if (spill_write_all(sp->fd, sp->chunk.data, sp->chunk.len) < 0) {
+		sp->err = errno;
+		return;
+	}
+	sp->written += (int64_t)sp->chunk.len;
+}
+
+static void spill_discard_work(void *arg)
+{
+	struct spill *sp = arg;
+	if (sp->fd >= 0)
+		close(sp->fd);
+	sp->fd = -1;
+	if (unlink(sp->path) < 0 && errno != ENOENT)
+		log_warn("smtp: cannot remove the body file %s of an aborted message: %s",
+			 sp->path, strerror(errno));
+}
+
+static void spill_free(void *arg)
+{
+	struct spill *sp = arg;
+	buf_free(&sp->chunk);
+	free(sp->head);
+	free(sp);
+}
+
+/* Close and remove the file of a message that will not be delivered. */
+static void spill_discard(struct spill *sp)
+{
+	sp->s = NULL;
+	server_job(sp->srv, NULL, spill_discard_work, spill_free, sp);
+}
+
+/* Give up the file of the current message (not delivered). */
+static void spill_abort(struct smtp_session *s)
+{
+	struct spill *sp = s->spill;
+	if (sp == NULL)
+		return;
+	s->spill = NULL;
+	s->finish_waiting = false;
+	if (sp->busy)
+		sp->s = NULL;        /* spill_done discards it */
+	else
+		spill_discard(sp);
+	if (s->spill_paused) {
+		s->spill_paused = false;
+		if (!conn_is_closed(s->c))
+			conn_resume(s->c);
+	}
+}
+
+static void spill_next(struct smtp_session *s);
+
+static void spill_done(void *arg)
+{
+	struct spill *sp = arg;
+	struct smtp_session *s = sp->s;
+
+	sp->busy = false;
+	buf_free(&sp->chunk);
+	if (s == NULL) {
+		spill_discard(sp);
+		return;
+	}
+	if (sp->err)
+		log_error("conn=%s smtp: cannot write the body file %s of the message being "
+			  "received: %s (check the disk under data_dir)", s->c->idstr, sp->path,
+			  strerror(sp->err));
+	if (s->finish_waiting) {
+		s->finish_waiting = false;
+		finish_message(s, s->finish_overflow, s->finish_bare_lf);
+		/* Refused (451, 452, ...): take the next command. */
+		if (!s->delivering && !conn_is_closed(s->c))
+			conn_resume(s->c);
+		return;
+	}
+	if (s->msg.len >= (size_t)s->cfg->smtp_data_in_memory)
+		spill_next(s);
+	if (s->spill_paused && !(s->spill && s->spill->busy &&
+				 s->msg.len >= 4 * (size_t)s->cfg->smtp_data_in_memory)) {
+		s->spill_paused = false;
+		conn_resume(s->c);
+	}
+}
+
+/* Hand what is buffered to a write job. */
+static void spill_next(struct smtp_session *s)
+{
+	struct spill *sp = s->spill;
+	if (sp->err || sp->busy || s->msg.len < 2)
+		return;
+	sp->chunk = s->msg;
+	/* what may still come: the rest of message_size_limit */
+	buf_init(&s->msg, s->msg.max - s->msg.len + 2);
+	/* The last two bytes stay buffered, so that the end of the message
+	 * (does it end in CR LF?) can always be seen in s->msg. */
+	sp->chunk.len -= 2;
+	buf_append(&s->msg, sp->chunk.data + sp->chunk.len, 2);
+	sp->busy = true;
+	server_job(s->srv, s->c, spill_work, spill_done, sp);
+}
+
+/* After new message data: start or feed the body file when enough waits. */
+static void spill_check(struct smtp_session *s)
+{
+	size_t at = (size_t)s->cfg->smtp_data_in_memory;
+	if (s->msg.len < at || s->mem_full)
+		return;
+	if (s->spill == NULL) {
+		struct delivery *d = &s->dlv;
+		memset(d, 0, sizeof(*d));
+		store_writer_new_qid(s->srv->writer, d);
+		if (!d->spare)
+			return;     /* none made yet (that call asked for more): next time */
+		struct spill *sp = xcalloc(1, sizeof(*sp));
+		struct buf h;
+		sp->srv = s->srv;
+		sp->s = s;
+		sp->fd = -1;
+		store_msg_path(s->srv->store, d->relpath, sp->path, sizeof(sp->path));
+		buf_init(&h, 4096 + ADDR_TEXT_MAX * 2 + SMTP_HELO_MAX);
+		trace_headers(s, d->qid, &h);
+		sp->head = buf_steal(&h, &sp->head_len);
+		buf_init(&sp->chunk, 0);
+		s->spill = sp;
+	}
+	if (s->spill->busy) {
+		if (s->msg.len >= 4 * at && !s->spill_paused) {
+			s->spill_paused = true;
+			conn_pause(s->c);
+		}
+		return;
+	}
+	spill_next(s);
+}
+
 /* Forget the mail transaction (RSET, end of message, EHLO, STARTTLS). */
 static void reset_txn(struct smtp_session *s)
 {
+	spill_abort(s);
 	s->from[0] = '\0';
 	s->smtputf8 = false;
 	s->nrcpts = 0;
@@ -333,6 +536,21 @@ static void deliver_done(struct delivery *d)
 static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf)
 {
 	clear_deadline(s);
+	if (s->spill && s->spill->busy && !s->mem_full && !overflow) {
+		/* The last write of the data received so far is still going:
+		 * finish when it is done (spill_done). */
+		s->finish_waiting = true;
+		s->finish_overflow = overflow;
+		s->finish_bare_lf = bare_lf;
+		conn_pause(s->c);
+		return;
+	}
+	if (s->spill && s->spill->err) {
+		log_reject(s, "END-OF-MESSAGE", "451 4.3.0 Error: queue file write error", NULL);
+		reset_txn(s);
+		reply(s, "451 4.3.0 Error: queue file write error");
+		return;
+	}
 	if (s->mem_full) {
 		log_reject(s, "END-OF-MESSAGE", "452 4.3.1 Insufficient system storage", NULL);
 		reset_txn(s);
@@ -353,19 +571,34 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 	}
 
 	struct delivery *d = &s->dlv;
-	memset(d, 0, sizeof(*d));
-	store_writer_new_qid(s->srv->writer, d);
+	struct spill *sp = s->spill;
+	if (sp == NULL) {
+		memset(d, 0, sizeof(*d));
+		store_writer_new_qid(s->srv->writer, d);
+	}
 
 	/* The trace headers go in front of the data as the store writes
 	 * the file: the message itself is handed over, not copied, and stays
 	 * charged to the memory budget until the delivery is done. */
-	struct buf h;
-	buf_init(&h, 4096 + ADDR_TEXT_MAX * 2 + SMTP_HELO_MAX);
-	trace_headers(s, d->qid, &h);
 	size_t body_len;
-	s->dlv_head = buf_steal(&h, &s->dlv_head_len);
+	if (sp == NULL) {
+		struct buf h;
+		buf_init(&h, 4096 + ADDR_TEXT_MAX * 2 + SMTP_HELO_MAX);
+		trace_headers(s, d->qid, &h);
+		s->dlv_head = buf_steal(&h, &s->dlv_head_len);
+	} else {
+		/* Head and most of the data are in the file already: the store
+		 * appends the rest, syncs and closes it. */
+		d->prefilled = true;
+		d->fd = sp->fd;
+		d->prefilled_len = sp->written;
+		s->dlv_head = NULL;
+		s->dlv_head_len = 0;
+		s->spill = NULL;
+		spill_free(sp);
+	}
 	s->dlv_data = buf_steal(&s->msg, &body_len);
-	s->dlv_size = s->dlv_head_len + body_len;
+	s->dlv_size = s->dlv_head_len + body_len + (size_t)(d->prefilled ? d->prefilled_len : 0);
 
 	s->mailbox_ids = xreallocarray(NULL, s->nrcpts, sizeof(*s->mailbox_ids));
 	for (size_t i = 0; i < s->nrcpts; i++)
@@ -476,6 +709,8 @@ static size_t smtp_on_raw(struct conn *c, const char *data, size_t len)
 	if (s->raw == RAW_DATA) {
 		size_t n = dot_decode(&s->dot, data, len, &s->msg);
 		msg_charge(s, s->msg.cap);
+		if (!s->dot.done)
+			spill_check(s);
 		if (s->dot.done)
 			finish_data(s);
 		return n;
@@ -487,6 +722,7 @@ static size_t smtp_on_raw(struct conn *c, const char *data, size_t len)
 		if (s->bdat_fate == BDAT_KEEP) {
 			bdat_append(s, data, n);
 			msg_charge(s, s->msg.cap);
+			spill_check(s);
 		}
 		s->bdat_left -= n;
 		if (s->bdat_left == 0)
@@ -928,6 +1164,7 @@ static void smtp_on_close(struct conn *c, const char *reason)
 
 	if (s == NULL)
 		return;
+	spill_abort(s);
 	counts[0] = '\0';
 	for (int v = 1; v <= SMTP_VERB_COUNT; v++) {
 		/* UNKNOWN last, as Postfix does. */
