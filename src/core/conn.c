@@ -659,9 +659,11 @@ void conn_close(struct conn *c, const char *reason)
 	if (c->closing)
 		return;
 	conn_hold(c);
+	/* Closing from here on: nothing on_close does (conn_resume, say) may
+	 * dispatch more input. */
+	c->closing = true;
 	if (c->h->on_close && c->proto)
 		c->h->on_close(c, reason);
-	c->closing = true;
 	log_debug("conn=%s %s: closing: %s", c->idstr, c->h->name, reason);
 	if (c->handles_open == 0) {
 		conn_release(c);

@@ -664,8 +664,13 @@ void store_deliver(struct store_writer *w, struct delivery *d)
 		w->writing--;
 		uv_cond_signal(&w->cond);
 		uv_mutex_unlock(&w->mu);
-		if (d->prefilled)
+		if (d->prefilled) {
+			char path[4096];
+
 			close(d->fd);
+			store_msg_path(w->st, d->relpath, path, sizeof(path));
+			unlink(path);
+		}
 		/* Cannot happen with a valid loop and callbacks; report it anyway. */
 		dp->op.status = -1;
 		dp->op.error = xasprintf("%s: cannot queue work: %s", d->qid, uv_strerror(r));

@@ -668,7 +668,7 @@ def body_files(y):
 
 
 @pytest.mark.yubind_conf(message_size_limit="16M", smtp_data_memory_max="1M",
-                         smtp_data_in_memory="64k")
+                         smtp_data_in_memory="32k")
 def test_large_messages_stream_to_disk(yubind):
     """Beyond smtp_data_in_memory a message goes to its body file as it
     arrives: 6 MB through DATA and 5 MB through BDAT (chunks of 1 MB, the

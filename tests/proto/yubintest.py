@@ -221,7 +221,8 @@ class Yubind:
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen([YUBIND, "-c", self.conf_path],
                                          stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=logf, env=sanitizer_env())
+                                         stderr=logf,
+                                         env={**sanitizer_env(), **getattr(self, "extra_env", {})})
         self.starts += 1
         deadline = time.monotonic() + DEADLINE
         while True:

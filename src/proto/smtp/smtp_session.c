@@ -102,6 +102,7 @@ struct smtp_session {
 	struct spill *spill;
 	bool spill_paused;         /* input paused until the write in flight is done */
 	bool finish_waiting;       /* data complete, waiting for the last write */
+	bool in_spill_finish;      /* spill_done is running finish_message */
 	bool finish_overflow;
 	size_t finish_bare_lf;
 
@@ -343,6 +344,14 @@ static void spill_discard(struct spill *sp)
 static void spill_abort(struct smtp_session *s)
 {
 	struct spill *sp = s->spill;
+	if (s->spill_paused) {
+		s->spill_paused = false;
+		/* Inside dispatch (a refusal at the end of the data) this only
+		 * lets the loop go on after the reply; spill_done, which calls
+		 * finish_message from outside, resumes after replying itself. */
+		if (!s->in_spill_finish)
+			conn_resume(s->c);
+	}
 	if (sp == NULL)
 		return;
 	s->spill = NULL;
@@ -351,11 +360,6 @@ static void spill_abort(struct smtp_session *s)
 		sp->s = NULL;        /* spill_done discards it */
 	else
 		spill_discard(sp);
-	if (s->spill_paused) {
-		s->spill_paused = false;
-		if (!conn_is_closed(s->c))
-			conn_resume(s->c);
-	}
 }
 
 static void spill_next(struct smtp_session *s);
@@ -377,13 +381,22 @@ static void spill_done(void *arg)
 			  strerror(sp->err));
 	if (s->finish_waiting) {
 		s->finish_waiting = false;
+		s->in_spill_finish = true;
 		finish_message(s, s->finish_overflow, s->finish_bare_lf);
-		/* Refused (451, 452, ...): take the next command. */
-		if (!s->delivering && !conn_is_closed(s->c))
+		s->in_spill_finish = false;
+		if (!s->delivering && !conn_is_closed(s->c)) {
+			/* Refused (451, 452, ...): the reply, then the next command. */
+			conn_flush(s->c);
+			if (s->shutdown_pending) {
+				reply(s, "421 4.3.2 Service shutting down");
+				conn_close(s->c, "shutdown");
+				return;
+			}
 			conn_resume(s->c);
+		}
 		return;
 	}
-	if (s->msg.len >= (size_t)s->cfg->smtp_data_in_memory)
+	if (!s->mem_full && s->msg.len >= (size_t)s->cfg->smtp_data_in_memory)
 		spill_next(s);
 	if (s->spill_paused && !(s->spill && s->spill->busy &&
 				 s->msg.len >= 4 * (size_t)s->cfg->smtp_data_in_memory)) {
@@ -441,6 +454,12 @@ static void spill_check(struct smtp_session *s)
 		return;
 	}
 	spill_next(s);
+}
+
+/* Memory this message holds: what is buffered and what a write job holds. */
+static size_t msg_bytes(const struct smtp_session *s)
+{
+	return s->msg.cap + (s->spill ? s->spill->chunk.cap : 0);
 }
 
 /* Forget the mail transaction (RSET, end of message, EHLO, STARTTLS). */
@@ -545,7 +564,7 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 		conn_pause(s->c);
 		return;
 	}
-	if (s->spill && s->spill->err) {
+	if (s->spill && !s->spill->busy && s->spill->err) {
 		log_reject(s, "END-OF-MESSAGE", "451 4.3.0 Error: queue file write error", NULL);
 		reset_txn(s);
 		reply(s, "451 4.3.0 Error: queue file write error");
@@ -589,6 +608,7 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 	} else {
 		/* Head and most of the data are in the file already: the store
 		 * appends the rest, syncs and closes it. */
+		s->spill_paused = false;     /* the delivery keeps input paused */
 		d->prefilled = true;
 		d->fd = sp->fd;
 		d->prefilled_len = sp->written;
@@ -708,7 +728,7 @@ static size_t smtp_on_raw(struct conn *c, const char *data, size_t len)
 
 	if (s->raw == RAW_DATA) {
 		size_t n = dot_decode(&s->dot, data, len, &s->msg);
-		msg_charge(s, s->msg.cap);
+		msg_charge(s, msg_bytes(s));
 		if (!s->dot.done)
 			spill_check(s);
 		if (s->dot.done)
@@ -721,7 +741,7 @@ static size_t smtp_on_raw(struct conn *c, const char *data, size_t len)
 			n = (size_t)s->bdat_left;
 		if (s->bdat_fate == BDAT_KEEP) {
 			bdat_append(s, data, n);
-			msg_charge(s, s->msg.cap);
+			msg_charge(s, msg_bytes(s));
 			spill_check(s);
 		}
 		s->bdat_left -= n;
@@ -1145,8 +1165,9 @@ static void smtp_on_shutdown(struct conn *c)
 	struct smtp_session *s = c->proto;
 	if (conn_is_closed(c))
 		return;
-	if (s->delivering) {
-		/* The message is on its way to disk: answer it first. */
+	if (s->delivering || s->finish_waiting) {
+		/* The message is complete and on its way to disk: answer it
+		 * first (deliver_done or spill_done sends the 421). */
 		s->shutdown_pending = true;
 		return;
 	}
@@ -1187,6 +1208,12 @@ static void smtp_on_free(struct conn *c)
 	struct smtp_session *s = c->proto;
 	if (s == NULL)
 		return;
+	if (s->spill != NULL) {      /* cannot happen after on_close; never leak it */
+		struct spill *sp = s->spill;
+		s->spill = NULL;
+		if (!sp->busy)
+			spill_discard(sp);
+	}
 	buf_free(&s->msg);
 	free(s->rcpts);
 	free_delivery(s);
