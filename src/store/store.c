@@ -69,6 +69,14 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER messages_trash AFTER DELETE ON messages BEGIN"
 	"  INSERT OR IGNORE INTO trash (path) VALUES (OLD.path);"
 	"END;",
+	/* 2 -> 3: IMAP mailbox operations (store_mailbox.c): a deleted
+	 * mailbox that still has inferiors stays as \Noselect; subscriptions
+	 * are names, which need not exist (RFC 3501 6.3.6). */
+	"ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE subscriptions ("
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  PRIMARY KEY(account_id, name)) WITHOUT ROWID;",
 };
 
 /* ---- errors ---- */

@@ -167,4 +167,71 @@ int store_empty_trash(struct store *st, char **error_r);
  * once at daemon start-up, before the writer starts. */
 int store_recover(struct store *st, char **error_r);
 
+
+/* --- mailbox operations for IMAP (store_mailbox.c) ---
+ * Names are UTF-8 (after mutf7_decode), separator '/', checked and
+ * normalised by mutf7_mailbox_check: "inbox/x" means "INBOX/x"; every other
+ * name is case-sensitive.  Each call is one write transaction (blocking,
+ * like everything here).  0 ok; on failure a negative STORE_MBOX_E* that
+ * says which IMAP response code to send, and a heap *error_r (caller frees)
+ * fit for the NO reply. */
+enum {
+	STORE_MBOX_EFAIL = -1,      /* database or I/O: [SERVERBUG] / [UNAVAILABLE] */
+	STORE_MBOX_EBADNAME = -2,   /* refused by mutf7_mailbox_check: [CANNOT] */
+	STORE_MBOX_EEXISTS = -3,    /* [ALREADYEXISTS] */
+	STORE_MBOX_ENOENT = -4,     /* [NONEXISTENT] */
+	STORE_MBOX_ECANNOT = -5,    /* [CANNOT]: INBOX delete, rename under itself... */
+	STORE_MBOX_ELIMIT = -6,     /* [LIMIT]: STORE_MAILBOX_MAX reached */
+	STORE_MBOX_EUSEATTR = -7,   /* [USEATTR] (RFC 6154): unknown special-use */
+};
+/* Most mailboxes (\Noselect ones included) one account may have. */
+#define STORE_MAILBOX_MAX 10000
+
+/* Flags passed to the store_mailbox_list callback. */
+enum {
+	STORE_MBOX_NOSELECT = 1 << 0,   /* deleted, kept for its inferiors */
+	STORE_MBOX_HASCHILDREN = 1 << 1,
+	STORE_MBOX_SUBSCRIBED = 1 << 2,
+};
+
+/* Create name (special_use NULL or one of RFC 6154 "\\All", "\\Archive",
+ * "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash") with a new
+ * UIDVALIDITY, and any missing superior names (plain selectable mailboxes).
+ * An existing \Noselect name becomes selectable again; any other existing
+ * name is EEXISTS.  *id_r (may be NULL) gets the mailbox id. */
+int store_mailbox_create(struct store *st, int64_t account_id, const char *name,
+			 const char *special_use, int64_t *id_r, char **error_r);
+/* RFC 3501 6.3.4: INBOX is ECANNOT; a mailbox with inferiors loses its
+ * messages and becomes \Noselect (ECANNOT when it already is); otherwise it
+ * goes.  Expunges like store_txn_expunge and unlinks, after the commit, the
+ * body files whose last reference went (their trash rows are forgotten by
+ * the next store_empty_trash / writer batch / store_recover). */
+int store_mailbox_delete(struct store *st, int64_t account_id, const char *name,
+			 char **error_r);
+/* RFC 3501 6.3.5: rename old and its inferiors ("old/...") keeping ids,
+ * UIDVALIDITY and UIDs; missing superiors of new are created.  new (and
+ * every renamed inferior) must not exist; new under old is ECANNOT.
+ * Renaming INBOX creates new (fresh UIDVALIDITY, UIDs 1..n in INBOX UID
+ * order) and moves every INBOX message there; INBOX stays, empty, with its
+ * UIDVALIDITY and UIDNEXT, and its inferiors are not renamed. */
+int store_mailbox_rename(struct store *st, int64_t account_id, const char *oldname,
+			 const char *newname, char **error_r);
+/* Every mailbox of the account in name order (byte order of UTF-8).
+ * special_use may be NULL; flags are STORE_MBOX_NOSELECT etc. */
+int store_mailbox_list(struct store *st, int64_t account_id,
+		       void (*cb)(const char *name, const char *special_use, unsigned flags,
+				  void *arg),
+		       void *arg, char **error_r);
+/* Subscriptions are names (checked like mailbox names), which need not
+ * exist.  Subscribing twice is fine; unsubscribing a name that is not
+ * subscribed is ENOENT. */
+int store_mailbox_subscribe(struct store *st, int64_t account_id, const char *name,
+			    char **error_r);
+int store_mailbox_unsubscribe(struct store *st, int64_t account_id, const char *name,
+			      char **error_r);
+/* Every subscribed name in name order (for LSUB / LIST (SUBSCRIBED)). */
+int store_mailbox_subscriptions(struct store *st, int64_t account_id,
+				void (*cb)(const char *name, void *arg), void *arg,
+				char **error_r);
+
 #endif

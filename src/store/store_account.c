@@ -192,7 +192,7 @@ int store_domain_is_local(struct store *st, const char *name)
 /* ---- accounts ---- */
 
 /* Next UIDVALIDITY: max(now, last + 1), never reused.  Inside a write txn. */
-static int next_uidvalidity(sqlite3 *db, uint32_t *v_r)
+int store_next_uidvalidity(sqlite3 *db, uint32_t *v_r)
 {
 	sqlite3_stmt *s = store_prep(db, "UPDATE uidvalidity SET last = max(?1, last + 1) "
 			       "WHERE id = 1 RETURNING last");
@@ -264,7 +264,7 @@ int store_account_add(struct store *st, const char *address, const char *pw_hash
 	for (size_t i = 0; i < ARRAY_LEN(special_mailboxes); i++) {
 		uint32_t uv;
 
-		if (next_uidvalidity(db, &uv) < 0)
+		if (store_next_uidvalidity(db, &uv) < 0)
 			goto dberr;
 		sqlite3_reset(s);
 		sqlite3_bind_int64(s, 1, aid);

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -42,5 +43,7 @@ int store_step_done(sqlite3_stmt *s);
 bool store_valid_domain(const char *name);
 char *store_split_address(const char *address, const char **domain_r);
 int store_collect_paths(sqlite3_stmt *s, char ***arr_r, size_t *n_r);
+/* Next UIDVALIDITY: max(now, last + 1), never reused.  Inside a write txn. */
+int store_next_uidvalidity(sqlite3 *db, uint32_t *v_r);
 
 #endif
