@@ -186,7 +186,7 @@ size_t base64_encode(const unsigned char *in, size_t len, char *out)
 	return o;
 }
 
-static int b64val(unsigned char c)
+int base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -198,6 +198,17 @@ static int b64val(unsigned char c)
 		return 62;
 	if (c == '/')
 		return 63;
+	return -1;
+}
+
+int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
 	return -1;
 }
 
@@ -219,7 +230,7 @@ long base64_decode(const char *in, size_t len, unsigned char *out)
 			}
 			if (pad)
 				return -1;
-			v[k] = b64val(ch);
+			v[k] = base64_value(ch);
 			if (v[k] < 0)
 				return -1;
 		}

@@ -53,6 +53,9 @@ void queue_id_new(char out[17]);
  * -1 on bad input; out must hold at least (len / 4) * 3 + 3 bytes.
  * encode writes a NUL-terminated string; out needs 4 * ((len + 2) / 3) + 1. */
 long base64_decode(const char *in, size_t len, unsigned char *out);
+/* Value of one base64 (RFC 4648) or hex digit, any case; -1 if it is none. */
+int base64_value(unsigned char c);
+int hex_value(unsigned char c);
 size_t base64_encode(const unsigned char *in, size_t len, char *out);
 
 #endif

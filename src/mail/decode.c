@@ -57,21 +57,6 @@ static int stage_flush(struct stage *st, bool *overflow, struct buf *out)
 
 /* ---- base64 ---- */
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 void decode_b64_init(struct decode_b64 *d)
 {
 	memset(d, 0, sizeof(*d));
@@ -86,7 +71,7 @@ int decode_b64(struct decode_b64 *d, const void *in, size_t len, struct buf *out
 		return -1;
 	st.n = 0;
 	for (size_t i = 0; i < len; i++) {
-		int v = b64_value(p[i]);
+		int v = base64_value(p[i]);
 		if (v < 0) {
 			if (p[i] == '=') {
 				d->acc = 0;
@@ -119,17 +104,6 @@ int decode_b64_finish(struct decode_b64 *d, struct buf *out)
 }
 
 /* ---- quoted-printable ---- */
-
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 void decode_qp_init(struct decode_qp *d)
 {

@@ -272,22 +272,11 @@ static bool split_2231(const char *name, size_t *base_len_r, long *seg_r, bool *
 	return true;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void percent_decode(struct buf *b, const char *s)
 {
 	for (; *s != '\0'; s++) {
 		int hi, lo;
-		if (*s == '%' && (hi = hexval(s[1])) >= 0 && (lo = hexval(s[2])) >= 0) {
+		if (*s == '%' && (hi = hex_value((unsigned char)s[1])) >= 0 && (lo = hex_value((unsigned char)s[2])) >= 0) {
 			char c = (char)(hi * 16 + lo);
 			(void)buf_append(b, &c, 1);
 			s += 2;

@@ -8,22 +8,17 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/util.h"
+
 static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
+/* Modified base64 (RFC 3501 5.1.3) is base64 with ',' for '/'. */
 static int b64_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
+	if (c == '/')
+		return -1;
+	return base64_value(c == ',' ? '/' : c);
 }
 
 static int put_utf8(struct buf *out, uint32_t cp)

@@ -28,32 +28,6 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Decode B or Q text into bytes (at most n); -1 on bad encoding. */
 static long decode_text(char enc, const unsigned char *t, size_t n, unsigned char *bytes)
 {
@@ -64,9 +38,9 @@ static long decode_text(char enc, const unsigned char *t, size_t n, unsigned cha
 			if (t[i] == '_') {
 				bytes[o++] = ' ';
 			} else if (t[i] == '=') {
-				if (n - i < 3 || hexval(t[i + 1]) < 0 || hexval(t[i + 2]) < 0)
+				if (n - i < 3 || hex_value(t[i + 1]) < 0 || hex_value(t[i + 2]) < 0)
 					return -1;
-				int v = hexval(t[i + 1]) * 16 + hexval(t[i + 2]);
+				int v = hex_value(t[i + 1]) * 16 + hex_value(t[i + 2]);
 				bytes[o++] = (unsigned char)v;
 				i += 2;
 			} else {
@@ -80,7 +54,7 @@ static long decode_text(char enc, const unsigned char *t, size_t n, unsigned cha
 	unsigned bits = 0;
 	size_t i = 0;
 	for (; i < n && t[i] != '='; i++) {
-		int v = b64val(t[i]);
+		int v = base64_value(t[i]);
 		if (v < 0)
 			return -1;
 		acc = ((acc << 6) | (uint32_t)v) & 0xffff;
