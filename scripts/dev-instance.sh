@@ -48,8 +48,12 @@ plaintext_auth = loopback
 listen_smtp = 127.0.0.1:2525
 listen_pop3 = 127.0.0.1:2110
 listen_pop3s = 127.0.0.1:2995
+listen_imap = 127.0.0.1:2143
+listen_imaps = 127.0.0.1:2993
 CONF
 fi
+# Instances made before IMAP existed: add its ports (143 would need root).
+grep -q '^listen_imap ' "$CONF" || printf 'listen_imap = 127.0.0.1:2143\nlisten_imaps = 127.0.0.1:2993\n' >>"$CONF"
 
 export YUBIN_CONF="$CONF"
 if ! "$YUBIN" domain list | grep -qx example.test; then
@@ -72,12 +76,15 @@ Yubin development instance (config: $CONF)
   SMTP        127.0.0.1:2525   (port 25 role: mail for example.test)
   POP3        127.0.0.1:2110   (STLS available)
   POP3S       127.0.0.1:2995   (implicit TLS, self-signed certificate $DEV/cert.pem)
+  IMAP        127.0.0.1:2143   (STARTTLS available)
+  IMAPS       127.0.0.1:2993   (implicit TLS)
 
 Try it from another terminal:
   swaks --server 127.0.0.1:2525 --from you@example.org --to demo@example.test
   curl -s pop3://127.0.0.1:2110/ --user 'demo@example.test:$pw'
   curl -s pop3://127.0.0.1:2110/1 --user 'demo@example.test:$pw'
   curl -s --cacert $DEV/cert.pem pop3s://localhost:2995/ --user 'demo@example.test:$pw'
+  curl -s 'imap://127.0.0.1:2143/INBOX;UID=1' --user 'demo@example.test:$pw'
 Administer it with: $BUILD/src/yubin/yubin -c $CONF user list
 Stop with Ctrl-C.
 

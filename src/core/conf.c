@@ -64,6 +64,11 @@ static const struct conf_key conf_table[] = {
 	 "POP3 listeners (STLS offered when TLS is configured)."},
 	{"listen_pop3s", T_LISTEN, OFF(listen_pop3s), "", 0, 0, NULL,
 	 "POP3 over implicit TLS listeners (port 995 role); need tls_cert and tls_key."},
+	{"listen_imap", T_LISTEN, OFF(listen_imap), "127.0.0.1:143", 0, 0, NULL,
+	 "IMAP listeners (STARTTLS offered when TLS is configured; LOGIN and AUTHENTICATE "
+	 "only after TLS unless plaintext_auth allows them)."},
+	{"listen_imaps", T_LISTEN, OFF(listen_imaps), "", 0, 0, NULL,
+	 "IMAP over implicit TLS listeners (port 993 role); need tls_cert and tls_key."},
 	{"message_size_limit", T_SIZE, OFF(message_size_limit), "25M", 1024, 1LL << 31, NULL,
 	 "Largest message accepted, in bytes (k, M, G suffixes). Advertised as SIZE; bigger "
 	 "messages get 552 5.3.4."},
@@ -92,6 +97,15 @@ static const struct conf_key conf_table[] = {
 	 "SMTP: deadline for the whole DATA or BDAT transfer of one message (slow senders)."},
 	{"pop3_timeout", T_DURATION, OFF(pop3_timeout), "10m", 100, DAY, NULL,
 	 "POP3: idle time allowed between commands (RFC 1939 asks for at least 10 minutes)."},
+	{"imap_timeout", T_DURATION, OFF(imap_timeout), "30m", 100, DAY, NULL,
+	 "IMAP: idle time allowed between commands and in IDLE (RFC 3501 asks for at least 30 "
+	 "minutes; clients in IDLE re-issue it every 29)."},
+	{"imap_max_sessions_per_user", T_INT, OFF(imap_max_sessions_per_user), "50", 1, 100000,
+	 NULL,
+	 "IMAP sessions one account may have open at once; a login beyond it gets NO [LIMIT]."},
+	{"imap_max_sessions_per_ip", T_INT, OFF(imap_max_sessions_per_ip), "100", 1, 1000000,
+	 NULL,
+	 "IMAP connections at once from one IP address (before login too); more get BYE."},
 	{"command_timeout", T_DURATION, OFF(command_timeout), "60s", 100, DAY, NULL,
 	 "Every protocol: a command line that has started must be complete within this time; "
 	 "also the time allowed for the TLS handshake on implicit-TLS ports."},
@@ -472,6 +486,10 @@ int conf_check(const struct conf *c, char **error_r)
 	}
 	if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
 		*error_r = xasprintf("%s: tls_cert and tls_key must be set together", f);
+		return -1;
+	}
+	if (c->tls_cert[0] == '\0' && c->listen_imaps.count > 0) {
+		*error_r = xasprintf("%s: listen_imaps: implicit TLS needs tls_cert and tls_key", f);
 		return -1;
 	}
 	if (c->tls_cert[0] == '\0' && c->listen_pop3s.count > 0) {

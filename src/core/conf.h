@@ -41,6 +41,8 @@ struct conf {
 	struct conf_listen listen_smtp;
 	struct conf_listen listen_pop3;
 	struct conf_listen listen_pop3s;
+	struct conf_listen listen_imap;
+	struct conf_listen listen_imaps;
 
 	int64_t message_size_limit; /* bytes, SIZE and DATA/BDAT cap */
 	int64_t smtp_data_memory_max; /* bytes of message data in memory, all sessions */
@@ -53,6 +55,9 @@ struct conf {
 	int64_t smtp_timeout;       /* ms: idle between commands */
 	int64_t smtp_data_timeout;  /* ms: whole DATA/BDAT transfer deadline */
 	int64_t pop3_timeout;       /* ms: idle between commands */
+	int64_t imap_timeout;       /* ms: idle between commands, IDLE included */
+	int64_t imap_max_sessions_per_user;
+	int64_t imap_max_sessions_per_ip;
 	int64_t command_timeout;    /* ms: deadline for one command line to complete once started */
 	int64_t shutdown_timeout;   /* ms: SIGTERM grace period for in-flight work */
 	int64_t store_batch_max;    /* deliveries per group commit */

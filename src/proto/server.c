@@ -144,3 +144,101 @@ void server_pop3_unlock(struct server *srv, int64_t account_id)
 		}
 	}
 }
+
+/* ---- mailbox watches (IMAP) ---- */
+
+void server_watch(struct server *srv, int64_t mailbox_id, void (*cb)(void *arg), void *arg)
+{
+	if (srv->nwatches == srv->capwatches) {
+		srv->capwatches = srv->capwatches ? srv->capwatches * 2 : 64;
+		srv->watches = xreallocarray(srv->watches, srv->capwatches, sizeof *srv->watches);
+	}
+	srv->watches[srv->nwatches++] = (struct server_watch){mailbox_id, cb, arg};
+}
+
+void server_unwatch(struct server *srv, int64_t mailbox_id, void *arg)
+{
+	for (size_t i = 0; i < srv->nwatches; i++) {
+		if (srv->watches[i].mailbox_id == mailbox_id && srv->watches[i].arg == arg) {
+			srv->watches[i] = srv->watches[--srv->nwatches];
+			return;
+		}
+	}
+}
+
+void server_mailbox_changed(struct server *srv, int64_t mailbox_id)
+{
+	/* A callback never (un)watches synchronously, but be safe: iterate
+	 * by index over a count taken first, re-checking the bound. */
+	size_t n = srv->nwatches;
+	for (size_t i = 0; i < n && i < srv->nwatches; i++)
+		if (srv->watches[i].mailbox_id == mailbox_id)
+			srv->watches[i].cb(srv->watches[i].arg);
+}
+
+void server_watch_free(struct server *srv)
+{
+	FREE(srv->watches);
+	srv->nwatches = srv->capwatches = 0;
+	FREE(srv->recent);
+	srv->nrecent = srv->caprecent = 0;
+	for (size_t i = 0; i < srv->nimap_counts; i++)
+		free(srv->imap_counts[i].key);
+	FREE(srv->imap_counts);
+	srv->nimap_counts = srv->capimap_counts = 0;
+}
+
+uint32_t server_recent_claim(struct server *srv, int64_t mailbox_id, uint32_t uidnext)
+{
+	for (size_t i = 0; i < srv->nrecent; i++) {
+		if (srv->recent[i].mailbox_id == mailbox_id) {
+			uint32_t first = srv->recent[i].first;
+			if (uidnext > first)
+				srv->recent[i].first = uidnext;
+			return first;
+		}
+	}
+	if (srv->nrecent == srv->caprecent) {
+		srv->caprecent = srv->caprecent ? srv->caprecent * 2 : 64;
+		srv->recent = xreallocarray(srv->recent, srv->caprecent, sizeof *srv->recent);
+	}
+	srv->recent[srv->nrecent++] = (struct server_recent){mailbox_id, uidnext};
+	return uidnext;
+}
+
+void server_recent_note(struct server *srv, int64_t mailbox_id, uint32_t uid)
+{
+	for (size_t i = 0; i < srv->nrecent; i++)
+		if (srv->recent[i].mailbox_id == mailbox_id)
+			return; /* the mark is already at or below any new UID */
+	if (srv->nrecent == srv->caprecent) {
+		srv->caprecent = srv->caprecent ? srv->caprecent * 2 : 64;
+		srv->recent = xreallocarray(srv->recent, srv->caprecent, sizeof *srv->recent);
+	}
+	srv->recent[srv->nrecent++] = (struct server_recent){mailbox_id, uid};
+}
+
+int server_count_add(struct server *srv, const char *key, int delta)
+{
+	for (size_t i = 0; i < srv->nimap_counts; i++) {
+		struct server_count *e = &srv->imap_counts[i];
+		if (strcmp(e->key, key) == 0) {
+			e->n += delta;
+			int n = e->n;
+			if (n <= 0) {
+				free(e->key);
+				*e = srv->imap_counts[--srv->nimap_counts];
+			}
+			return n;
+		}
+	}
+	if (delta <= 0)
+		return 0;
+	if (srv->nimap_counts == srv->capimap_counts) {
+		srv->capimap_counts = srv->capimap_counts ? srv->capimap_counts * 2 : 64;
+		srv->imap_counts = xreallocarray(srv->imap_counts, srv->capimap_counts,
+						 sizeof *srv->imap_counts);
+	}
+	srv->imap_counts[srv->nimap_counts++] = (struct server_count){xstrdup(key), delta};
+	return delta;
+}

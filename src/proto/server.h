@@ -28,6 +28,16 @@ struct server {
 	size_t pop3_nlocked, pop3_caplocked;
 	/* SMTP message data held in memory by all sessions (bytes). */
 	size_t smtp_data_mem;
+	/* IMAP: sessions watching a mailbox (server_watch), and the first UID
+	 * of each mailbox not yet announced as \Recent to a session.  Loop
+	 * thread only; not durable (after a restart nothing is \Recent). */
+	struct server_watch *watches;
+	size_t nwatches, capwatches;
+	struct server_recent *recent;
+	size_t nrecent, caprecent;
+	/* Per-user and per-IP IMAP session counts. */
+	struct server_count *imap_counts;
+	size_t nimap_counts, capimap_counts;
 	/* Password checks waiting for a slot (server_auth_job). */
 	struct job *auth_head, *auth_tail;
 	size_t auth_running;
@@ -56,5 +66,41 @@ bool server_plaintext_ok(const struct server *srv, const struct conn *c);
 /* POP3 maildrop lock: true if taken, false if another session holds it. */
 bool server_pop3_lock(struct server *srv, int64_t account_id);
 void server_pop3_unlock(struct server *srv, int64_t account_id);
+
+/* Mailbox change notification (IMAP IDLE, and every selected session).
+ * A session watches the mailbox it has selected; whoever changes a
+ * mailbox (a delivery, an IMAP STORE/EXPUNGE/APPEND/COPY) calls
+ * server_mailbox_changed once its change is durable, and every watcher's
+ * cb runs (on the loop thread, before server_mailbox_changed returns). */
+struct server_watch {
+	int64_t mailbox_id;
+	void (*cb)(void *arg);
+	void *arg;
+};
+void server_watch(struct server *srv, int64_t mailbox_id, void (*cb)(void *arg), void *arg);
+void server_unwatch(struct server *srv, int64_t mailbox_id, void *arg);
+void server_mailbox_changed(struct server *srv, int64_t mailbox_id);
+void server_watch_free(struct server *srv);
+
+/* \Recent (RFC 3501): returns the first UID of mailbox_id that no session
+ * has been told of yet, and moves that mark to uidnext.  A mailbox never
+ * claimed since start-up has its mark at uidnext (nothing recent). */
+struct server_recent {
+	int64_t mailbox_id;
+	uint32_t first;
+};
+uint32_t server_recent_claim(struct server *srv, int64_t mailbox_id, uint32_t uidnext);
+/* A message was added with this UID (delivery, APPEND, COPY): a mailbox
+ * without a mark yet gets it there, so that the message is \Recent for
+ * the next session that claims. */
+void server_recent_note(struct server *srv, int64_t mailbox_id, uint32_t uid);
+
+/* Session counters keyed by a string (IMAP sessions per user and per IP):
+ * server_count_add returns the new count (delta +1 or -1). */
+struct server_count {
+	char *key;
+	int n;
+};
+int server_count_add(struct server *srv, const char *key, int delta);
 
 #endif

@@ -77,6 +77,18 @@ static const char *const migrations[] = {
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  name TEXT NOT NULL,"
 	"  PRIMARY KEY(account_id, name)) WITHOUT ROWID;",
+	/* 3 -> 4: IMAP sessions (store_imap.c): keywords per message, the
+	 * MODSEQ at which each UID was expunged (CONDSTORE/QRESYNC, and how
+	 * sessions learn of other sessions' expunges), and an index to read
+	 * what changed since a MODSEQ. */
+	"ALTER TABLE mailbox_messages ADD COLUMN keywords TEXT;"
+	"CREATE INDEX mailbox_messages_modseq ON mailbox_messages(mailbox_id, modseq);"
+	"CREATE TABLE expunged ("
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);",
 };
 
 /* ---- errors ---- */

@@ -55,6 +55,7 @@ struct mailbox_info {
 	uint64_t highestmodseq;
 	int64_t messages;
 	int64_t size;       /* sum of message sizes */
+	bool noselect;      /* kept only for its inferiors (IMAP \Noselect) */
 };
 
 /* One message of a mailbox, as POP3 and IMAP list it. */
@@ -144,7 +145,13 @@ int store_txn_add_body(struct store_txn *t, const char *relpath, int64_t size, i
 /* Append body to a mailbox with the next UID; returns the UID. */
 int store_txn_append(struct store_txn *t, int64_t mailbox_id, int64_t body_id, uint32_t flags,
 		     int64_t internaldate, uint32_t *uid_r, char **error_r);
-/* Remove UIDs from a mailbox.  Body files no longer referenced anywhere are
+/* The same with keywords: a space-separated list of IMAP keyword atoms (NULL
+ * or "" for none). */
+int store_txn_append_kw(struct store_txn *t, int64_t mailbox_id, int64_t body_id, uint32_t flags,
+			const char *keywords, int64_t internaldate, uint32_t *uid_r,
+			char **error_r);
+/* Remove UIDs from a mailbox; every removed UID is recorded in expunged with
+ * one new MODSEQ (for CONDSTORE/QRESYNC and other sessions).  Body files no longer referenced anywhere are
  * added to *unlink_r (relative paths; heap array of heap strings, caller
  * unlinks them after the commit and frees). */
 int store_txn_expunge(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
@@ -233,5 +240,73 @@ int store_mailbox_unsubscribe(struct store *st, int64_t account_id, const char *
 int store_mailbox_subscriptions(struct store *st, int64_t account_id,
 				void (*cb)(const char *name, void *arg), void *arg,
 				char **error_r);
+
+
+/* --- message state for IMAP sessions (store_imap.c) --- */
+
+/* The MODSEQ the next change to the mailbox will get; after the change,
+ * store_set_highestmodseq raises the mailbox's HIGHESTMODSEQ to it. */
+int store_next_modseq(struct store_txn *t, int64_t mailbox_id, uint64_t *modseq_r, char **error_r);
+int store_set_highestmodseq(struct store_txn *t, int64_t mailbox_id, uint64_t modseq,
+			    char **error_r);
+
+/* The state of one message as a session tracks it. */
+struct msg_state {
+	uint32_t uid;
+	uint32_t flags;         /* FLAG_* */
+	uint64_t modseq;
+	char *keywords;         /* heap, space-separated, or NULL */
+};
+
+/* One read transaction: the mailbox (mb_r, free with mailbox_info_free),
+ * every message whose MODSEQ is above since, in UID order (since 0: every
+ * message), and the UIDs expunged above since (not read when since is 0),
+ * in UID order.  Arrays are heap (free with store_states_free / free()).
+ * 1 ok, 0 no such mailbox, -1 error. */
+int store_mailbox_sync(struct store *st, int64_t mailbox_id, uint64_t since,
+		       struct mailbox_info *mb_r, struct msg_state **states_r, size_t *nstates_r,
+		       uint32_t **vanished_r, size_t *nvanished_r);
+void store_states_free(struct msg_state *v, size_t n);
+
+/* Size, internal date and body path of each UID (out[i].uid = 0 when that
+ * UID is gone).  0 ok, -1 error. */
+int store_messages_get(struct store *st, int64_t mailbox_id, const uint32_t *uids, size_t n,
+		       struct msg_entry *out);
+
+/* STORE: how flags and keywords change. */
+enum store_flag_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+struct store_flag_change {
+	enum store_flag_mode mode;
+	uint32_t flags;             /* FLAG_* */
+	const char *const *keywords;
+	size_t nkeywords;
+	bool conditional;           /* CONDSTORE UNCHANGEDSINCE given */
+	uint64_t unchangedsince;
+};
+/* Apply chg to each UID that exists; one new MODSEQ for every message that
+ * changed.  With unchangedsince, a message whose MODSEQ is above it is left
+ * alone and listed in *modified_r (heap, may be NULL when none).  Keywords
+ * compare ASCII case-insensitively; at most STORE_KEYWORDS_MAX per message
+ * (more: -1 with "too many keywords"). */
+#define STORE_KEYWORDS_MAX 64
+#define STORE_KEYWORD_LEN_MAX 128
+int store_txn_store(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
+		    const struct store_flag_change *chg, uint32_t **modified_r, size_t *nmodified_r,
+		    char **error_r);
+/* COPY: append each existing UID of src (in the given order) to dst with its
+ * flags, keywords and internal date; dst_uids_r[i] gets the new UID or 0
+ * when uids[i] was gone.  The body file is shared. */
+int store_txn_copy(struct store_txn *t, int64_t src_mailbox, int64_t dst_mailbox,
+		   const uint32_t *uids, size_t n, uint32_t *dst_uids_r, char **error_r);
+/* Mailbox id by name without counting anything: 1 found, 0 not, -1 error. */
+int store_mailbox_id(struct store *st, int64_t account_id, const char *name, int64_t *id_r,
+		     bool *noselect_r);
+/* STATUS counts of a mailbox (one read). 0 ok, -1 error. */
+struct store_status {
+	int64_t messages, unseen, deleted, size;
+};
+int store_mailbox_status(struct store *st, int64_t mailbox_id, struct store_status *r);
+/* Keyword list helpers: does list (space-separated) hold kw (case-insensitive)? */
+bool store_keywords_has(const char *list, const char *kw, size_t kwlen);
 
 #endif

@@ -356,10 +356,13 @@ static int rename_inbox(struct store_txn *t, int64_t account_id, int64_t inbox_i
 {
 	static const char *const sql[] = {
 		("INSERT INTO mailbox_messages (mailbox_id, uid, body_id, flags, modseq, "
-		 "internaldate) SELECT ?2, row_number() OVER (ORDER BY uid), body_id, flags, 1, "
-		 "internaldate FROM mailbox_messages WHERE mailbox_id = ?1"),
+		 "internaldate, keywords) SELECT ?2, row_number() OVER (ORDER BY uid), body_id, "
+		 "flags, 1, internaldate, keywords FROM mailbox_messages WHERE mailbox_id = ?1"),
 		("UPDATE mailboxes SET uidnext = 1 + (SELECT count(*) FROM mailbox_messages "
 		 "WHERE mailbox_id = ?2) WHERE id = ?2"),
+		("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) SELECT ?1, uid, "
+		 "(SELECT highestmodseq + 1 FROM mailboxes WHERE id = ?1) "
+		 "FROM mailbox_messages WHERE mailbox_id = ?1"),
 		"DELETE FROM mailbox_messages WHERE mailbox_id = ?1",
 		"UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1",
 	};

@@ -20,7 +20,7 @@
 	"SELECT mb.id, mb.account_id, mb.name, mb.uidvalidity, mb.uidnext, mb.highestmodseq, " \
 	"(SELECT count(*) FROM mailbox_messages mm WHERE mm.mailbox_id = mb.id), " \
 	"(SELECT coalesce(sum(m.size), 0) FROM mailbox_messages mm " \
-	"  JOIN messages m ON m.id = mm.body_id WHERE mm.mailbox_id = mb.id) " \
+	"  JOIN messages m ON m.id = mm.body_id WHERE mm.mailbox_id = mb.id), mb.noselect " \
 	"FROM mailboxes mb "
 
 static int mailbox_query(struct store *st, sqlite3_stmt *s, sqlite3 *db,
@@ -37,6 +37,7 @@ static int mailbox_query(struct store *st, sqlite3_stmt *s, sqlite3 *db,
 		mb_r->highestmodseq = (uint64_t)sqlite3_column_int64(s, 5);
 		mb_r->messages = sqlite3_column_int64(s, 6);
 		mb_r->size = sqlite3_column_int64(s, 7);
+		mb_r->noselect = sqlite3_column_int(s, 8) != 0;
 		return 1;
 	}
 	if (rc == SQLITE_DONE)
@@ -239,6 +240,14 @@ int store_txn_add_body(struct store_txn *t, const char *relpath, int64_t size,
 int store_txn_append(struct store_txn *t, int64_t mailbox_id, int64_t body_id, uint32_t flags,
 		     int64_t internaldate, uint32_t *uid_r, char **error_r)
 {
+	return store_txn_append_kw(t, mailbox_id, body_id, flags, NULL, internaldate, uid_r,
+				   error_r);
+}
+
+int store_txn_append_kw(struct store_txn *t, int64_t mailbox_id, int64_t body_id, uint32_t flags,
+			const char *keywords, int64_t internaldate, uint32_t *uid_r,
+			char **error_r)
+{
 	sqlite3_stmt *s;
 	int64_t uid = 0, modseq = 0;
 	int rc;
@@ -267,8 +276,8 @@ int store_txn_append(struct store_txn *t, int64_t mailbox_id, int64_t body_id, u
 		return -1;
 	}
 	s = store_prep(t->db, "INSERT INTO mailbox_messages "
-		 "(mailbox_id, uid, body_id, flags, modseq, internaldate) "
-		 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+		 "(mailbox_id, uid, body_id, flags, modseq, internaldate, keywords) "
+		 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
 	if (!s)
 		goto dberr;
 	sqlite3_bind_int64(s, 1, mailbox_id);
@@ -277,6 +286,7 @@ int store_txn_append(struct store_txn *t, int64_t mailbox_id, int64_t body_id, u
 	sqlite3_bind_int64(s, 4, flags);
 	sqlite3_bind_int64(s, 5, modseq);
 	sqlite3_bind_int64(s, 6, internaldate);
+	store_bind_text(s, 7, keywords && *keywords ? keywords : NULL);
 	rc = store_step_done(s);
 	sqlite3_finalize(s);
 	if (rc < 0)
@@ -296,22 +306,74 @@ dberr:
 	return -1;
 }
 
+/* The MODSEQ the next change of mailbox_id gets (not yet stored). */
+int store_next_modseq(struct store_txn *t, int64_t mailbox_id, uint64_t *modseq_r, char **error_r)
+{
+	sqlite3_stmt *s = store_prep(t->db, "SELECT highestmodseq + 1 FROM mailboxes WHERE id = ?1");
+	int rc;
+
+	if (!s) {
+		store_set_db_error(t->st, t->db, "reading MODSEQ", error_r);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*modseq_r = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE) {
+		store_set_error(error_r, xasprintf("store: mailbox %lld: no such mailbox",
+					     (long long)mailbox_id));
+		return -1;
+	}
+	if (rc != SQLITE_ROW) {
+		store_set_db_error(t->st, t->db, "reading MODSEQ", error_r);
+		return -1;
+	}
+	return 0;
+}
+
+int store_set_highestmodseq(struct store_txn *t, int64_t mailbox_id, uint64_t modseq,
+			    char **error_r)
+{
+	sqlite3_stmt *s = store_prep(t->db, "UPDATE mailboxes SET highestmodseq = ?2 "
+				     "WHERE id = ?1 AND highestmodseq < ?2");
+	int rc = -1;
+
+	if (s) {
+		sqlite3_bind_int64(s, 1, mailbox_id);
+		sqlite3_bind_int64(s, 2, (int64_t)modseq);
+		rc = store_step_done(s);
+	}
+	sqlite3_finalize(s);
+	if (rc < 0)
+		store_set_db_error(t->st, t->db, "setting MODSEQ", error_r);
+	return rc;
+}
+
 int store_txn_expunge(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
 		      char ***unlink_r, size_t *nunlink_r, char **error_r)
 {
-	sqlite3_stmt *del = NULL, *deref = NULL, *gone = NULL, *bump = NULL;
+	sqlite3_stmt *del = NULL, *deref = NULL, *gone = NULL, *rec = NULL;
 	char **paths = NULL;
 	size_t npaths = 0, removed = 0;
+	uint64_t modseq = 0;
 	int ret = -1;
 
 	*unlink_r = NULL;
 	*nunlink_r = 0;
+	if (n == 0)
+		return 0;
+	/* Every UID expunged here shares one new MODSEQ (RFC 7162 3.2.10). */
+	if (store_next_modseq(t, mailbox_id, &modseq, error_r) < 0)
+		return -1;
 	del = store_prep(t->db, "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2 "
 		   "RETURNING body_id");
 	deref = store_prep(t->db, "UPDATE messages SET refs = refs - 1 WHERE id = ?1 RETURNING refs");
 	gone = store_prep(t->db, "DELETE FROM messages WHERE id = ?1 RETURNING path");
-	bump = store_prep(t->db, "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1");
-	if (!del || !deref || !gone || !bump)
+	rec = store_prep(t->db, "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) "
+		   "VALUES (?1, ?2, ?3)");
+	if (!del || !deref || !gone || !rec)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		int64_t body_id, refs = 1;
@@ -329,6 +391,12 @@ int store_txn_expunge(struct store_txn *t, int64_t mailbox_id, const uint32_t *u
 		if (sqlite3_step(del) != SQLITE_DONE)
 			goto out;
 		removed++;
+		sqlite3_reset(rec);
+		sqlite3_bind_int64(rec, 1, mailbox_id);
+		sqlite3_bind_int64(rec, 2, uids[i]);
+		sqlite3_bind_int64(rec, 3, (int64_t)modseq);
+		if (store_step_done(rec) < 0)
+			goto out;
 		sqlite3_reset(deref);
 		sqlite3_bind_int64(deref, 1, body_id);
 		if (sqlite3_step(deref) == SQLITE_ROW)
@@ -342,11 +410,8 @@ int store_txn_expunge(struct store_txn *t, int64_t mailbox_id, const uint32_t *u
 		if (store_collect_paths(gone, &paths, &npaths) < 0)
 			goto out;
 	}
-	if (removed > 0) {
-		sqlite3_bind_int64(bump, 1, mailbox_id);
-		if (store_step_done(bump) < 0)
-			goto out;
-	}
+	if (removed > 0 && store_set_highestmodseq(t, mailbox_id, modseq, NULL) < 0)
+		goto out;
 	ret = 0;
 out:
 	if (ret < 0) {
@@ -359,7 +424,7 @@ out:
 	sqlite3_finalize(del);
 	sqlite3_finalize(deref);
 	sqlite3_finalize(gone);
-	sqlite3_finalize(bump);
+	sqlite3_finalize(rec);
 	*unlink_r = paths;
 	*nunlink_r = npaths;
 	return ret;

@@ -345,6 +345,31 @@ static int write_body(struct store_writer *w, struct dop *dp)
 	return fill_body(dp, fd, path, false);
 }
 
+/* Hand a written delivery to the writer thread, in the order the caller
+ * linked (order_prev/order_next); a failed one only lets its successors
+ * go.  Under w->mu. */
+static void release_locked(struct store_writer *w, struct dop *dp)
+{
+	struct delivery *d = dp->d;
+
+	if (d->order_prev && d->order_prev->order_state != 2) {
+		d->order_state = 1;
+		return;
+	}
+	for (;;) {
+		if (dp->written) {
+			dp->op.next = NULL;
+			*w->queue_tail = &dp->op;
+			w->queue_tail = &dp->op.next;
+		}
+		d->order_state = 2;
+		d = d->order_next;
+		if (!d || d->order_state != 1)
+			break;
+		dp = d->work.data;
+	}
+}
+
 static void deliver_work(uv_work_t *req)
 {
 	struct dop *dp = req->data;
@@ -357,11 +382,7 @@ static void deliver_work(uv_work_t *req)
 		log_error("%s", dp->op.error);
 	}
 	uv_mutex_lock(&w->mu);
-	if (dp->written) {
-		dp->op.next = NULL;
-		*w->queue_tail = &dp->op;
-		w->queue_tail = &dp->op.next;
-	}
+	release_locked(w, dp);
 	w->writing--;
 	uv_cond_signal(&w->cond);
 	uv_mutex_unlock(&w->mu);
@@ -397,8 +418,8 @@ static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 		return -1;
 	dp->uids = xcalloc(d->nmailboxes ? d->nmailboxes : 1, sizeof(*dp->uids));
 	for (size_t i = 0; i < d->nmailboxes; i++) {
-		if (store_txn_append(t, d->mailbox_ids[i], body_id, 0, d->internaldate,
-				     &dp->uids[i], error_r) < 0) {
+		if (store_txn_append_kw(t, d->mailbox_ids[i], body_id, d->flags, d->keywords,
+					d->internaldate, &dp->uids[i], error_r) < 0) {
 			FREE(dp->uids);
 			return -1;
 		}
@@ -653,6 +674,7 @@ void store_deliver(struct store_writer *w, struct delivery *d)
 	d->w = w;
 	d->next = NULL;
 	d->work.data = dp;
+	d->order_state = 0;
 
 	uv_mutex_lock(&w->mu);
 	assert(!w->stopping);

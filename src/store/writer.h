@@ -40,13 +40,20 @@ struct delivery {
 	const int64_t *mailbox_ids;
 	size_t nmailboxes;
 	int64_t internaldate;       /* unix seconds */
+	uint32_t flags;             /* FLAG_* set in every mailbox (IMAP APPEND); 0 for mail */
+	const char *keywords;       /* space-separated keywords (APPEND), or NULL */
 	void (*done)(struct delivery *d);
 	void *arg;
+	/* Optional order (IMAP MULTIAPPEND): when order_prev is set, this
+	 * delivery reaches the writer -- and gets its UIDs -- only after
+	 * order_prev has (or has failed).  The caller links both ways. */
+	struct delivery *order_prev, *order_next;
 	/* out, valid in done() */
 	int status;                 /* 0 durable, -1 failed */
 	char *error;                /* heap, when status == -1; the caller frees it */
 	uint32_t *uids;             /* heap, one UID per mailbox; the caller frees it */
 	/* internal */
+	int order_state;            /* 0 in flight, 1 written and waiting, 2 released */
 	bool spare;                 /* qid names a body file made in advance */
 	char relpath[64];
 	struct store_writer *w;

@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "proto/imap/imap_session.h"
 #include "proto/pop3/pop3_session.h"
 #include "proto/server.h"
 #include "proto/smtp/smtp_session.h"
@@ -312,6 +313,8 @@ int main(int argc, char **argv)
 	open_listeners("smtp", &d.cfg.listen_smtp, &smtp_conn_handler, false);
 	open_listeners("pop3", &d.cfg.listen_pop3, &pop3_conn_handler, false);
 	open_listeners("pop3s", &d.cfg.listen_pop3s, &pop3_conn_handler, true);
+	open_listeners("imap", &d.cfg.listen_imap, &imap_conn_handler, false);
+	open_listeners("imaps", &d.cfg.listen_imaps, &imap_conn_handler, true);
 	drop_privileges();
 	int lock_fd = lock_data_dir();
 
@@ -339,6 +342,7 @@ int main(int argc, char **argv)
 		log_warn("shutdown: event loop still had open handles");
 	store_close(&d.srv.store);
 	free(d.srv.pop3_locked);
+	server_watch_free(&d.srv);
 	tls_ctx_free(&tls);
 	close(lock_fd);
 	log_notice("stopped");

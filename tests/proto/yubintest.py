@@ -136,6 +136,8 @@ def base_config(dirpath, cert):
         "listen_smtp": "127.0.0.1:0",
         "listen_pop3": "127.0.0.1:0",
         "listen_pop3s": "127.0.0.1:0",
+        "listen_imap": "127.0.0.1:0",
+        "listen_imaps": "127.0.0.1:0",
     }
     if running_as_root():
         c["user"] = "nobody"
@@ -359,6 +361,23 @@ class Yubind:
     @property
     def pop3s_port(self):
         return self.ports["pop3s"]
+
+    @property
+    def imap_port(self):
+        return self.ports["imap"]
+
+    @property
+    def imaps_port(self):
+        return self.ports["imaps"]
+
+    def imap(self, user=None, password=None):
+        """Raw IMAP client, greeted and (with user) logged in."""
+        c = ImapClient(self.imap_port)
+        c.greeting = c.readline()
+        assert c.greeting.startswith(b"* OK "), c.greeting
+        if user:
+            c.login(user, password if password is not None else USERS[user])
+        return c
 
     def smtp(self, ehlo="client.example.net"):
         """Raw SMTP client, greeted and (unless ehlo is None) EHLO done."""
@@ -701,3 +720,59 @@ def wait_until(pred, timeout=DEADLINE, what="condition"):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}", pytrace=False)
         time.sleep(0.02)
+
+
+class ImapClient(LineClient):
+    """Tagged IMAP commands; every response line is kept raw (literals
+    inlined) so that tests can check the exact grammar."""
+
+    def __init__(self, port, **kw):
+        super().__init__(port, **kw)
+        self.n = 0
+
+    def next_tag(self):
+        self.n += 1
+        return "T%d" % self.n
+
+    def read_response_line(self):
+        """One response line with its literals joined in: bytes."""
+        line = self.readline()
+        while True:
+            m = re.search(rb"~?\{(\d+)\}\r?\n?$", line)
+            if not m or not line.endswith(b"}"):
+                break
+            data = self.read_exact(int(m.group(1)))
+            line = line + b"\r\n" + data + self.readline()
+        return line
+
+    def cmd(self, text, literals=()):
+        """Send a command (with synchronising literals) and collect the
+        untagged lines and the tagged one: (status, tagged_line, untagged)."""
+        tag = self.next_tag()
+        parts = text.split("\0") if literals else [text]
+        untagged = []
+        self.send(tag.encode() + b" " + (parts[0].encode() if isinstance(parts[0], str) else parts[0]))
+        for i, lit in enumerate(literals):
+            self.send(b"{%d}\r\n" % len(lit))
+            while True:
+                line = self.readline()
+                if line.startswith(b"+"):
+                    break
+                if line.startswith(tag.encode() + b" "):
+                    return line.split(b" ")[1].decode(), line, untagged
+                untagged.append(line)
+            self.send(lit + (parts[i + 1].encode() if i + 1 < len(parts) else b""))
+        self.send(b"\r\n")
+        while True:
+            line = self.read_response_line()
+            if line.startswith(tag.encode() + b" "):
+                return line.split(b" ")[1].decode(), line, untagged
+            untagged.append(line)
+
+    def ok(self, text, literals=()):
+        st, line, untagged = self.cmd(text, literals)
+        assert st == "OK", (text, line, untagged)
+        return untagged, line
+
+    def login(self, user, password):
+        self.ok('LOGIN "%s" "%s"' % (user, password))

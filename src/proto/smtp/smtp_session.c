@@ -530,6 +530,12 @@ static void deliver_done(struct delivery *d)
 			log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s uid=%" PRIu32
 				 ")", d->qid, s->rcpts[i].addr, STORE_INBOX,
 				 d->uids != NULL ? d->uids[i] : 0);
+		/* IMAP sessions (IDLE) on those mailboxes learn of it now. */
+		for (size_t i = 0; i < d->nmailboxes; i++) {
+			if (d->uids)
+				server_recent_note(s->srv, d->mailbox_ids[i], d->uids[i]);
+			server_mailbox_changed(s->srv, d->mailbox_ids[i]);
+		}
 	} else {
 		log_error("%s: delivery failed, conn=%s from=<%s>: %s", d->qid, c->idstr, s->from,
 			  d->error != NULL ? d->error : "unknown error");
