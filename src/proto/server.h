@@ -15,6 +15,7 @@ struct store;
 struct store_writer;
 struct conn;
 struct job;
+struct imap_cache;
 
 struct server {
 	uv_loop_t *loop;
@@ -35,6 +36,8 @@ struct server {
 	size_t nwatches, capwatches;
 	struct server_recent *recent;
 	size_t nrecent, caprecent;
+	/* IMAP mailbox snapshots (proto/imap/imap_cache.c). */
+	struct imap_cache *imap_cache;
 	/* Per-user and per-IP IMAP session counts. */
 	struct server_count *imap_counts;
 	size_t nimap_counts, capimap_counts;

@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "proto/imap/imap_cache.h"
 #include "proto/imap/imap_session.h"
 #include "proto/pop3/pop3_session.h"
 #include "proto/server.h"
@@ -342,6 +343,7 @@ int main(int argc, char **argv)
 		log_warn("shutdown: event loop still had open handles");
 	store_close(&d.srv.store);
 	free(d.srv.pop3_locked);
+	imap_cache_free(&d.srv);
 	server_watch_free(&d.srv);
 	tls_ctx_free(&tls);
 	close(lock_fd);

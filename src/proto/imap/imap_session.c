@@ -40,6 +40,7 @@
 #include "core/util.h"
 #include "mail/mime.h"
 #include "mail/mutf7.h"
+#include "proto/imap/imap_cache.h"
 #include "proto/imap/imap_fetch.h"
 #include "proto/imap/imap_parser.h"
 #include "proto/imap/imap_search.h"
@@ -1907,15 +1908,50 @@ static void select_work(void *arg)
 	struct store *st = j->s->srv->store;
 
 	j->rc = store_mailbox_id(st, j->s->account_id, j->name, &j->id, &j->noselect);
-	if (j->rc != 1 || j->noselect)
-		return;
-	j->rc = store_mailbox_sync(st, j->id, 0, &j->mb, &j->states, &j->n, NULL, NULL);
-	if (j->rc == 1 && j->qresync && j->q_uidvalidity == j->mb.uidvalidity && j->q_modseq > 0) {
-		int r = store_mailbox_sync(st, j->id, j->q_modseq, &j->mb2, &j->changed,
-					   &j->nchanged, &j->vanished, &j->nvanished);
-		if (r != 1)
-			j->rc = r;
+}
+
+/* QRESYNC: what changed since the client's MODSEQ (read after the
+ * snapshot, so nothing between the two is missed). */
+static void select_qresync_work(void *arg)
+{
+	struct select_job *j = arg;
+	int r = store_mailbox_sync(j->s->srv->store, j->id, j->q_modseq, &j->mb2, &j->changed,
+				   &j->nchanged, &j->vanished, &j->nvanished);
+	if (r != 1)
+		j->rc = r;
+}
+
+static void select_done(void *arg);
+
+static void select_snapshot(void *arg, int rc, struct imap_snapshot *snap)
+{
+	struct select_job *j = arg;
+
+	j->rc = rc;
+	if (rc == 1) {
+		j->mb.uidvalidity = snap->uidvalidity;
+		j->mb.uidnext = snap->uidnext;
+		j->mb.highestmodseq = snap->highestmodseq;
+		j->states = snap->states;
+		j->n = snap->n;
 	}
+	if (conn_is_closed(j->s->c) || rc != 1 || !j->qresync ||
+	    j->q_uidvalidity != j->mb.uidvalidity) {
+		select_done(j);
+		return;
+	}
+	server_job(j->s->srv, j->s->c, select_qresync_work, select_done, j);
+}
+
+static void select_found(void *arg)
+{
+	struct select_job *j = arg;
+
+	if (conn_is_closed(j->s->c) || j->rc != 1 || j->noselect) {
+		select_done(j);
+		return;
+	}
+	imap_cache_get(j->s->srv, j->s->c, j->id, select_snapshot, j);
 }
 
 static void select_job_free(struct select_job *j)
@@ -2042,7 +2078,7 @@ static void select_done(void *arg)
 		mailbox_out(s, &b, s->mbox_name);
 		buf_append_str(&b, "\r\n");
 	}
-	if (j->qresync && j->q_uidvalidity == s->uidvalidity && j->q_modseq > 0) {
+	if (j->qresync && j->q_uidvalidity == s->uidvalidity) {
 		/* RFC 7162 3.2.5.1: expunged since, within the known UIDs, then
 		 * the changed messages. */
 		uint32_t star = s->uidnext ? s->uidnext - 1 : 0;
@@ -2141,7 +2177,7 @@ static void cmd_select(struct imap_session *s, const struct imap_command *cmd)
 		if (s->enabled & EN_QRESYNC)
 			out(s, "* OK [CLOSED] Previous mailbox closed\r\n");
 	}
-	server_job(s->srv, s->c, select_work, select_done, j);
+	server_job(s->srv, s->c, select_work, select_found, j);
 	return;
 badargs:
 	select_job_free(j);
