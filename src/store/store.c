@@ -89,6 +89,16 @@ static const char *const migrations[] = {
 	"  modseq INTEGER NOT NULL,"
 	"  PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
 	"CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);",
+	/* 4 -> 5: full-text index for IMAP SEARCH BODY/TEXT: the decoded text
+	 * of each body (rowid = messages.id), trigram-tokenised so that any
+	 * substring of three or more characters is found in any script.
+	 * messages.indexed says the text is complete; search scans the files
+	 * of the others. */
+	"ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;"
+	"CREATE VIRTUAL TABLE msg_text USING fts5(text, tokenize='trigram');"
+	"CREATE TRIGGER messages_text AFTER DELETE ON messages BEGIN"
+	"  DELETE FROM msg_text WHERE rowid = OLD.id;"
+	"END;",
 };
 
 /* ---- errors ---- */

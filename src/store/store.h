@@ -306,6 +306,17 @@ struct store_status {
 	int64_t messages, unseen, deleted, size;
 };
 int store_mailbox_status(struct store *st, int64_t mailbox_id, struct store_status *r);
+/* Full-text index (IMAP SEARCH): text is the body's searchable text
+ * (mail_text_extract), complete.  In the delivery's transaction. */
+int store_txn_index_text(struct store_txn *t, int64_t body_id, const char *text, size_t len,
+			 char **error_r);
+/* UIDs of mailbox_id (ascending, heap) that may contain every term: the
+ * indexed messages whose text has them all, and every message that is not
+ * indexed.  Terms shorter than three characters cannot be looked up and
+ * are ignored; 0 means no term could be used (scan everything), 1 ok,
+ * -1 error. */
+int store_search_candidates(struct store *st, int64_t mailbox_id, const char *const *terms,
+			    size_t nterms, uint32_t **uids_r, size_t *n_r);
 /* Keyword list helpers: does list (space-separated) hold kw (case-insensitive)? */
 bool store_keywords_has(const char *list, const char *kw, size_t kwlen);
 

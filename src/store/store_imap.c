@@ -460,3 +460,105 @@ int store_mailbox_id(struct store *st, int64_t account_id, const char *name, int
 	store_db_put(st, db);
 	return ret;
 }
+
+int store_txn_index_text(struct store_txn *t, int64_t body_id, const char *text, size_t len,
+			 char **error_r)
+{
+	sqlite3_stmt *s = store_prep(t->db, "INSERT INTO msg_text (rowid, text) VALUES (?1, ?2)");
+	sqlite3_stmt *u = store_prep(t->db, "UPDATE messages SET indexed = 1 WHERE id = ?1");
+	int rc = -1;
+
+	if (s && u) {
+		sqlite3_bind_int64(s, 1, body_id);
+		sqlite3_bind_text(s, 2, text, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(u, 1, body_id);
+		if (store_step_done(s) == 0 && store_step_done(u) == 0)
+			rc = 0;
+	}
+	if (rc < 0)
+		store_set_db_error(t->st, t->db, "indexing message text", error_r);
+	sqlite3_finalize(s);
+	sqlite3_finalize(u);
+	return rc;
+}
+
+/* Characters (UTF-8 lead bytes) in s. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+int store_search_candidates(struct store *st, int64_t mailbox_id, const char *const *terms,
+			    size_t nterms, uint32_t **uids_r, size_t *n_r)
+{
+	struct buf q;
+	uint32_t *arr = NULL;
+	size_t n = 0, cap = 0;
+	int ret = -1;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	buf_init(&q, 1 << 20);
+	for (size_t i = 0; i < nterms; i++) {
+		if (utf8_chars(terms[i]) < 3)
+			continue;
+		if (q.len && buf_append_str(&q, " AND ") < 0)
+			goto toolong;
+		if (buf_append(&q, "\"", 1) < 0)
+			goto toolong;
+		for (const char *p = terms[i]; *p; p++)
+			if ((*p == '"' && buf_append(&q, "\"\"", 2) < 0) ||
+			    (*p != '"' && buf_append(&q, p, 1) < 0))
+				goto toolong;
+		if (buf_append(&q, "\"", 1) < 0)
+			goto toolong;
+	}
+	if (q.len == 0) {
+		buf_free(&q);
+		return 0;
+	}
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		buf_free(&q);
+		return -1;
+	}
+	sqlite3_stmt *s = store_prep(db, "SELECT mm.uid FROM mailbox_messages mm "
+				     "JOIN messages m ON m.id = mm.body_id "
+				     "WHERE mm.mailbox_id = ?1 AND (m.indexed = 0 OR m.id IN "
+				     "(SELECT rowid FROM msg_text WHERE msg_text MATCH ?2)) "
+				     "ORDER BY mm.uid");
+	if (s) {
+		int rc;
+		sqlite3_bind_int64(s, 1, mailbox_id);
+		sqlite3_bind_text(s, 2, q.data, (int)q.len, SQLITE_STATIC);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				arr = xreallocarray(arr, cap, sizeof *arr);
+			}
+			arr[n++] = (uint32_t)sqlite3_column_int64(s, 0);
+		}
+		if (rc == SQLITE_DONE)
+			ret = 1;
+	}
+	if (ret < 0)
+		log_error("store %s: full-text search in mailbox %lld: %s", st->db_path,
+			  (long long)mailbox_id, sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	buf_free(&q);
+	if (ret < 0) {
+		free(arr);
+		return -1;
+	}
+	*uids_r = arr;
+	*n_r = n;
+	return 1;
+toolong:
+	buf_free(&q);
+	return 0;
+}

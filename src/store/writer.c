@@ -30,6 +30,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "mail/text.h"
 #include "store/store.h"
 
 /* Body files made in advance.  Creating a file in a directory that 20
@@ -61,6 +62,8 @@ struct dop {
 	bool written;               /* body file on disk, queued for the writer */
 	bool after_work_done;       /* libuv released d->work (loop thread) */
 	bool completed;             /* the writer finished it (loop thread) */
+	char *text;                 /* searchable text for the full-text index, or NULL */
+	size_t text_len;
 };
 
 struct store_writer {
@@ -96,6 +99,7 @@ static void finish_delivery(struct dop *dp)
 	d->uids = d->status == 0 ? dp->uids : NULL;
 	if (d->status != 0)
 		free(dp->uids);
+	free(dp->text);
 	free(dp);
 	d->done(d);
 }
@@ -370,12 +374,58 @@ static void release_locked(struct store_writer *w, struct dop *dp)
 	}
 }
 
+/* The searchable text of the message just written (pool thread).  A
+ * message too large, or whose text does not fit, is left unindexed and
+ * searched by reading its file. */
+static void extract_text(struct store_writer *w, struct dop *dp)
+{
+	struct delivery *d = dp->d;
+	size_t total = d->head_len + d->len + (d->prefilled ? (size_t)d->prefilled_len : 0);
+	char *whole = NULL;
+	struct buf text;
+
+	if (total == 0 || total > STORE_INDEX_MESSAGE_MAX)
+		return;
+	whole = xmalloc(total + 1);
+	if (d->prefilled) {
+		char path[4096];
+		store_msg_path(w->st, d->relpath, path, sizeof path);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		size_t got = 0;
+		while (fd >= 0 && got < total) {
+			ssize_t r = pread(fd, whole + got, total - got, (off_t)got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (got != total) {
+			free(whole);
+			return;
+		}
+	} else {
+		if (d->head_len)
+			memcpy(whole, d->head, d->head_len);
+		if (d->len)
+			memcpy(whole + d->head_len, d->data, d->len);
+	}
+	buf_init(&text, STORE_INDEX_TEXT_MAX);
+	if (mail_text_extract(whole, total, &text) == 1 && text.len > 0)
+		dp->text = buf_steal(&text, &dp->text_len);
+	buf_free(&text);
+	free(whole);
+}
+
 static void deliver_work(uv_work_t *req)
 {
 	struct dop *dp = req->data;
 	struct store_writer *w = dp->d->w;
 
 	if (write_body(w, dp) == 0) {
+		extract_text(w, dp);
 		dp->written = true;
 	} else {
 		dp->op.status = -1;
@@ -415,6 +465,8 @@ static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 
 	int64_t size = (int64_t)(d->head_len + d->len) + (d->prefilled ? d->prefilled_len : 0);
 	if (store_txn_add_body(t, d->relpath, size, &body_id, error_r) < 0)
+		return -1;
+	if (dp->text && store_txn_index_text(t, body_id, dp->text, dp->text_len, error_r) < 0)
 		return -1;
 	dp->uids = xcalloc(d->nmailboxes ? d->nmailboxes : 1, sizeof(*dp->uids));
 	for (size_t i = 0; i < d->nmailboxes; i++) {

@@ -20,6 +20,11 @@
 
 struct store;
 struct store_txn;
+
+/* Full-text index: messages up to this size are indexed at delivery, when
+ * their searchable text fits in STORE_INDEX_TEXT_MAX. */
+#define STORE_INDEX_MESSAGE_MAX (32u * 1024 * 1024)
+#define STORE_INDEX_TEXT_MAX (4u * 1024 * 1024)
 struct store_writer;
 
 /* A delivery of one message to one or more mailboxes. */

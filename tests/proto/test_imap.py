@@ -582,3 +582,33 @@ def test_multiappend(yubind):
     untagged, _ = c.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert b"\\Seen" in untagged[0] and b"multi 0" in untagged[0]
     assert b"multi 1" in untagged[1] and b"\\Flagged" in untagged[2]
+
+
+def test_search_japanese_and_index(yubind):
+    body = "\u65e5\u672c\u8a9e\u306e\u30e1\u30fc\u30eb\u672c\u6587\u3067\u3059\u3002\n"
+    jis = body.encode("iso-2022-jp")
+    subj = "=?ISO-2022-JP?B?" + __import__("base64").b64encode(
+        "\u4f1a\u8b70\u306e\u4ef6".encode("iso-2022-jp")).decode() + "?="
+    msg = (b"From: a@example.net\r\nTo: demo@example.test\r\nSubject: " + subj.encode() +
+           b"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n"
+           b"Content-Transfer-Encoding: 7bit\r\n\r\n" + jis.replace(b"\n", b"\r\n"))
+    yubind.send("sender@example.net", [DEMO], msg)
+    deliver(yubind, subject="Plain English", body="Nothing Japanese HERE.\n")
+    c = yubind.imap(DEMO)
+    select(c)
+
+    def search(crit, lits=()):
+        untagged, _ = c.ok("UID SEARCH CHARSET UTF-8 " + crit, literals=lits)
+        return untagged
+
+    u = lambda s: s.encode("utf-8")
+    assert search("BODY \0", [u("\u30e1\u30fc\u30eb\u672c")]) == [b"* SEARCH 1"]   # indexed
+    assert search("BODY \0", [u("\u672c\u6587")]) == [b"* SEARCH 1"]               # 2 chars: scan
+    assert search("BODY \0", [u("\u30e1\u30fc\u30eb\u672cX")]) == [b"* SEARCH"]
+    assert search("SUBJECT \0", [u("\u4f1a\u8b70")]) == [b"* SEARCH 1"]
+    assert search("TEXT \0", [u("\u4f1a\u8b70\u306e")]) == [b"* SEARCH 1"]
+    assert search("BODY japanese") == [b"* SEARCH 2"]                             # case-insensitive
+    assert search("NOT BODY japanese") == [b"* SEARCH 1"]
+    untagged, _ = c.ok("SEARCH CHARSET ISO-2022-JP BODY \0",
+                       literals=["\u30e1\u30fc\u30eb".encode("iso-2022-jp")])
+    assert untagged == [b"* SEARCH 1"]

@@ -1006,6 +1006,17 @@ static unsigned leaf_needs(const struct node *nd)
 		return nd->str_len > 0 ? IMAP_SEARCH_NEED_BODY : 0;
 	case OP_TEXT:
 		return nd->str_len > 0 ? IMAP_SEARCH_NEED_HEADER | IMAP_SEARCH_NEED_BODY : 0;
+	case OP_LARGER:
+	case OP_SMALLER:
+	case OP_BEFORE:
+	case OP_ON:
+	case OP_SINCE:
+	case OP_SAVEDBEFORE:
+	case OP_SAVEDON:
+	case OP_SAVEDSINCE:
+	case OP_OLDER:
+	case OP_YOUNGER:
+		return IMAP_SEARCH_NEED_META;
 	default:
 		return 0;
 	}

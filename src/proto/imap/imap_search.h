@@ -41,6 +41,8 @@
 /* imap_search_needs() bits. */
 #define IMAP_SEARCH_NEED_HEADER 1u
 #define IMAP_SEARCH_NEED_BODY   2u
+/* Size or internal/save date (the store's per-message row, not the file). */
+#define IMAP_SEARCH_NEED_META   4u
 
 struct imap_search; /* compiled program, heap */
 
@@ -61,8 +63,9 @@ int imap_search_compile(const struct imap_arg *args, uint32_t first, uint32_t en
 void imap_search_free(struct imap_search **p);
 
 /* What evaluation needs from the message: IMAP_SEARCH_NEED_HEADER (header
- * fields: FROM, HEADER, SENT*, ...), IMAP_SEARCH_NEED_BODY (BODY, TEXT), or
- * 0 (flags, numbers, sizes and internal dates only). */
+ * fields: FROM, HEADER, SENT*, ...), IMAP_SEARCH_NEED_BODY (BODY, TEXT),
+ * IMAP_SEARCH_NEED_META (sizes, internal and save dates), or 0 (flags,
+ * keywords, numbers and MODSEQ only: no store read at all). */
 unsigned imap_search_needs(const struct imap_search *p);
 /* True when the program has a MODSEQ key anywhere (CONDSTORE: the reply then
  * ends in "(MODSEQ n)"). */

@@ -450,7 +450,7 @@ static void test_no_data(void **state)
 	bool bad;
 	const char *err;
 	assert_int_equal(compile("OR SEEN NOT 2:3 LARGER 250", NULL, &prog, &bad, &err), 0);
-	assert_int_equal(imap_search_needs(prog), 0);
+	assert_int_equal(imap_search_needs(prog), IMAP_SEARCH_NEED_META);
 	struct imap_search_ctx ctx;
 	ctx_default(&ctx);
 	char got[NMSG + 1];
@@ -633,7 +633,9 @@ static void test_needs_terms(void **state)
 		bool modseq;
 		const char *terms;      /* joined by '|' */
 	} cases[] = {
-		{"SEEN 1:* UID 3 LARGER 5 SINCE 1-Jan-2020", 0, false, ""},
+		{"SEEN 1:* UID 3 KEYWORD x", 0, false, ""},
+		{"SEEN 1:* UID 3 LARGER 5 SINCE 1-Jan-2020", IMAP_SEARCH_NEED_META, false, ""},
+		{"OR SMALLER 9 YOUNGER 60", IMAP_SEARCH_NEED_META, false, ""},
 		{"FROM x", IMAP_SEARCH_NEED_HEADER, false, ""},
 		{"SENTON 1-Jan-2020", IMAP_SEARCH_NEED_HEADER, false, ""},
 		{"BODY x", IMAP_SEARCH_NEED_BODY, false, "x"},

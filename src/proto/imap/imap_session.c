@@ -3396,31 +3396,99 @@ struct search_job {
 	int err;
 };
 
+/* Keep only the messages whose UID is in cand (both ascending). */
+static void search_filter(struct search_job *j, const uint32_t *cand, size_t nc)
+{
+	size_t w = 0, c = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		while (c < nc && cand[c] < j->m[i].uid)
+			c++;
+		if (c < nc && cand[c] == j->m[i].uid) {
+			j->m[w++] = j->m[i];
+			continue;
+		}
+		free(j->m[i].keywords);
+	}
+	j->n = w;
+}
+
+/* Size, date and path of every message left (worker). */
+static struct msg_entry *search_meta(struct search_job *j, struct store *st)
+{
+	struct msg_entry *ents = xreallocarray(NULL, j->n ? j->n : 1, sizeof *ents);
+
+	if (j->n > 2000) {
+		/* Many: one scan of the mailbox beats a lookup each. */
+		struct msg_entry *all;
+		size_t nall, a = 0;
+		if (store_mailbox_messages(st, j->mailbox_id, &all, &nall) < 0) {
+			free(ents);
+			return NULL;
+		}
+		for (size_t i = 0; i < j->n; i++) {
+			while (a < nall && all[a].uid < j->m[i].uid)
+				a++;
+			if (a < nall && all[a].uid == j->m[i].uid)
+				ents[i] = all[a];
+			else
+				memset(&ents[i], 0, sizeof ents[i]);
+		}
+		free(all);
+		return ents;
+	}
+	uint32_t *uids = xreallocarray(NULL, j->n ? j->n : 1, sizeof *uids);
+	for (size_t i = 0; i < j->n; i++)
+		uids[i] = j->m[i].uid;
+	int r = j->n ? store_messages_get(st, j->mailbox_id, uids, j->n, ents) : 0;
+	free(uids);
+	if (r < 0) {
+		free(ents);
+		return NULL;
+	}
+	return ents;
+}
+
 static void search_work(void *arg)
 {
 	struct search_job *j = arg;
 	struct store *st = j->s->srv->store;
 	unsigned needs = imap_search_needs(j->prog);
 	bool need_data = (needs & (IMAP_SEARCH_NEED_HEADER | IMAP_SEARCH_NEED_BODY)) || j->sort;
+	bool need_meta = need_data || (needs & IMAP_SEARCH_NEED_META);
 	struct imap_search_ctx ctx = {.max_seq = j->max_seq, .max_uid = j->max_uid};
 	struct msg_entry *ents = NULL;
 	struct imap_sort_key **keys = NULL;
 	size_t nkeys = 0;
 
-	if (j->n > 0) {
-		uint32_t *uids = xreallocarray(NULL, j->n, sizeof *uids);
-		for (size_t i = 0; i < j->n; i++)
-			uids[i] = j->m[i].uid;
-		ents = xreallocarray(NULL, j->n, sizeof *ents);
-		if (store_messages_get(st, j->mailbox_id, uids, j->n, ents) < 0)
+	/* Text every match must contain: the full-text index names the only
+	 * messages worth reading. */
+	const char **terms = NULL;
+	size_t nterms = imap_search_body_terms(j->prog, &terms);
+	if (nterms > 0 && j->n > 0) {
+		uint32_t *cand;
+		size_t nc;
+		int r = store_search_candidates(st, j->mailbox_id, terms, nterms, &cand, &nc);
+		if (r < 0) {
 			j->err = -1;
-		free(uids);
+			return;
+		}
+		if (r == 1) {
+			search_filter(j, cand, nc);
+			free(cand);
+		}
+	}
+	if (need_meta && j->n > 0) {
+		ents = search_meta(j, st);
+		if (!ents) {
+			j->err = -1;
+			return;
+		}
 	}
 	j->hits = xreallocarray(NULL, j->n ? j->n : 1, sizeof *j->hits);
 	if (j->sort)
 		keys = xreallocarray(NULL, j->n ? j->n : 1, sizeof *keys);
 	for (size_t i = 0; i < j->n && !j->err; i++) {
-		const struct msg_entry *e = &ents[i];
+		const struct msg_entry *e = ents ? &ents[i] : NULL;
 		struct imap_search_msg sm = {
 			.seq = j->m[i].seq, .uid = j->m[i].uid, .flags = j->m[i].flags,
 			.keywords = j->m[i].keywords, .modseq = j->m[i].modseq,
@@ -3428,10 +3496,12 @@ static void search_work(void *arg)
 		char *data = NULL;
 		size_t len = 0;
 		struct mime_message *mime = NULL;
-		if (e->uid == 0)
+		if (e && e->uid == 0)
 			continue;
-		sm.size = e->size;
-		sm.internaldate = e->internaldate;
+		if (e) {
+			sm.size = e->size;
+			sm.internaldate = e->internaldate;
+		}
 		if (need_data) {
 			char path[PATH_MAX];
 			store_msg_path(st, e->path, path, sizeof path);
