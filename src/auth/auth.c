@@ -71,9 +71,123 @@ static void make_dummy_hash(void)
 	sodium_memzero(pw, sizeof(pw));
 }
 
+/* ---- cache of verified credentials ----
+ *
+ * A login costs an argon2id verification (tens of ms, 19 MiB); clients
+ * that log in again and again (IMAP clients opening several connections,
+ * POP3 pollers) would spend the server's CPU on it.  After a successful
+ * verification the cache keeps a keyed BLAKE2b digest of (address, stored
+ * hash, password) -- never the password -- under a key made at start-up.
+ * A later login with the same password, while the account's stored hash is
+ * unchanged, matches the digest instead.  Changing the password changes
+ * the stored hash, so the entry no longer matches; wrong passwords are
+ * never cached and always pay the full price. */
+#define AUTH_CACHE_SLOTS 4096
+#define AUTH_CACHE_TTL_MS (60u * 60 * 1000)
+
+struct cache_slot {
+	unsigned char digest[crypto_generichash_BYTES];
+	uint64_t expires_ms;
+};
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cache_slot cache[AUTH_CACHE_SLOTS];
+static unsigned char cache_key[crypto_generichash_KEYBYTES];
+static bool cache_keyed;
+static uint64_t cache_ttl_ms = AUTH_CACHE_TTL_MS;
+
+void auth_cache_set_ttl(uint64_t ttl_ms)
+{
+	pthread_mutex_lock(&cache_mu);
+	cache_ttl_ms = ttl_ms;
+	memset(cache, 0, sizeof cache);
+	pthread_mutex_unlock(&cache_mu);
+}
+
+static void cache_digest(const char *address, const char *hash, const char *password,
+			 unsigned char out[crypto_generichash_BYTES])
+{
+	crypto_generichash_state st;
+	unsigned char zero = 0;
+
+	crypto_generichash_init(&st, cache_key, sizeof cache_key, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const unsigned char *)address, strlen(address));
+	crypto_generichash_update(&st, &zero, 1);
+	crypto_generichash_update(&st, (const unsigned char *)hash, strlen(hash));
+	crypto_generichash_update(&st, &zero, 1);
+	crypto_generichash_update(&st, (const unsigned char *)password, strlen(password));
+	crypto_generichash_final(&st, out, crypto_generichash_BYTES);
+}
+
+/* The slot of an address: one per address, so a user's entry replaces
+ * their previous one. */
+static size_t cache_slot_of(const char *address)
+{
+	unsigned char h[8];
+	uint64_t v = 0;
+
+	crypto_generichash(h, sizeof h, (const unsigned char *)address, strlen(address), cache_key,
+			   sizeof cache_key);
+	for (size_t i = 0; i < sizeof h; i++)
+		v = v << 8 | h[i];
+	return (size_t)(v % AUTH_CACHE_SLOTS);
+}
+
+static bool cache_hit(const char *address, const char *hash, const char *password)
+{
+	unsigned char d[crypto_generichash_BYTES];
+	bool hit = false;
+
+	pthread_mutex_lock(&cache_mu);
+	if (!cache_keyed || cache_ttl_ms == 0) {
+		pthread_mutex_unlock(&cache_mu);
+		return false;
+	}
+	pthread_mutex_unlock(&cache_mu);
+	cache_digest(address, hash, password, d);
+	size_t i = cache_slot_of(address);
+	pthread_mutex_lock(&cache_mu);
+	if (cache[i].expires_ms > now_ms() && sodium_memcmp(cache[i].digest, d, sizeof d) == 0)
+		hit = true;
+	pthread_mutex_unlock(&cache_mu);
+	sodium_memzero(d, sizeof d);
+	return hit;
+}
+
+static void cache_put(const char *address, const char *hash, const char *password)
+{
+	unsigned char d[crypto_generichash_BYTES];
+
+	pthread_mutex_lock(&cache_mu);
+	if (!cache_keyed) {
+		crypto_generichash_keygen(cache_key);
+		cache_keyed = true;
+	}
+	uint64_t ttl = cache_ttl_ms;
+	pthread_mutex_unlock(&cache_mu);
+	if (ttl == 0)
+		return;
+	cache_digest(address, hash, password, d);
+	size_t i = cache_slot_of(address);
+	pthread_mutex_lock(&cache_mu);
+	memcpy(cache[i].digest, d, sizeof d);
+	cache[i].expires_ms = now_ms() + ttl;
+	pthread_mutex_unlock(&cache_mu);
+	sodium_memzero(d, sizeof d);
+}
+
 int auth_login(struct store *st, const char *address, const char *password, struct account *a_r)
 {
+	return auth_login_cached(st, address, password, a_r, NULL);
+}
+
+int auth_login_cached(struct store *st, const char *address, const char *password,
+		      struct account *a_r, bool *cached_r)
+{
 	int r = store_account_find(st, address, a_r);
+
+	if (cached_r)
+		*cached_r = false;
 
 	if (r < 0)
 		return -1;
@@ -84,10 +198,16 @@ int auth_login(struct store *st, const char *address, const char *password, stru
 		(void)auth_verify_password(dummy_hash, password);
 		return 0;
 	}
+	if (cache_hit(a_r->address, a_r->pw_hash, password)) {
+		if (cached_r)
+			*cached_r = true;
+		return 1;
+	}
 	if (!auth_verify_password(a_r->pw_hash, password)) {
 		account_free(a_r);
 		return 0;
 	}
+	cache_put(a_r->address, a_r->pw_hash, password);
 	return 1;
 }
 

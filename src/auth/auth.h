@@ -8,6 +8,7 @@
 #define YUBIN_AUTH_AUTH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 struct store;
@@ -25,6 +26,14 @@ bool auth_verify_password(const char *hash, const char *password);
  * account_free), 0 bad credentials, -1 temporary error.  Takes about the
  * same time whether or not the account exists. */
 int auth_login(struct store *st, const char *address, const char *password, struct account *a_r);
+/* auth_login remembers verified credentials for ttl_ms (0: never; the
+ * default is an hour) -- a keyed digest, not the password -- so that a
+ * repeated login with an unchanged password skips argon2id.  Clears the
+ * cache. */
+void auth_cache_set_ttl(uint64_t ttl_ms);
+/* auth_login telling whether the cache answered (for the log). */
+int auth_login_cached(struct store *st, const char *address, const char *password,
+		      struct account *a_r, bool *cached_r);
 
 /* APOP (RFC 1939 sect. 7): digest_hex is MD5(timestamp || secret) in lower or
  * upper case hex.  1 ok (a_r filled), 0 bad, -1 temporary error.  Accounts

@@ -106,6 +106,10 @@ static const struct conf_key conf_table[] = {
 	{"imap_max_sessions_per_ip", T_INT, OFF(imap_max_sessions_per_ip), "100", 1, 1000000,
 	 NULL,
 	 "IMAP connections at once from one IP address (before login too); more get BYE."},
+	{"auth_cache_ttl", T_DURATION, OFF(auth_cache_ttl), "1h", 0, DAY, NULL,
+	 "How long a verified login is remembered (a keyed digest, never the password) so that "
+	 "the same user and password skip the argon2id check; a password change ends it at "
+	 "once. 0 turns the cache off."},
 	{"command_timeout", T_DURATION, OFF(command_timeout), "60s", 100, DAY, NULL,
 	 "Every protocol: a command line that has started must be complete within this time; "
 	 "also the time allowed for the TLS handshake on implicit-TLS ports."},

@@ -58,6 +58,7 @@ struct conf {
 	int64_t imap_timeout;       /* ms: idle between commands, IDLE included */
 	int64_t imap_max_sessions_per_user;
 	int64_t imap_max_sessions_per_ip;
+	int64_t auth_cache_ttl;     /* ms: verified-credentials cache, 0 = off */
 	int64_t command_timeout;    /* ms: deadline for one command line to complete once started */
 	int64_t shutdown_timeout;   /* ms: SIGTERM grace period for in-flight work */
 	int64_t store_batch_max;    /* deliveries per group commit */

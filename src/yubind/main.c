@@ -297,6 +297,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* fsyncs of concurrent deliveries run in parallel on the pool. */
 	setenv("UV_THREADPOOL_SIZE", "16", 0);
+	auth_cache_set_ttl((uint64_t)d.cfg.auth_cache_ttl);
 	if (auth_init() < 0)
 		log_fatal("libsodium initialisation failed");
 

@@ -612,3 +612,19 @@ def test_search_japanese_and_index(yubind):
     untagged, _ = c.ok("SEARCH CHARSET ISO-2022-JP BODY \0",
                        literals=["\u30e1\u30fc\u30eb".encode("iso-2022-jp")])
     assert untagged == [b"* SEARCH 1"]
+
+
+def test_login_cache_follows_password_changes(yubind):
+    mark = yubind.log_mark()
+    yubind.imap(ALICE).ok("LOGOUT")
+    yubind.wait_log(r"login user=alice@example\.test method=LOGIN tls=no cached=no", since=mark)
+    mark = yubind.log_mark()
+    yubind.imap(ALICE).ok("LOGOUT")
+    yubind.wait_log(r"login user=alice@example\.test method=LOGIN tls=no cached=yes", since=mark)
+    yubind.cli("user", "passwd", ALICE, input="a-New-Pass-9\n")
+    c = yubind.imap()
+    st, line, _ = c.cmd('LOGIN "%s" "%s"' % (ALICE, yt.USERS[ALICE]))
+    assert st == "NO"                 # the old password no longer works, cached or not
+    mark = yubind.log_mark()
+    c.login(ALICE, "a-New-Pass-9")
+    yubind.wait_log(r"login user=alice@example\.test method=LOGIN tls=no cached=no", since=mark)

@@ -927,13 +927,14 @@ struct auth_job {
 	char *password;
 	size_t pwlen;
 	struct account acct;
+	bool cached;
 	int rc;
 };
 
 static void auth_work(void *arg)
 {
 	struct auth_job *j = arg;
-	j->rc = auth_login(j->s->srv->store, j->address, j->password, &j->acct);
+	j->rc = auth_login_cached(j->s->srv->store, j->address, j->password, &j->acct, &j->cached);
 }
 
 static void auth_job_free(struct auth_job *j)
@@ -997,8 +998,8 @@ static void auth_done(void *arg)
 	if ((uint64_t)cfg(s)->message_size_limit > lim.literal_max)
 		lim.literal_max = (uint64_t)cfg(s)->message_size_limit;
 	imap_parser_set_limits(s->p, &lim);
-	log_info("conn=%s imap: login user=%s method=%s tls=%s", c->idstr, s->login, j->method,
-		 c->tls ? "yes" : "no");
+	log_info("conn=%s imap: login user=%s method=%s tls=%s cached=%s", c->idstr, s->login,
+		 j->method, c->tls ? "yes" : "no", j->cached ? "yes" : "no");
 	auth_job_free(j);
 	struct buf b;
 	buf_init(&b, 4096);
