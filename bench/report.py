@@ -62,6 +62,26 @@ def main(argv):
         print("delivered/s yubin : peer = %.2f : 1" % (y / p))
     else:
         print("delivered/s yubin : peer = - (a side is missing)")
+    print()
+    print("IMAP (same machine, same run)")
+    icols = (("SELECT ms", "bigbox", "select_ms_median", 1),
+             ("FETCH 1:* ms", "bigbox", "fetch_ms_median", 1),
+             ("SEARCH BODY ms", "bigbox", "search_ms_median", 1),
+             ("cmds/s login", "imap_load_login", "cmds_per_s", 0),
+             ("cmds/s nologin", "imap_load_nologin", "cmds_per_s", 0),
+             ("KiB/IDLE plain", "idle_mem", "pss_per_conn_kib", 1),
+             ("KiB/IDLE TLS", "idle_imap_tls", "kib_per_conn", 1))
+    print("%-*s  %s" % (w0, "server", "  ".join("%15s" % c[0] for c in icols)))
+    for lb in LABELS:
+        if lb not in res:
+            continue
+        print("%-*s  %s" % (w0, NAMES[lb], "  ".join(
+            "%15s" % fmt(num(res, lb, c[1], c[2]), c[3]) for c in icols)))
+    for name in ("imap_load_login", "imap_load_nologin"):
+        y = num(res, "yubin", name, "cmds_per_s")
+        p = num(res, "peer", name, "cmds_per_s")
+        if y and p:
+            print("%s cmds/s yubin : peer = %.2f : 1" % (name, y / p))
     yc = num(res, "yubin", "yubin_cpu", "cpu_ms_per_msg")
     pc = num(res, "peer", "peer_cpu", "cpu_ms_per_msg")
     if yc and pc:

@@ -149,6 +149,35 @@ HZ=$(getconf CLK_TCK)
 echo "== Yubin bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr)"
 echo "   build $BUILD, $MESSAGES messages x 10 KiB, $SESSIONS SMTP sessions, $NUSERS users"
 
+# imap_steps LABEL PREFIX PORT PID...: bigbox, then imap_load in both
+# profiles with the server's CPU (the PIDs and their children) around each
+BIGBOX=${BENCH_BIGBOX:-100000}
+LOAD_CLIENTS=${BENCH_LOAD_CLIENTS:-50}
+LOAD_SECONDS=${BENCH_LOAD_SECONDS:-20}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+T_BIGBOX=900
+imap_steps() {
+	lb=$1 px=$2 port=$3
+	shift 3
+	echo "== ${px}c. bigbox: $BIGBOX messages in one mailbox ($lb)"
+	run "${px}_bigbox" "$T_BIGBOX" "$PY" "$KIT/bigbox.py" --port "$port" --count "$BIGBOX" \
+		--runs 3 || broke "bigbox.py ($lb) failed"
+	keep "$lb" "${px}_bigbox"
+	for prof in login nologin; do
+		echo "== ${px}d. imap_load, $prof profile, $LOAD_CLIENTS clients for ${LOAD_SECONDS}s ($lb)"
+		c0=$("$PY" "$HERE/cpu.py" ticks "$@")
+		run "${px}_load_$prof" 300 "$PY" "$HERE/imap_load.py" --port "$port" --profile "$prof" \
+			--clients "$LOAD_CLIENTS" --seconds "$LOAD_SECONDS" \
+			|| broke "imap_load.py $prof ($lb) failed"
+		c1=$("$PY" "$HERE/cpu.py" ticks "$@")
+		cpu=$(echo "$c0 $c1 $HZ" | awk '{printf "%.1f", ($2 - $1) / $3}')
+		echo "   server CPU during the run: $cpu s"
+		sed -i "s/^RESULT imap_load /RESULT imap_load_$prof server_cpu_s=$cpu /" \
+			"$TMP/${px}_load_$prof.out"
+		keep "$lb" "${px}_load_$prof"
+	done
+}
+
 # ---- 2. a throw-away yubind --------------------------------------------
 echo "== 2. yubind instance in $TMP/yubin"
 Y=$TMP/yubin
@@ -169,10 +198,19 @@ plaintext_auth = loopback
 listen_smtp = 127.0.0.1:0
 listen_pop3 = 127.0.0.1:0
 listen_pop3s =
+listen_imap = 127.0.0.1:0
+listen_imaps = 127.0.0.1:0
+tls_cert = $Y/cert.pem
+tls_key = $Y/key.pem
 log_level = warn
-max_connections_per_ip = 3000
-max_connections = 5000
+max_connections_per_ip = 25000
+max_connections = 25000
+imap_max_sessions_per_ip = 25000
+imap_max_sessions_per_user = 1000
 EOF
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$Y/key.pem" -out "$Y/cert.pem" -days 7 \
+	-subj /CN=mx.example.test >/dev/null 2>&1 || die "openssl could not make a certificate"
+chmod 0644 "$Y/key.pem"   # a throw-away key, read before privileges are dropped
 cli() { timeout -k 5 "$T_CLI" "$YUBIN" -c "$CONF" "$@"; }
 cli domain add example.test || die "yubin domain add failed"
 t=$(date +%s)
@@ -194,7 +232,10 @@ if [ -z "$PORTS" ]; then
 fi
 SMTP_PORT=$(echo "$PORTS" | sed -n 's/.*smtp=\([0-9]*\).*/\1/p')
 POP3_PORT=$(echo "$PORTS" | sed -n 's/.*pop3=\([0-9]*\).*/\1/p')
-echo "   yubind pid $YPID ready: SMTP 127.0.0.1:$SMTP_PORT, POP3 127.0.0.1:$POP3_PORT"
+IMAP_PORT=$(echo "$PORTS" | sed -n 's/.*imap=\([0-9]*\).*/\1/p')
+IMAPS_PORT=$(echo "$PORTS" | sed -n 's/.*imaps=\([0-9]*\).*/\1/p')
+echo "   yubind pid $YPID ready: SMTP 127.0.0.1:$SMTP_PORT, POP3 127.0.0.1:$POP3_PORT," \
+	"IMAP 127.0.0.1:$IMAP_PORT, IMAPS 127.0.0.1:$IMAPS_PORT"
 
 # ---- 3. SMTP acceptance, verified over POP3 ------------------------------
 echo "== 3. smtp_accept against yubind (verified over POP3, $VERIFY_LOGIN logins)"
@@ -284,6 +325,16 @@ echo "== 5b. idle connections: yubind memory per connection (1000 SMTP after EHL
 run y_idle 120 "$PY" "$HERE/idle_conns.py" --pid "$YPID" --conns 1000 --smtp "$SMTP_PORT" \
 	--pop3 "$POP3_PORT" || broke "idle_conns.py against yubind failed"
 
+# ---- 5c-5e. IMAP ----------------------------------------------------------
+imap_steps yubin y5 "$IMAP_PORT" "$YPID"
+echo "== y5e. $IDLE_CONNS IMAP sessions in IDLE, plaintext, then under TLS (yubind memory)"
+run y_idle_imap 600 "$PY" "$KIT/idle_mem.py" --pids "$YPID" --port "$IMAP_PORT" \
+	--conns "$IDLE_CONNS" || broke "idle_mem.py against yubind failed"
+keep yubin y_idle_imap
+run y_idle_tls 900 "$PY" "$HERE/idle_imap_tls.py" --pid "$YPID" --port "$IMAPS_PORT" \
+	--conns "$IDLE_CONNS" || broke "idle_imap_tls.py against yubind failed"
+keep yubin y_idle_tls
+
 yubind_log 10
 stop_yubind
 fi   # yubind alive after the SMTP run
@@ -338,6 +389,11 @@ EOF
 	run p_fetch "$T_FETCH" "$PY" "$KIT/pop3_fetch.py" --port 10110 --users "$NUSERS" \
 		|| broke "pop3_fetch.py against the peers failed"
 	keep peer p_fetch
+	imap_steps peer p6 10143 "$DC_PID"
+	echo "== p6e. 2000 IMAP sessions in IDLE against Dovecot (a process each: 10,000 would not fit)"
+	run p_idle_imap 600 "$PY" "$KIT/idle_mem.py" --pidfile "$PEERS_DIR/dovecot/run/master.pid" \
+		--port 10143 --conns 2000 || broke "idle_mem.py against Dovecot failed"
+	keep peer p_idle_imap
 	stop_peers
 fi
 

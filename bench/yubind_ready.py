@@ -3,7 +3,7 @@
 
   yubind_ready.py --pid PID --log FILE [--timeout 60]
 
-Prints "smtp=PORT pop3=PORT" and exits 0 once yubind is ready; exits 1 (with
+Prints "imap=PORT pop3=PORT smtp=PORT ..." (every listener found) and exits 0 once yubind is ready; exits 1 (with
 the reason on stderr) if the process dies or the deadline passes.
 
 Two ways to learn the ports, the first that works wins:
@@ -121,7 +121,7 @@ def main():
             except OSError:
                 ports = {}
         if "smtp" in ports and "pop3" in ports:
-            print("smtp=%d pop3=%d" % (ports["smtp"], ports["pop3"]))
+            print(" ".join("%s=%d" % (k, v) for k, v in sorted(ports.items())))
             return 0
         time.sleep(0.1)
     sys.stderr.write("yubind_ready: no SMTP and POP3 listener ready after %gs (found %r)\n"
