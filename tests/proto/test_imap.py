@@ -628,3 +628,28 @@ def test_login_cache_follows_password_changes(yubind):
     mark = yubind.log_mark()
     c.login(ALICE, "a-New-Pass-9")
     yubind.wait_log(r"login user=alice@example\.test method=LOGIN tls=no cached=no", since=mark)
+
+
+def test_sort_and_thread(yubind):
+    root = "<root@example.net>"
+    deliver(yubind, subject="Banana", extra="Message-ID: <root@example.net>\n"
+            "Date: Mon, 02 Nov 2026 10:00:00 +0000\n")
+    deliver(yubind, subject="apple", extra="Date: Tue, 03 Nov 2026 10:00:00 +0000\n")
+    deliver(yubind, subject="Re: Banana", extra="In-Reply-To: %s\nReferences: %s\n"
+            "Date: Wed, 04 Nov 2026 10:00:00 +0000\n" % (root, root))
+    c = yubind.imap(DEMO)
+    select(c)
+    untagged, _ = c.ok("SORT (SUBJECT) UTF-8 ALL")
+    assert untagged == [b"* SORT 2 1 3"]
+    untagged, _ = c.ok("SORT (REVERSE DATE) UTF-8 ALL")
+    assert untagged == [b"* SORT 3 2 1"]
+    untagged, _ = c.ok("UID SORT (SIZE) UTF-8 NOT SUBJECT apple")
+    assert untagged[0].startswith(b"* SORT ") and len(untagged[0].split()) == 4
+    untagged, _ = c.ok("THREAD REFERENCES UTF-8 ALL")
+    assert untagged == [b"* THREAD (1 3)(2)"]
+    untagged, _ = c.ok("THREAD ORDEREDSUBJECT UTF-8 ALL")
+    assert untagged == [b"* THREAD (1 3)(2)"]      # threads by their first date
+    untagged, _ = c.ok("UID THREAD REFERENCES UTF-8 NOT SUBJECT apple")
+    assert untagged == [b"* THREAD (1 3)"]
+    st, line, _ = c.cmd("THREAD BOGUS UTF-8 ALL")
+    assert st == "BAD"

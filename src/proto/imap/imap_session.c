@@ -3384,6 +3384,11 @@ struct search_job {
 	struct imap_session *s;
 	struct imap_search *prog;
 	struct imap_sort *sort;
+	bool thread;
+	enum imap_thread_alg alg;
+	struct imap_thread_msg *tm;
+	size_t ntm;
+	struct buf thread_out;
 	int64_t mailbox_id;
 	struct search_msg *m;
 	size_t n;
@@ -3454,7 +3459,8 @@ static void search_work(void *arg)
 	struct search_job *j = arg;
 	struct store *st = j->s->srv->store;
 	unsigned needs = imap_search_needs(j->prog);
-	bool need_data = (needs & (IMAP_SEARCH_NEED_HEADER | IMAP_SEARCH_NEED_BODY)) || j->sort;
+	bool need_data = (needs & (IMAP_SEARCH_NEED_HEADER | IMAP_SEARCH_NEED_BODY)) || j->sort ||
+			 j->thread;
 	bool need_meta = need_data || (needs & IMAP_SEARCH_NEED_META);
 	struct imap_search_ctx ctx = {.max_seq = j->max_seq, .max_uid = j->max_uid};
 	struct msg_entry *ents = NULL;
@@ -3488,6 +3494,8 @@ static void search_work(void *arg)
 	j->hits = xreallocarray(NULL, j->n ? j->n : 1, sizeof *j->hits);
 	if (j->sort)
 		keys = xreallocarray(NULL, j->n ? j->n : 1, sizeof *keys);
+	if (j->thread)
+		j->tm = xreallocarray(NULL, j->n ? j->n : 1, sizeof *j->tm);
 	for (size_t i = 0; i < j->n && !j->err; i++) {
 		const struct msg_entry *e = ents ? &ents[i] : NULL;
 		struct imap_search_msg sm = {
@@ -3521,6 +3529,8 @@ static void search_work(void *arg)
 		if (imap_search_match(j->prog, &ctx, &sm) == 1) {
 			if (j->sort) {
 				keys[nkeys++] = imap_sort_key_make(j->sort, &sm);
+			} else if (j->thread) {
+				imap_thread_msg_init(&j->tm[j->ntm++], &sm);
 			} else {
 				j->hits[j->nhits++] = j->uid ? sm.uid : sm.seq;
 				if (sm.modseq > j->maxmodseq)
@@ -3539,6 +3549,8 @@ static void search_work(void *arg)
 		}
 		free(keys);
 	}
+	if (j->thread && imap_thread_run(j->alg, j->tm, j->ntm, j->uid, &j->thread_out) < 0)
+		j->err = -1;
 	free(ents);
 }
 
@@ -3548,6 +3560,10 @@ static void search_job_free(struct search_job *j)
 		free(j->m[i].keywords);
 	free(j->m);
 	free(j->hits);
+	for (size_t i = 0; i < j->ntm; i++)
+		imap_thread_msg_clear(&j->tm[i]);
+	free(j->tm);
+	buf_free(&j->thread_out);
 	imap_search_free(&j->prog);
 	imap_sort_free(&j->sort);
 	free(j);
@@ -3578,8 +3594,13 @@ static void search_done(void *arg)
 	struct buf b;
 	buf_init(&b, SIZE_MAX / 2);
 	bool modseq = imap_search_uses_modseq(j->prog) && j->nhits > 0;
-	const char *verb = j->sort ? "SORT" : "SEARCH";
-	if (j->esearch) {
+	const char *verb = j->sort ? "SORT" : j->thread ? "THREAD" : "SEARCH";
+	if (j->thread) {
+		buf_append_str(&b, "* THREAD ");
+		if (j->thread_out.len)
+			buf_append(&b, j->thread_out.data, j->thread_out.len);
+		buf_append_str(&b, "\r\n");
+	} else if (j->esearch) {
 		buf_printf(&b, "* ESEARCH (TAG ");
 		imap_write_string(&b, s->tag, strlen(s->tag));
 		buf_append_str(&b, ")");
@@ -3630,12 +3651,24 @@ static void cmd_search(struct imap_session *s, const struct imap_command *cmd)
 	const char *charset = NULL;
 	char *cs = NULL;
 	bool is_sort = strcmp(cmd->name, "SORT") == 0;
+	bool is_thread = strcmp(cmd->name, "THREAD") == 0;
 	struct search_job *j = xcalloc(1, sizeof *j);
 	uint32_t i = 0;
 
 	j->s = s;
 	j->uid = s->cmd_uid;
-	if (!is_sort && i < cmd->nargs && imap_arg_atom_eq(&cmd->args[i], "RETURN")) {
+	buf_init(&j->thread_out, 64u * 1024 * 1024);
+	if (is_thread) {
+		if (i >= cmd->nargs || imap_thread_alg_parse(&cmd->args[i], &j->alg) < 0) {
+			err = "THREAD expects ORDEREDSUBJECT or REFERENCES";
+			goto badargs;
+		}
+		j->thread = true;
+		i = cmd->args[i].end;
+		is_sort = true; /* a charset follows, as for SORT */
+	}
+	if (!is_sort && !is_thread && i < cmd->nargs &&
+	    imap_arg_atom_eq(&cmd->args[i], "RETURN")) {
 		/* RFC 4731 ESEARCH */
 		if (i + 1 >= cmd->nargs || cmd->args[i + 1].type != IMAP_ARG_LIST)
 			goto badargs;
@@ -3658,14 +3691,16 @@ static void cmd_search(struct imap_session *s, const struct imap_command *cmd)
 		if (j->ret == 0)
 			j->ret = RET_ALL;
 		i = l->end;
-	} else if (!is_sort && (s->enabled & EN_REV2)) {
+	} else if (!is_sort && !is_thread && (s->enabled & EN_REV2)) {
 		j->esearch = true;
 		j->ret = RET_ALL;
 	}
 	if (is_sort) {
-		if (i >= cmd->nargs || imap_sort_parse(cmd->args, i, &j->sort, &err) < 0)
-			goto badargs;
-		i = cmd->args[i].end;
+		if (!j->thread) {
+			if (i >= cmd->nargs || imap_sort_parse(cmd->args, i, &j->sort, &err) < 0)
+				goto badargs;
+			i = cmd->args[i].end;
+		}
 		/* SORT always names a charset. */
 		const char *str;
 		size_t len;
@@ -4034,6 +4069,7 @@ static const struct imap_cmd_def commands[] = {
 	{"EXPUNGE", cmd_expunge, ST_SELECTED, CF_UID},
 	{"SEARCH", cmd_search, ST_SELECTED, CF_UID | CF_NOSYNC_EXPUNGE},
 	{"SORT", cmd_search, ST_SELECTED, CF_UID | CF_NOSYNC_EXPUNGE},
+	{"THREAD", cmd_search, ST_SELECTED, CF_UID | CF_NOSYNC_EXPUNGE},
 	{"FETCH", cmd_fetch, ST_SELECTED, CF_UID | CF_NOSYNC_EXPUNGE},
 	{"STORE", cmd_store, ST_SELECTED, CF_UID | CF_NOSYNC_EXPUNGE},
 	{"COPY", cmd_copy, ST_SELECTED, CF_UID},
