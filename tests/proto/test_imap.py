@@ -653,3 +653,59 @@ def test_sort_and_thread(yubind):
     assert untagged == [b"* THREAD (1 3)"]
     st, line, _ = c.cmd("THREAD BOGUS UTF-8 ALL")
     assert st == "BAD"
+
+
+def test_interimap_qresync_two_accounts(yubind, tmp_path):
+    assert shutil.which("interimap"), "interimap not installed"
+    deliver(yubind, to=DEMO, subject="local one")
+    deliver(yubind, to=ALICE, subject="remote one")
+    cfg = tmp_path / "interimap.conf"
+    cfg.write_text(f"""database = {tmp_path}/interimap.db
+list-mailbox = INBOX
+
+[local]
+type = imap
+host = 127.0.0.1
+port = {yubind.imap_port}
+STARTTLS = NO
+username = {DEMO}
+password = {yt.USERS[DEMO]}
+
+[remote]
+type = imap
+host = 127.0.0.1
+port = {yubind.imap_port}
+STARTTLS = NO
+username = {ALICE}
+password = {yt.USERS[ALICE]}
+""")
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path))
+
+    def run():
+        r = subprocess.run(["interimap", "--config", str(cfg)], capture_output=True,
+                           timeout=120, env=env)
+        assert r.returncode == 0, r.stderr.decode()
+        return r
+    run()
+    for who in (DEMO, ALICE):
+        c = yubind.imap(who)
+        untagged, _ = c.ok("STATUS INBOX (MESSAGES)")
+        assert untagged == [b"* STATUS INBOX (MESSAGES 2)"], (who, untagged)
+    # A flag set on one side and a message expunged on the other travel
+    # on the next run (QRESYNC: only what changed is read).
+    a = yubind.imap(DEMO)
+    select(a)
+    a.ok("UID STORE 1 +FLAGS (\\Flagged)")
+    b = yubind.imap(ALICE)
+    select(b)
+    untagged, _ = b.ok("UID SEARCH SUBJECT remote")
+    uid = untagged[0].split()[2]
+    b.ok("UID STORE %s +FLAGS (\\Deleted)" % uid.decode())
+    b.ok("EXPUNGE")
+    run()
+    untagged, _ = a.ok("NOOP")
+    untagged, _ = a.ok("SEARCH ALL")
+    assert untagged == [b"* SEARCH 1"]
+    b.ok("NOOP")
+    untagged, _ = b.ok("SEARCH FLAGGED")
+    assert untagged == [b"* SEARCH 1"]

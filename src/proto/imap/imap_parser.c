@@ -819,9 +819,14 @@ static int seq_number(const char *s, size_t len, size_t *pos, uint32_t *n_r)
 	uint64_t v = 0;
 	while (i < len && s[i] >= '0' && s[i] <= '9') {
 		v = v * 10 + (uint64_t)(s[i++] - '0');
-		if (v > UINT32_MAX - 1)     /* UINT32_MAX is "*" */
+		if (v > UINT32_MAX)
 			return -1;
 	}
+	/* UINT32_MAX stands for "*"; 4294967295 itself (clients write
+	 * 1:4294967295 for "every UID") becomes 4294967294, which no message
+	 * reaches either: the store hands out UIDs below it. */
+	if (v == UINT32_MAX)
+		v = UINT32_MAX - 1;
 	*n_r = (uint32_t)v;
 	*pos = i;
 	return 0;
