@@ -99,6 +99,22 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER messages_text AFTER DELETE ON messages BEGIN"
 	"  DELETE FROM msg_text WHERE rowid = OLD.id;"
 	"END;",
+	/* 5 -> 6: storage quota per account (IMAP QUOTA, SMTP 452/552): the
+	 * limit (0 = none) and the bytes used, kept by triggers on every copy
+	 * of a message in one of the account's mailboxes. */
+	"ALTER TABLE accounts ADD COLUMN quota INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE accounts ADD COLUMN used INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE accounts SET used = (SELECT coalesce(sum(m.size), 0) FROM mailbox_messages mm"
+	"  JOIN messages m ON m.id = mm.body_id JOIN mailboxes mb ON mb.id = mm.mailbox_id"
+	"  WHERE mb.account_id = accounts.id);"
+	"CREATE TRIGGER quota_add AFTER INSERT ON mailbox_messages BEGIN"
+	"  UPDATE accounts SET used = used + (SELECT size FROM messages WHERE id = NEW.body_id)"
+	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);"
+	"END;"
+	"CREATE TRIGGER quota_del AFTER DELETE ON mailbox_messages BEGIN"
+	"  UPDATE accounts SET used = used - (SELECT size FROM messages WHERE id = OLD.body_id)"
+	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);"
+	"END;",
 };
 
 /* ---- errors ---- */

@@ -79,6 +79,8 @@ struct rcpt_info {
 	enum rcpt_status status;
 	int64_t account_id;
 	int64_t mailbox_id; /* INBOX of the account */
+	int64_t quota;      /* bytes, 0 = no limit */
+	int64_t used;       /* bytes of mail stored in the account */
 	char address[320];  /* canonical lower-case address of the account */
 };
 
@@ -109,6 +111,12 @@ int store_domain_is_local(struct store *st, const char *name);
 int store_account_add(struct store *st, const char *address, const char *pw_hash, char **error_r);
 int store_account_del(struct store *st, const char *address, char **error_r);
 int store_account_set_password(struct store *st, const char *address, const char *pw_hash, char **error_r);
+/* Storage quota in bytes (0: no limit). */
+int store_account_set_quota(struct store *st, const char *address, int64_t bytes,
+			    char **error_r);
+/* 1 found (quota and bytes used), 0 no such account, -1 error. */
+int store_account_quota(struct store *st, int64_t account_id, int64_t *quota_r,
+			int64_t *used_r);
 /* secret NULL clears it. */
 int store_account_set_apop(struct store *st, const char *address, const char *secret, char **error_r);
 int store_account_list(struct store *st, void (*cb)(const char *address, void *arg), void *arg, char **error_r);

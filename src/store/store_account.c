@@ -554,7 +554,7 @@ int store_resolve_rcpt(struct store *st, const char *address, struct rcpt_info *
 		ret = 0;
 		goto out;
 	}
-	s = store_prep(db, "SELECT a.id, a.address, m.id FROM accounts a "
+	s = store_prep(db, "SELECT a.id, a.address, m.id, a.quota, a.used FROM accounts a "
 		 "JOIN mailboxes m ON m.account_id = a.id AND m.name = 'INBOX' "
 		 "WHERE a.address = ?1");
 	if (!s)
@@ -567,6 +567,8 @@ int store_resolve_rcpt(struct store *st, const char *address, struct rcpt_info *
 		snprintf(r->address, sizeof(r->address), "%s",
 			 (const char *)sqlite3_column_text(s, 1));
 		r->mailbox_id = sqlite3_column_int64(s, 2);
+		r->quota = sqlite3_column_int64(s, 3);
+		r->used = sqlite3_column_int64(s, 4);
 		ret = 0;
 	} else if (rc == SQLITE_DONE) {
 		r->status = RCPT_UNKNOWN_USER;
@@ -581,3 +583,42 @@ out:
 	return ret;
 }
 
+
+int store_account_set_quota(struct store *st, const char *address, int64_t bytes,
+			    char **error_r)
+{
+	char num[32];
+
+	snprintf(num, sizeof num, "%lld", (long long)bytes);
+	return account_update(st, address,
+			      "UPDATE accounts SET quota = CAST(?1 AS INTEGER) WHERE address = ?2",
+			      num, error_r);
+}
+
+int store_account_quota(struct store *st, int64_t account_id, int64_t *quota_r,
+			int64_t *used_r)
+{
+	sqlite3 *db = store_db_get(st);
+	sqlite3_stmt *s;
+	int ret = -1;
+
+	if (!db)
+		return -1;
+	s = store_prep(db, "SELECT quota, used FROM accounts WHERE id = ?1");
+	if (s) {
+		sqlite3_bind_int64(s, 1, account_id);
+		int rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*quota_r = sqlite3_column_int64(s, 0);
+			*used_r = sqlite3_column_int64(s, 1);
+			ret = 1;
+		} else if (rc == SQLITE_DONE) {
+			ret = 0;
+		}
+	}
+	if (ret < 0)
+		log_error("store %s: reading quota: %s", st->db_path, sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	return ret;
+}

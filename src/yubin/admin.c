@@ -39,6 +39,7 @@ static int cmd_user_del(struct store *st, const struct admin_args *a, char *secr
 static int cmd_user_list(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_user_passwd(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_user_apop(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_user_quota(struct store *st, const struct admin_args *a, char *secret);
 
 static const struct admin_cmd commands[] = {
 	{ "domain", "add", "NAME", false, SECRET_NONE, cmd_domain_add,
@@ -57,6 +58,8 @@ static const struct admin_cmd commands[] = {
 	  "set a new password, read from stdin" },
 	{ "user", "apop", "ADDRESS", true, SECRET_APOP, cmd_user_apop,
 	  "set the APOP secret, read from stdin (--clear removes it)" },
+	{ "user", "quota", "ADDRESS SIZE", false, SECRET_NONE, cmd_user_quota,
+	  "set the storage quota (k, M, G suffixes; 0 = none) and show the use" },
 };
 
 static const char secrets_doc[] =
@@ -166,6 +169,8 @@ int admin_parse(int argc, char **argv, struct admin_args *a)
 			return -1;
 		} else if (c->operand && !a->operand) {
 			a->operand = s;
+		} else if (c->operand && strchr(c->operand, ' ') && !a->operand2) {
+			a->operand2 = s;
 		} else {
 			fprintf(stderr, "yubin: %s %s: unexpected argument \"%s\"\n", c->group,
 				c->verb, s);
@@ -173,7 +178,7 @@ int admin_parse(int argc, char **argv, struct admin_args *a)
 			return -1;
 		}
 	}
-	if (c->operand && !a->operand) {
+	if (c->operand && (!a->operand || (strchr(c->operand, ' ') && !a->operand2))) {
 		fprintf(stderr, "yubin: %s %s: missing %s\n", c->group, c->verb, c->operand);
 		command_usage(stderr, c);
 		return -1;
@@ -390,6 +395,42 @@ static int cmd_user_apop(struct store *st, const struct admin_args *a, char *sec
 
 	return store_account_set_apop(st, a->operand, a->clear ? NULL : secret, &err) < 0 ?
 	       fail(err) : ADMIN_EXIT_OK;
+}
+
+static int cmd_user_quota(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL, *end = NULL;
+	(void)secret;
+
+	errno = 0;
+	unsigned long long v = strtoull(a->operand2, &end, 10);
+	unsigned long long mul = 1;
+	if (end && *end) {
+		if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0)
+			mul = 1024ULL;
+		else if (strcmp(end, "M") == 0)
+			mul = 1024ULL * 1024;
+		else if (strcmp(end, "G") == 0)
+			mul = 1024ULL * 1024 * 1024;
+		else
+			mul = 0;
+	}
+	if (errno || end == a->operand2 || a->operand2[0] == '-' || mul == 0 ||
+	    v > (1ULL << 50) / mul) {
+		fprintf(stderr, "yubin: user quota: \"%s\" is not a size (say 500M, 2G or 0)\n",
+			a->operand2);
+		return ADMIN_EXIT_USAGE;
+	}
+	if (store_account_set_quota(st, a->operand, (int64_t)(v * mul), &err) < 0)
+		return fail(err);
+	struct account acct;
+	int64_t quota = 0, used = 0;
+	if (store_account_find(st, a->operand, &acct) == 1) {
+		(void)store_account_quota(st, acct.id, &quota, &used);
+		account_free(&acct);
+	}
+	printf("%s: quota %lld bytes, %lld used\n", a->operand, (long long)quota, (long long)used);
+	return ADMIN_EXIT_OK;
 }
 
 int admin_run(struct store *st, const struct admin_args *a)

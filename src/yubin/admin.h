@@ -17,6 +17,7 @@ struct admin_cmd;
 struct admin_args {
 	const struct admin_cmd *cmd;
 	const char *operand;    /* NAME or ADDRESS, NULL for list commands */
+	const char *operand2;   /* user quota: SIZE */
 	bool clear;             /* user apop --clear */
 };
 

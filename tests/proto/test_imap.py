@@ -709,3 +709,38 @@ password = {yt.USERS[ALICE]}
     b.ok("NOOP")
     untagged, _ = b.ok("SEARCH FLAGGED")
     assert untagged == [b"* SEARCH 1"]
+
+
+def test_quota_imap_and_smtp(yubind):
+    r = yubind.cli("user", "quota", DEMO, "2k")
+    assert "quota 2048 bytes, 0 used" in r.stdout
+    c = yubind.imap(DEMO)
+    untagged, _ = c.ok("GETQUOTAROOT INBOX")
+    assert untagged == [b'* QUOTAROOT INBOX ""', b'* QUOTA "" (STORAGE 0 2)']
+    big = yt.crlf("Subject: big\n\n" + "y" * 1800 + "\n")
+    c.ok("APPEND INBOX \0", literals=[big])
+    st, line, _ = c.cmd("APPEND INBOX \0", literals=[big])
+    assert st == "NO" and b"[OVERQUOTA]" in line
+    untagged, _ = c.ok('GETQUOTA ""')
+    assert re.match(rb'\* QUOTA "" \(STORAGE 2 2\)', untagged[0]), untagged
+    st, line, _ = c.cmd('SETQUOTA "" (STORAGE 10)')
+    assert st == "NO"
+    # SMTP: a declared size that does not fit is refused for good, and so
+    # is nothing else yet (1.8k of 2k used).
+    s = yubind.smtp()
+    yt.expect(s.cmd("MAIL FROM:<sender@example.net> SIZE=5000"), 250)
+    yt.expect(s.cmd("RCPT TO:<%s>" % DEMO), 552, "5.2.2")
+    s.cmd("RSET")
+    deliver(yubind)                     # still below the quota: taken
+    s = yubind.smtp()
+    yt.expect(s.cmd("MAIL FROM:<sender@example.net>"), 250)
+    yt.expect(s.cmd("RCPT TO:<%s>" % DEMO), 452, "4.2.2")    # now full
+    yt.expect(s.cmd("RCPT TO:<%s>" % ALICE), 250)            # others are not
+    # Expunging frees the space.
+    select(c)
+    c.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    deliver(yubind)
+    yubind.cli("user", "quota", DEMO, "0")
+    untagged, _ = c.ok("GETQUOTAROOT INBOX")
+    assert untagged[0] == b"* QUOTAROOT INBOX" and not any(b"QUOTA " in l for l in untagged)

@@ -863,7 +863,7 @@ static void capability_list(struct imap_session *s, struct buf *b)
 	buf_append_str(b, " UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
 			  " CREATE-SPECIAL-USE MULTIAPPEND CONDSTORE QRESYNC ESEARCH SORT"
 			  " THREAD=ORDEREDSUBJECT THREAD=REFERENCES STATUS=SIZE BINARY"
-			  " UTF8=ACCEPT");
+			  " UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE");
 	buf_printf(b, " APPENDLIMIT=%" PRId64, cfg(s)->message_size_limit);
 }
 
@@ -3282,6 +3282,91 @@ struct copy_job {
 	int rc;
 };
 
+/* ---- QUOTA (RFC 9208): one root, "", per account, STORAGE in KiB -------------- */
+
+struct quota_job {
+	struct imap_session *s;
+	char *mailbox;          /* GETQUOTAROOT */
+	bool root_query;
+	int64_t quota, used;
+	int rc;
+};
+
+static void quota_work(void *arg)
+{
+	struct quota_job *j = arg;
+	j->rc = store_account_quota(j->s->srv->store, j->s->account_id, &j->quota, &j->used);
+}
+
+static void quota_done(void *arg)
+{
+	struct quota_job *j = arg;
+	struct imap_session *s = j->s;
+
+	if (!conn_is_closed(s->c)) {
+		struct buf b;
+		buf_init(&b, 8192);
+		if (j->rc < 0) {
+			tagged(s, "NO [UNAVAILABLE] Cannot read the quota now, try again later");
+		} else if (!j->root_query && j->quota <= 0) {
+			tagged(s, "NO [NONEXISTENT] No such quota root (no limit is set)");
+		} else {
+			if (j->root_query) {
+				buf_append_str(&b, "* QUOTAROOT ");
+				mailbox_out(s, &b, j->mailbox);
+				if (j->quota > 0)
+					buf_append_str(&b, " \"\"");
+				buf_append_str(&b, "\r\n");
+			}
+			if (j->quota > 0)
+				buf_printf(&b, "* QUOTA \"\" (STORAGE %lld %lld)\r\n",
+					   (long long)((j->used + 1023) / 1024),
+					   (long long)(j->quota / 1024));
+			conn_write(s->c, b.data, b.len);
+			finish(s, false, "OK %s completed", j->root_query ? "GETQUOTAROOT" :
+			       "GETQUOTA");
+		}
+		buf_free(&b);
+	}
+	free(j->mailbox);
+	free(j);
+}
+
+static void cmd_getquota(struct imap_session *s, const struct imap_command *cmd)
+{
+	const char *err = "Expected a quota root or a mailbox";
+	struct quota_job *j = xcalloc(1, sizeof *j);
+	const char *str;
+	size_t len;
+
+	j->s = s;
+	j->root_query = strcmp(cmd->name, "GETQUOTAROOT") == 0;
+	if (cmd->nargs != 1) {
+		free(j);
+		bad(s, err);
+		return;
+	}
+	if (j->root_query) {
+		j->mailbox = mailbox_in(s, &cmd->args[0], &err);
+		if (!j->mailbox) {
+			free(j);
+			bad(s, err);
+			return;
+		}
+	} else if (imap_arg_astring(&cmd->args[0], &str, &len) < 0 || len != 0) {
+		free(j);
+		tagged(s, "NO [NONEXISTENT] No such quota root (the only one is \"\")");
+		return;
+	}
+	server_job(s->srv, s->c, quota_work, quota_done, j);
+}
+
+static void cmd_setquota(struct imap_session *s, const struct imap_command *cmd)
+{
+	(void)cmd;
+	tagged(s, "NO [NOPERM] Quotas are set by the administrator (yubin user quota)");
+}
+
 static void copy_work(void *arg)
 {
 	struct copy_job *j = arg;
@@ -3291,6 +3376,19 @@ static void copy_work(void *arg)
 	if (j->rc == 1 && store_mailbox_get(j->s->srv->store, j->dst, &mb) == 1) {
 		j->dst_uidvalidity = mb.uidvalidity;
 		mailbox_info_free(&mb);
+	}
+	int64_t quota, used;
+	if (j->rc == 1 && !j->move &&
+	    store_account_quota(j->s->srv->store, j->s->account_id, &quota, &used) == 1 &&
+	    quota > 0) {
+		struct msg_entry *e = xreallocarray(NULL, j->n, sizeof *e);
+		int64_t add = 0;
+		if (store_messages_get(j->s->srv->store, j->s->mbox_id, j->uids, j->n, e) == 0)
+			for (size_t i = 0; i < j->n; i++)
+				add += e[i].size;
+		free(e);
+		if (used + add > quota)
+			j->rc = -2;
 	}
 }
 
@@ -3305,7 +3403,9 @@ static void copy_done(void *arg)
 		free(j);
 		return;
 	}
-	if (j->rc < 0) {
+	if (j->rc == -2) {
+		tagged(s, "NO [OVERQUOTA] The copy would go over the storage quota");
+	} else if (j->rc < 0) {
 		tagged(s, "NO [UNAVAILABLE] Cannot open the mailbox now, try again later");
 	} else if (j->rc == 0 || j->noselect) {
 		tagged(s, "NO [TRYCREATE] No such mailbox");
@@ -3895,6 +3995,11 @@ static void append_work(void *arg)
 			j->rc = -1;
 		}
 	}
+	int64_t quota, used;
+	if (j->rc == 1 && store_account_quota(j->s->srv->store, j->s->account_id, &quota,
+					      &used) == 1 &&
+	    quota > 0 && (uint64_t)used + j->bytes > (uint64_t)quota)
+		j->rc = -2;
 }
 
 static void append_found(void *arg)
@@ -3904,6 +4009,12 @@ static void append_found(void *arg)
 
 	if (conn_is_closed(s->c)) {
 		append_job_free(j);
+		return;
+	}
+	if (j->rc == -2) {
+		log_info("conn=%s imap: APPEND refused user=%s: over quota", s->c->idstr, s->login);
+		append_job_free(j);
+		tagged(s, "NO [OVERQUOTA] The mailbox is over its storage quota");
 		return;
 	}
 	if (j->rc < 0) {
@@ -4063,6 +4174,9 @@ static const struct imap_cmd_def commands[] = {
 	{"LSUB", cmd_list, ST_AUTH | ST_SELECTED, 0},
 	{"STATUS", cmd_status, ST_AUTH | ST_SELECTED, 0},
 	{"APPEND", cmd_append, ST_AUTH | ST_SELECTED, 0},
+	{"GETQUOTA", cmd_getquota, ST_AUTH | ST_SELECTED, 0},
+	{"GETQUOTAROOT", cmd_getquota, ST_AUTH | ST_SELECTED, 0},
+	{"SETQUOTA", cmd_setquota, ST_AUTH | ST_SELECTED, 0},
 	{"CHECK", cmd_noop, ST_SELECTED, 0},
 	{"CLOSE", cmd_close, ST_SELECTED, 0},
 	{"UNSELECT", cmd_unselect, ST_SELECTED, 0},

@@ -62,6 +62,7 @@ struct smtp_session {
 	const struct conf *cfg;
 	unsigned state;
 	bool esmtp;                /* EHLO (not HELO) */
+	uint64_t declared_size;    /* MAIL FROM SIZE=, 0 when not given (quota check) */
 	char helo[SMTP_HELO_MAX + 1];
 
 	/* transaction */
@@ -805,6 +806,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	addr_format(&m.from, s->from, sizeof(s->from));
 	s->smtputf8 = m.smtputf8;
+	s->declared_size = m.has_size ? m.size : 0;
 	s->nrcpts = 0;
 	s->state = ST_MAIL;
 	reply(s, "250 2.1.0 Ok");
@@ -865,6 +867,17 @@ static void rcpt_done(void *arg)
 		snprintf(line, sizeof(line), "554 5.7.1 <%s>: Relay access denied", j->addr);
 		log_reject(s, "RCPT", line, j->addr);
 		closed = err(s, line);
+	} else if (j->info.quota > 0 && j->info.used >= j->info.quota) {
+		snprintf(line, sizeof(line), "452 4.2.2 <%s>: Mailbox full, try again later",
+			 j->addr);
+		log_reject(s, "RCPT", line, j->addr);
+		reply(s, "%s", line);
+	} else if (j->info.quota > 0 && s->declared_size > 0 &&
+		   (uint64_t)j->info.used + s->declared_size > (uint64_t)j->info.quota) {
+		snprintf(line, sizeof(line), "552 5.2.2 <%s>: Message would exceed the "
+			 "recipient's storage quota", j->addr);
+		log_reject(s, "RCPT", line, j->addr);
+		reply(s, "%s", line);
 	} else if (j->info.status == RCPT_UNKNOWN_USER) {
 		snprintf(line, sizeof(line),
 			 "550 5.1.1 <%s>: Recipient address rejected: User unknown", j->addr);
