@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <zlib.h>
 
 #include "core/listener.h"
 #include "core/log.h"
@@ -31,6 +32,34 @@
 #define OUT_LOW (256 * 1024)          /* resume / on_writable below this */
 #define CLOSE_GRACE_MS 5000           /* peer must take our last bytes within this */
 
+/* COMPRESS=DEFLATE.  Compressed input waits in pend until the protocol
+ * has taken enough of c->in to make room (so a small packet cannot expand
+ * into more than the input cap); reading stops while it is not empty. */
+#define Z_PEND_MAX (READ_CHUNK + 16384)
+struct conn_z {
+	z_stream in, out;
+	bool in_ok, out_ok;
+	struct buf pend;
+	char *obuf;
+	size_t ocap;
+	uint64_t raw_in, raw_out, plain_in, plain_out;
+};
+
+static void z_free(struct conn *c)
+{
+	struct conn_z *z = c->z;
+	if (!z)
+		return;
+	if (z->in_ok)
+		inflateEnd(&z->in);
+	if (z->out_ok)
+		deflateEnd(&z->out);
+	buf_free(&z->pend);
+	free(z->obuf);
+	free(z);
+	c->z = NULL;
+}
+
 struct write_req {
 	uv_write_t req;
 	struct conn *c;
@@ -43,6 +72,46 @@ static void do_close(struct conn *c);
 static void start_reading(struct conn *c);
 static void arm_timer(struct conn *c);
 static void tls_input(struct conn *c);
+
+/* Inflate what waits in z->pend into c->in while there is room. */
+static int z_pump(struct conn *c)
+{
+	struct conn_z *z = c->z;
+	char tmp[16384];
+
+	while (z->pend.len > 0 && c->in.len < IN_HIGH) {
+		z->in.next_in = (Bytef *)z->pend.data;
+		z->in.avail_in = (uInt)z->pend.len;
+		z->in.next_out = (Bytef *)tmp;
+		z->in.avail_out = sizeof tmp;
+		int r = inflate(&z->in, Z_SYNC_FLUSH);
+		size_t used = z->pend.len - z->in.avail_in;
+		size_t got = sizeof tmp - z->in.avail_out;
+		buf_consume(&z->pend, used);
+		if (r != Z_OK && r != Z_BUF_ERROR) {
+			log_info("conn=%s %s: compressed input from [%s] is corrupt (%s); closing",
+				 c->idstr, c->h->name, c->peer, z->in.msg ? z->in.msg : "inflate error");
+			return -1;
+		}
+		z->raw_in += used;
+		z->plain_in += got;
+		if (got > 0 && buf_append(&c->in, tmp, got) < 0)
+			return -1;
+		if (used == 0 && got == 0)
+			break;
+	}
+	return 0;
+}
+
+/* Bytes from the peer (after TLS) into the input buffer. */
+static int in_feed(struct conn *c, const char *data, size_t n)
+{
+	if (!c->z)
+		return buf_append(&c->in, data, n);
+	if (buf_append(&c->z->pend, data, n) < 0)
+		return -1;
+	return z_pump(c);
+}
 
 /* ---- output ---------------------------------------------------------- */
 
@@ -103,14 +172,52 @@ static void flush_wbio(struct conn *c)
 		send_raw(c, tmp, (size_t)n);
 }
 
+/* Deflate c->out into z->obuf; returns the compressed length. */
+static size_t z_deflate(struct conn *c)
+{
+	struct conn_z *z = c->z;
+	size_t need = deflateBound(&z->out, c->out.len) + 64;
+
+	if (z->ocap < need) {
+		free(z->obuf);
+		z->obuf = xmalloc(need);
+		z->ocap = need;
+	}
+	z->out.next_in = (Bytef *)c->out.data;
+	z->out.avail_in = (uInt)c->out.len;
+	z->out.next_out = (Bytef *)z->obuf;
+	z->out.avail_out = (uInt)z->ocap;
+	int r = deflate(&z->out, Z_SYNC_FLUSH);
+	if ((r != Z_OK && r != Z_BUF_ERROR) || z->out.avail_in != 0) {
+		log_error("conn=%s %s: deflate failed (%d); closing", c->idstr, c->h->name, r);
+		return (size_t)-1;
+	}
+	size_t n = z->ocap - z->out.avail_out;
+	z->plain_out += c->out.len;
+	z->raw_out += n;
+	return n;
+}
+
 void conn_flush(struct conn *c)
 {
 	if (c->out.len == 0 || c->tls_handshaking)
 		return;
+	const char *data = c->out.data;
+	size_t len = c->out.len;
+	if (c->z) {
+		len = z_deflate(c);
+		if (len == (size_t)-1) {
+			buf_reset(&c->out);
+			if (!c->closing)
+				conn_close(c, "compression error");
+			return;
+		}
+		data = c->z->obuf;
+	}
 	if (c->ssl) {
 		size_t off = 0;
-		while (off < c->out.len) {
-			int n = SSL_write(c->ssl, c->out.data + off, (int)MIN(c->out.len - off, 16384));
+		while (off < len) {
+			int n = SSL_write(c->ssl, data + off, (int)MIN(len - off, 16384));
 			if (n <= 0) {
 				log_warn("conn=%s %s: TLS write failed: %s", c->idstr, c->h->name,
 					 tls_error_string());
@@ -125,13 +232,17 @@ void conn_flush(struct conn *c)
 		buf_reset(&c->out);
 		flush_wbio(c);
 	} else {
-		send_raw(c, c->out.data, c->out.len);
+		send_raw(c, data, len);
 		buf_reset(&c->out);
 	}
 	/* A big reply buffer is given back rather than kept for an idle
 	 * connection. */
 	if (c->out.cap > 16384)
 		buf_free(&c->out);
+	if (c->z && c->z->ocap > 65536) {
+		FREE(c->z->obuf);
+		c->z->ocap = 0;
+	}
 }
 
 int conn_write(struct conn *c, const void *data, size_t len)
@@ -306,6 +417,15 @@ again:
 		if (c->in.len != before)
 			goto again;
 	}
+	if (!c->closing && !c->paused && !c->writing_blocked && c->z && c->z->pend.len > 0 &&
+	    c->in.len < IN_HIGH) {
+		size_t before = c->in.len;
+		if (z_pump(c) < 0) {
+			conn_close(c, "compressed input error");
+		} else if (c->in.len != before) {
+			goto again;
+		}
+	}
 	c->dispatching = false;
 	if (c->peer_eof && !c->closing && !c->paused && !c->writing_blocked &&
 	    !c->tls_handshaking) {
@@ -315,7 +435,7 @@ again:
 	}
 	if (!c->closing) {
 		conn_flush(c);
-		if (c->in.len < IN_HIGH)
+		if (c->in.len < IN_HIGH && !(c->z && c->z->pend.len > 0))
 			start_reading(c);
 		arm_timer(c);
 	}
@@ -369,12 +489,12 @@ static void tls_input(struct conn *c)
 		if (c->closing)
 			return;
 	}
-	while (c->in.len < IN_HIGH) {
+	while (c->in.len < IN_HIGH && !(c->z && c->z->pend.len > 0)) {
 		char tmp[16384];
 		int n = SSL_read(c->ssl, tmp, sizeof tmp);
 		if (n > 0) {
-			if (buf_append(&c->in, tmp, (size_t)n) < 0) {
-				conn_close(c, "input overflow");
+			if (in_feed(c, tmp, (size_t)n) < 0) {
+				conn_close(c, c->z ? "compressed input error" : "input overflow");
 				return;
 			}
 			continue;
@@ -428,13 +548,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (c->ssl) {
 		BIO_write(c->rbio, b->base, (int)nread);
 		tls_input(c);
-	} else if (buf_append(&c->in, b->base, (size_t)nread) < 0) {
-		/* Cannot happen: reading stops at IN_HIGH and in.max leaves
-		 * room for one more read. */
-		conn_close(c, "input overflow");
+	} else if (in_feed(c, b->base, (size_t)nread) < 0) {
+		/* Without compression this cannot happen: reading stops at
+		 * IN_HIGH and in.max leaves room for one more read. */
+		conn_close(c, c->z ? "compressed input error" : "input overflow");
 	}
 	if (!c->closing) {
-		if (c->in.len >= IN_HIGH && c->reading) {
+		if ((c->in.len >= IN_HIGH || (c->z && c->z->pend.len > 0)) && c->reading) {
 			uv_read_stop(s);
 			c->reading = false;
 		}
@@ -609,9 +729,38 @@ void conn_release(struct conn *c)
 		c->h->on_free(c);
 	if (c->ssl)
 		SSL_free(c->ssl); /* frees the BIOs too */
+	z_free(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
+}
+
+int conn_start_compress(struct conn *c)
+{
+	if (c->z)
+		return -1;
+	conn_flush(c);
+	struct conn_z *z = xcalloc(1, sizeof *z);
+	/* Raw DEFLATE both ways.  Our compressor keeps a 16 KiB window and
+	 * a small hash (about 40 KiB in all, not zlib's default 256 KiB);
+	 * the decompressor must accept any window the client uses. */
+	if (inflateInit2(&z->in, -15) == Z_OK)
+		z->in_ok = true;
+	if (deflateInit2(&z->out, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -14, 6,
+			 Z_DEFAULT_STRATEGY) == Z_OK)
+		z->out_ok = true;
+	c->z = z;
+	if (!z->in_ok || !z->out_ok) {
+		z_free(c);
+		return -1;
+	}
+	buf_init(&z->pend, Z_PEND_MAX);
+	return 0;
+}
+
+bool conn_compressed(const struct conn *c)
+{
+	return c->z != NULL;
 }
 
 bool conn_is_closed(const struct conn *c)

@@ -110,6 +110,7 @@ struct conn {
 	struct conn *next, *prev; /* registry's list */
 	struct conn_registry *reg; /* outlives every conn; listeners may not */
 	bool implicit_tls;
+	struct conn_z *z;         /* COMPRESS=DEFLATE state, NULL when off */
 };
 
 /* Output. Bytes are buffered and written when input processing ends or
@@ -142,6 +143,15 @@ void conn_clear_deadline(struct conn *c);
  * h->on_tls when done.  -1 if TLS is not configured. */
 int conn_start_tls(struct conn *c);
 bool conn_tls_available(const struct conn *c);
+
+/* RFC 4978 COMPRESS=DEFLATE: from now on everything read is inflated and
+ * everything written deflated (raw DEFLATE, a sync flush per write).  Call
+ * it after the reply that accepts the command was queued: that reply is
+ * flushed uncompressed first.  Input already buffered stays as it is (a
+ * client sends nothing after COMPRESS before the reply).  -1 if already on
+ * or zlib refuses. */
+int conn_start_compress(struct conn *c);
+bool conn_compressed(const struct conn *c);
 
 /* Flush what is queued, then close.  Safe to call more than once. */
 void conn_close(struct conn *c, const char *reason);

@@ -744,3 +744,46 @@ def test_quota_imap_and_smtp(yubind):
     yubind.cli("user", "quota", DEMO, "0")
     untagged, _ = c.ok("GETQUOTAROOT INBOX")
     assert untagged[0] == b"* QUOTAROOT INBOX" and not any(b"QUOTA " in l for l in untagged)
+
+
+def test_compress_deflate(yubind, tls_ctx):
+    import zlib
+    deliver(yubind, subject="squeezed", body="compress me " * 200 + "\n")
+    c = yubind.imap(DEMO)
+    _, tagged = c.ok("NOOP")
+    st, line, _ = c.cmd("COMPRESS DEFLATE")
+    assert st == "OK" and c.buf == b""
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    decomp = zlib.decompressobj(-15)
+    plain = b""
+
+    def send(data):
+        c.sock.sendall(comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH))
+
+    def read_until(tag):
+        nonlocal plain
+        raw = 0
+        while not re.search(rb"(^|\r\n)" + tag + rb" [A-Z]+ [^\r\n]*\r\n", plain):
+            d = c.sock.recv(65536)
+            assert d, "closed"
+            raw += len(d)
+            plain += decomp.decompress(d)
+        return raw
+
+    send(b"Z1 CAPABILITY\r\nZ2 SELECT INBOX\r\nZ3 FETCH 1 BODY.PEEK[TEXT]\r\n")
+    raw = read_until(b"Z3")
+    assert b"* CAPABILITY " in plain and b"COMPRESS=DEFLATE" not in plain
+    assert b"* 1 EXISTS" in plain and plain.count(b"compress me") == 200
+    assert raw < len(plain) / 3, (raw, len(plain))        # it really is compressed
+    send(b"Z4 COMPRESS DEFLATE\r\n")
+    read_until(b"Z4")
+    assert b"Z4 NO [COMPRESSIONACTIVE]" in plain
+    # A literal inflated from a small packet is taken in pieces.
+    big = b"Subject: zeros\r\n\r\n" + b"0" * 3_000_000 + b"\r\n"
+    send(b"Z5 APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n")
+    read_until(b"Z5")
+    assert b"Z5 OK [APPENDUID" in plain
+    # Garbage in the compressed stream ends the connection, not the server.
+    c.sock.sendall(b"\xff\xff\xff\xff not deflate")
+    assert c.closed_by_peer()
+    yubind.imap(DEMO).ok("NOOP")

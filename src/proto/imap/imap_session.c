@@ -864,6 +864,8 @@ static void capability_list(struct imap_session *s, struct buf *b)
 			  " CREATE-SPECIAL-USE MULTIAPPEND CONDSTORE QRESYNC ESEARCH SORT"
 			  " THREAD=ORDEREDSUBJECT THREAD=REFERENCES STATUS=SIZE BINARY"
 			  " UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE");
+	if (!conn_compressed(c))
+		buf_append_str(b, " COMPRESS=DEFLATE");
 	buf_printf(b, " APPENDLIMIT=%" PRId64, cfg(s)->message_size_limit);
 }
 
@@ -1138,6 +1140,26 @@ static void cmd_enable(struct imap_session *s, const struct imap_command *cmd)
 	conn_write(s->c, b.data, b.len);
 	buf_free(&b);
 	finish(s, false, "OK ENABLE completed");
+}
+
+/* RFC 4978 */
+static void cmd_compress(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (cmd->nargs != 1 || !imap_arg_atom_eq(&cmd->args[0], "DEFLATE")) {
+		bad(s, "COMPRESS expects DEFLATE");
+		return;
+	}
+	if (conn_compressed(s->c)) {
+		tagged(s, "NO [COMPRESSIONACTIVE] Compression is already on");
+		return;
+	}
+	outf(s, "%s OK DEFLATE active\r\n", s->tag);
+	if (conn_start_compress(s->c) < 0) {
+		log_error("conn=%s imap: cannot start compression (zlib); closing", s->c->idstr);
+		conn_close(s->c, "compression setup failed");
+		return;
+	}
+	resume(s);
 }
 
 static void cmd_id(struct imap_session *s, const struct imap_command *cmd)
@@ -4163,6 +4185,7 @@ static const struct imap_cmd_def commands[] = {
 	{"ID", cmd_id, ST_ANY, 0},
 	{"IDLE", cmd_idle, ST_AUTH | ST_SELECTED, 0},
 	{"NAMESPACE", cmd_namespace, ST_AUTH | ST_SELECTED, 0},
+	{"COMPRESS", cmd_compress, ST_AUTH | ST_SELECTED, 0},
 	{"SELECT", cmd_select, ST_AUTH | ST_SELECTED, 0},
 	{"EXAMINE", cmd_select, ST_AUTH | ST_SELECTED, 0},
 	{"CREATE", cmd_create, ST_AUTH | ST_SELECTED, 0},
