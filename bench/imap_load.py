@@ -11,8 +11,10 @@ processes (asyncio), each against user1..userN round-robin, for SECONDS:
 
 Random commands, weighted: FETCH 1:* (UID FLAGS) 20%, FETCH of one message's
 header/body (BODY.PEEK[HEADER], RFC822.SIZE) 25%, STORE +/-FLAGS \\Seen or
-\\Flagged 20%, APPEND of a 1 KiB message 15%, NOOP 10%, STORE \\Deleted +
-EXPUNGE of the oldest message when the mailbox holds more than 20: 10%.
+\\Flagged 20%, APPEND of a 1 KiB message 15% (STORE \\Deleted + EXPUNGE of the
+oldest instead once the mailbox holds --keep messages, so that its size stays
+put from run to run), NOOP 10%, STORE \\Deleted + EXPUNGE of the oldest
+message when the mailbox holds more than 20: 10%.
 Every command counts (LOGIN, SELECT and LOGOUT too).  A NO or BAD reply
 counts as an error.
 
@@ -94,10 +96,16 @@ async def session(args, user, stats, deadline, rnd):
                                                                     op, flag))
             else:
                 ok = await c.cmd(b"NOOP")
-        elif x < 0.80:
+        elif x < 0.80 and c.exists < args.keep:
             ok = await c.cmd(b"APPEND INBOX", MSG % (os.getpid(), rnd.getrandbits(48)))
             stats[0] += 1
             ok = ok and await c.cmd(b"NOOP")
+        elif x < 0.80:
+            # The mailbox keeps about --keep messages, so that every run
+            # (and every server) works on mailboxes of the same size.
+            ok = await c.cmd(b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+            stats[0] += 1
+            ok = ok and await c.cmd(b"EXPUNGE")
         elif x < 0.90:
             ok = await c.cmd(b"NOOP")
         else:
@@ -147,6 +155,8 @@ def main():
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--profile", choices=["login", "nologin"], default="login")
+    ap.add_argument("--keep", type=int, default=50,
+                    help="APPEND only below this many messages, else expunge the oldest")
     args = ap.parse_args()
     if args.clients > 2000 or args.seconds > 600:
         sys.exit("imap_load: at most 2000 clients and 600 seconds")

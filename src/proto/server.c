@@ -168,11 +168,16 @@ void server_unwatch(struct server *srv, int64_t mailbox_id, void *arg)
 
 void server_mailbox_changed(struct server *srv, int64_t mailbox_id)
 {
+	server_mailbox_changed_by(srv, mailbox_id, NULL);
+}
+
+void server_mailbox_changed_by(struct server *srv, int64_t mailbox_id, const void *self)
+{
 	/* A callback never (un)watches synchronously, but be safe: iterate
 	 * by index over a count taken first, re-checking the bound. */
 	size_t n = srv->nwatches;
 	for (size_t i = 0; i < n && i < srv->nwatches; i++)
-		if (srv->watches[i].mailbox_id == mailbox_id)
+		if (srv->watches[i].mailbox_id == mailbox_id && srv->watches[i].arg != self)
 			srv->watches[i].cb(srv->watches[i].arg);
 }
 

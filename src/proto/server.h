@@ -83,6 +83,9 @@ struct server_watch {
 void server_watch(struct server *srv, int64_t mailbox_id, void (*cb)(void *arg), void *arg);
 void server_unwatch(struct server *srv, int64_t mailbox_id, void *arg);
 void server_mailbox_changed(struct server *srv, int64_t mailbox_id);
+/* The same, except for the watcher whose arg is self (a session that has
+ * applied its own change already). */
+void server_mailbox_changed_by(struct server *srv, int64_t mailbox_id, const void *self);
 void server_watch_free(struct server *srv);
 
 /* \Recent (RFC 3501): returns the first UID of mailbox_id that no session

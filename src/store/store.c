@@ -167,7 +167,8 @@ static sqlite3 *db_open(struct store *st, char **error_r)
 	sqlite3_extended_result_codes(db, 1);
 	if (store_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
 	    store_exec(db, "PRAGMA synchronous=FULL") < 0 ||
-	    store_exec(db, "PRAGMA foreign_keys=ON") < 0) {
+	    store_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
+	    store_exec(db, "PRAGMA mmap_size=1073741824") < 0) {
 		store_set_db_error(st, db, "setting pragmas", error_r);
 		sqlite3_close(db);
 		return NULL;

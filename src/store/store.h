@@ -290,6 +290,13 @@ struct store_flag_change {
 	size_t nkeywords;
 	bool conditional;           /* CONDSTORE UNCHANGEDSINCE given */
 	uint64_t unchangedsince;
+	/* out: the new state of every message that changed (heap, free with
+	 * store_states_free; NULL when none), and the mailbox's HIGHESTMODSEQ
+	 * before the call -- a session whose view is at that MODSEQ can apply
+	 * the change to itself without reading the mailbox again. */
+	struct msg_state *changed;
+	size_t nchanged;
+	uint64_t modseq_before;
 };
 /* Apply chg to each UID that exists; one new MODSEQ for every message that
  * changed.  With unchangedsince, a message whose MODSEQ is above it is left
@@ -299,7 +306,7 @@ struct store_flag_change {
 #define STORE_KEYWORDS_MAX 64
 #define STORE_KEYWORD_LEN_MAX 128
 int store_txn_store(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
-		    const struct store_flag_change *chg, uint32_t **modified_r, size_t *nmodified_r,
+		    struct store_flag_change *chg, uint32_t **modified_r, size_t *nmodified_r,
 		    char **error_r);
 /* COPY: append each existing UID of src (in the given order) to dst with its
  * flags, keywords and internal date; dst_uids_r[i] gets the new UID or 0

@@ -272,9 +272,15 @@ static bool str_eq_null(const char *a, const char *b)
 }
 
 int store_txn_store(struct store_txn *t, int64_t mailbox_id, const uint32_t *uids, size_t n,
-		    const struct store_flag_change *chg, uint32_t **modified_r, size_t *nmodified_r,
+		    struct store_flag_change *chg, uint32_t **modified_r, size_t *nmodified_r,
 		    char **error_r)
 {
+	struct store_flag_change *chg_out = chg;
+	size_t capch = 0;
+
+	store_states_free(chg_out->changed, chg_out->nchanged);
+	chg_out->changed = NULL;
+	chg_out->nchanged = 0;
 	sqlite3_stmt *get = NULL, *upd = NULL;
 	uint32_t *mod = NULL;
 	size_t nmod = 0, capmod = 0, changed = 0;
@@ -292,6 +298,7 @@ int store_txn_store(struct store_txn *t, int64_t mailbox_id, const uint32_t *uid
 		}
 	if (store_next_modseq(t, mailbox_id, &modseq, error_r) < 0)
 		return -1;
+	chg_out->modseq_before = modseq - 1;
 	get = store_prep(t->db, "SELECT flags, modseq, keywords FROM mailbox_messages "
 			 "WHERE mailbox_id = ?1 AND uid = ?2");
 	upd = store_prep(t->db, "UPDATE mailbox_messages SET flags = ?3, keywords = ?4, modseq = ?5 "
@@ -339,10 +346,17 @@ int store_txn_store(struct store_txn *t, int64_t mailbox_id, const uint32_t *uid
 		sqlite3_bind_int64(upd, 3, nf);
 		store_bind_text(upd, 4, nk);
 		sqlite3_bind_int64(upd, 5, (int64_t)modseq);
-		free(nk);
-		if (store_step_done(upd) < 0)
+		if (store_step_done(upd) < 0) {
+			free(nk);
 			goto dberr;
+		}
 		changed++;
+		if (chg_out->nchanged == capch) {
+			capch = capch ? capch * 2 : 16;
+			chg_out->changed = xreallocarray(chg_out->changed, capch,
+							 sizeof *chg_out->changed);
+		}
+		chg_out->changed[chg_out->nchanged++] = (struct msg_state){uids[i], nf, modseq, nk};
 	}
 	if (changed > 0 && store_set_highestmodseq(t, mailbox_id, modseq, error_r) < 0)
 		goto out;
@@ -355,6 +369,11 @@ dberr:
 	store_set_db_error(t->st, t->db, what, error_r);
 out:
 	free(mod);
+	if (ret < 0) {
+		store_states_free(chg_out->changed, chg_out->nchanged);
+		chg_out->changed = NULL;
+		chg_out->nchanged = 0;
+	}
 	sqlite3_finalize(get);
 	sqlite3_finalize(upd);
 	return ret;

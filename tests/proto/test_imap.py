@@ -787,3 +787,18 @@ def test_compress_deflate(yubind, tls_ctx):
     c.sock.sendall(b"\xff\xff\xff\xff not deflate")
     assert c.closed_by_peer()
     yubind.imap(DEMO).ok("NOOP")
+
+
+def test_fetch_header_of_long_header(yubind):
+    extra = "".join("X-Filler-%d: %s\n" % (i, "z" * 60) for i in range(400))   # ~30 KiB
+    data = deliver(yubind, subject="long header", body="the body\n", extra=extra)
+    c = yubind.imap(DEMO)
+    select(c)
+    untagged, _ = c.ok("FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)] ENVELOPE)")
+    line = untagged[0]
+    hdr_len = data.index(b"\r\n\r\n") + 4
+    m = re.search(rb"BODY\[HEADER\] \{(\d+)\}\r\n", line)
+    stored_prefix = line[m.end():m.end() + int(m.group(1))]
+    assert stored_prefix.endswith(data[:hdr_len]) and b"the body" not in stored_prefix
+    assert b"BODY[HEADER.FIELDS (SUBJECT)] {24}\r\nSubject: long header\r\n\r\n" in line
+    assert b'"long header"' in line

@@ -883,9 +883,11 @@ static void cmd_capability(struct imap_session *s, const struct imap_command *cm
 	finish(s, false, "OK CAPABILITY completed");
 }
 
+/* Every change made in this daemon reaches the session by notification
+ * (s->dirty), so NOOP and CHECK read the mailbox only when it changed. */
 static void cmd_noop(struct imap_session *s, const struct imap_command *cmd)
 {
-	finish(s, true, "OK %s completed", cmd->name);
+	finish(s, false, "OK %s completed", cmd->name);
 }
 
 static void cmd_logout(struct imap_session *s, const struct imap_command *cmd)
@@ -2470,6 +2472,7 @@ struct fetch_ctx {
 	struct fetch_item *items;
 	size_t nitems;
 	bool need_db, need_data, need_mime, set_seen, has_uid, has_flags, has_modseq;
+	bool body_needed;               /* some item needs more than the top header */
 	bool utf8;
 	uint64_t changedsince;
 	bool vanished;
@@ -2654,6 +2657,49 @@ static int read_file(const char *path, int64_t size, char **data_r, size_t *len_
 	return 0;
 }
 
+/* The top-level header block only (ENVELOPE, BODY[HEADER...]): read
+ * until the blank line, in pieces; a header longer than 1 MiB falls back to
+ * the whole file. */
+static int read_header(const char *path, int64_t size, char **data_r, size_t *len_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t cap = 0, got = 0, limit = size > 0 ? (size_t)size : 0;
+	char *d = NULL;
+	bool done = false;
+	while (!done && got < limit) {
+		if (got + 8192 + 1 > cap) {
+			cap = cap ? cap * 2 : 16384;
+			d = xrealloc(d, cap);
+		}
+		size_t want = MIN(cap - 1 - got, limit - got);
+		ssize_t r = pread(fd, d + got, want, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		size_t from = got > 3 ? got - 3 : 0;
+		got += (size_t)r;
+		d[got] = '\0';
+		if (memmem(d + from, got - from, "\n\r\n", 3) || memmem(d + from, got - from, "\n\n", 2) ||
+		    (got >= 2 && ((d[0] == '\r' && d[1] == '\n') || d[0] == '\n')))
+			done = true;
+		else if (got > 1024 * 1024)
+			break;
+	}
+	close(fd);
+	if (!done && got < limit) {
+		free(d);
+		return read_file(path, size, data_r, len_r);
+	}
+	if (!d)
+		d = xstrdup("");
+	*data_r = d;
+	*len_r = got;
+	return 0;
+}
+
 static void fetch_work(void *arg)
 {
 	struct fetch_job *j = arg;
@@ -2697,7 +2743,9 @@ static void fetch_work(void *arg)
 		if (f->need_data) {
 			char path[PATH_MAX];
 			store_msg_path(st, e->path, path, sizeof path);
-			if (read_file(path, e->size, &data, &len) < 0) {
+			int r = f->body_needed ? read_file(path, e->size, &data, &len) :
+				read_header(path, e->size, &data, &len);
+			if (r < 0) {
 				log_error("imap: cannot read message file %s: %s", path,
 					  strerror(errno));
 				j->err = -1;
@@ -2732,15 +2780,17 @@ struct seen_op {
 	int64_t mailbox_id;
 	uint32_t *uids;
 	size_t n;
+	struct store_flag_change chg;
 };
 
 static int seen_apply(struct store_op *op, struct store_txn *t, char **error_r)
 {
 	struct seen_op *u = op->arg;
-	struct store_flag_change chg = {.mode = STORE_FLAGS_ADD, .flags = FLAG_SEEN};
 	uint32_t *mod;
 	size_t nmod;
-	int r = store_txn_store(t, u->mailbox_id, u->uids, u->n, &chg, &mod, &nmod, error_r);
+	u->chg.mode = STORE_FLAGS_ADD;
+	u->chg.flags = FLAG_SEEN;
+	int r = store_txn_store(t, u->mailbox_id, u->uids, u->n, &u->chg, &mod, &nmod, error_r);
 	free(mod);
 	return r;
 }
@@ -2753,12 +2803,28 @@ static void seen_done(struct store_op *op)
 	struct imap_session *s = u->s;
 	struct conn *c = s->c;
 
+	bool self = op->status == 0 && !conn_is_closed(c) && s->state == ST_SELECTED &&
+		    s->mbox_id == u->mailbox_id && u->chg.modseq_before == s->modseq;
 	if (op->status == 0)
-		server_mailbox_changed(s->srv, u->mailbox_id);
+		server_mailbox_changed_by(s->srv, u->mailbox_id, self ? s : NULL);
 	else
 		log_error("conn=%s imap: setting \\Seen failed user=%s: %s", c->idstr,
 			  s->login ? s->login : "-", op->error ? op->error : "?");
+	if (self) {
+		/* The FETCH responses carried \Seen already; take the MODSEQs. */
+		for (size_t k = 0; k < u->chg.nchanged; k++) {
+			bool found;
+			size_t i = uid_index(s, u->chg.changed[k].uid, &found);
+			if (found) {
+				s->msgs[i].modseq = u->chg.changed[k].modseq;
+				s->msgs[i].flags |= FLAG_SEEN;
+			}
+			if (u->chg.changed[k].modseq > s->modseq)
+				s->modseq = u->chg.changed[k].modseq;
+		}
+	}
 	int status = op->status;
+	store_states_free(u->chg.changed, u->chg.nchanged);
 	free(op->error);
 	free(u->uids);
 	free(u);
@@ -2952,13 +3018,20 @@ static int fetch_add_item(struct fetch_ctx *f, const struct imap_arg *a, const c
 	case FI_FLAGS: f->has_flags = true; break;
 	case FI_MODSEQ: f->has_modseq = true; break;
 	case FI_INTERNALDATE: case FI_SIZE: f->need_db = true; break;
-	case FI_ENVELOPE: case FI_BODY: case FI_BODYSTRUCTURE:
+	case FI_ENVELOPE:
 		f->need_db = f->need_data = f->need_mime = true;
+		break;
+	case FI_BODY: case FI_BODYSTRUCTURE:
+		f->need_db = f->need_data = f->need_mime = f->body_needed = true;
 		break;
 	default:
 		f->need_db = f->need_data = f->need_mime = true;
 		if (!it.sec.peek && it.sec.kind != IMAP_FETCH_BINARY_SIZE)
 			f->set_seen = true;
+		if (it.sec.kind != IMAP_FETCH_BODY || it.sec.nparts > 0 ||
+		    (it.sec.spec != IMAP_SECTION_HEADER && it.sec.spec != IMAP_SECTION_HEADER_FIELDS &&
+		     it.sec.spec != IMAP_SECTION_HEADER_FIELDS_NOT))
+			f->body_needed = true;
 		break;
 	}
 	/* The same item twice is sent once. */
@@ -3120,6 +3193,7 @@ static int storecmd_apply(struct store_op *op, struct store_txn *t, char **error
 
 static void storecmd_free(struct store_cmd_op *u)
 {
+	store_states_free(u->chg.changed, u->chg.nchanged);
 	for (size_t i = 0; i < u->nkw; i++)
 		free(u->kw[i]);
 	free(u->kw);
@@ -3136,8 +3210,12 @@ static void storecmd_done(struct store_op *op)
 	struct conn *c = s->c;
 	const char *verb = s->cmd_uid ? "UID STORE" : "STORE";
 
+	/* Our view was current when the change was made: apply it here and
+	 * spare ourselves the re-read; everyone else is told. */
+	bool self = op->status == 0 && !conn_is_closed(c) && s->state == ST_SELECTED &&
+		    s->mbox_id == u->mailbox_id && u->chg.modseq_before == s->modseq;
 	if (op->status == 0)
-		server_mailbox_changed(s->srv, u->mailbox_id);
+		server_mailbox_changed_by(s->srv, u->mailbox_id, self ? s : NULL);
 	if (conn_is_closed(c)) {
 		storecmd_free(u);
 		conn_release(c);
@@ -3183,6 +3261,37 @@ static void storecmd_done(struct store_op *op)
 		}
 		code = xasprintf("[MODIFIED %s] ", b.data ? b.data : "");
 		buf_free(&b);
+	}
+	if (self) {
+		struct buf b;
+		buf_init(&b, SIZE_MAX / 2);
+		for (size_t k = 0; k < u->chg.nchanged; k++) {
+			struct msg_state *st = &u->chg.changed[k];
+			bool found;
+			size_t i = uid_index(s, st->uid, &found);
+			if (!found)
+				continue;
+			struct msg_state *m = &s->msgs[i];
+			m->flags = (m->flags & MSGF_RECENT) | (st->flags & MSGF_SYSTEM);
+			free(m->keywords);
+			m->keywords = st->keywords;
+			st->keywords = NULL;
+			m->modseq = st->modseq;
+			if (st->modseq > s->modseq)
+				s->modseq = st->modseq;
+			if (!u->silent)
+				fetch_flags_line(s, &b, i);
+		}
+		FREE(s->quiet);
+		s->nquiet = 0;
+		storecmd_free(u);
+		conn_release(c);
+		if (b.len)
+			conn_write(c, b.data, b.len);
+		buf_free(&b);
+		finish(s, false, "OK %s%s completed", code ? code : "", verb);
+		free(code);
+		return;
 	}
 	storecmd_free(u);
 	conn_release(c);
