@@ -67,6 +67,7 @@ def main(argv):
     icols = (("SELECT ms", "bigbox", "select_ms_median", 1),
              ("FETCH 1:* ms", "bigbox", "fetch_ms_median", 1),
              ("SEARCH BODY ms", "bigbox", "search_ms_median", 1),
+             ("QRESYNC ms", "qresync", "ms_median", 1),
              ("cmds/s login", "imap_load_login", "cmds_per_s", 0),
              ("cmds/s nologin", "imap_load_nologin", "cmds_per_s", 0),
              ("KiB/IDLE plain", "idle_mem", "pss_per_conn_kib", 1),

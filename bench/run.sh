@@ -163,6 +163,10 @@ imap_steps() {
 	run "${px}_bigbox" "$T_BIGBOX" "$PY" "$KIT/bigbox.py" --port "$port" --count "$BIGBOX" \
 		--runs 3 || broke "bigbox.py ($lb) failed"
 	keep "$lb" "${px}_bigbox"
+	echo "== ${px}c2. QRESYNC resync of that mailbox after 100 flag changes and 10 expunges ($lb)"
+	run "${px}_qresync" 300 "$PY" "$HERE/qresync.py" --port "$port" \
+		|| broke "qresync.py ($lb) failed"
+	keep "$lb" "${px}_qresync"
 	for prof in login nologin; do
 		echo "== ${px}d. imap_load, $prof profile, $LOAD_CLIENTS clients for ${LOAD_SECONDS}s ($lb)"
 		c0=$("$PY" "$HERE/cpu.py" ticks "$@")
