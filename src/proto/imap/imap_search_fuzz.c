@@ -105,7 +105,8 @@ static void do_search(const struct imap_command *c, uint32_t first, struct fixed
 	}
 	assert(!bad);
 	unsigned needs = imap_search_needs(prog);
-	assert((needs & ~(unsigned)(IMAP_SEARCH_NEED_HEADER | IMAP_SEARCH_NEED_BODY)) == 0);
+	assert((needs & ~(unsigned)(IMAP_SEARCH_NEED_HEADER | IMAP_SEARCH_NEED_BODY |
+			    IMAP_SEARCH_NEED_META)) == 0);
 	const char **terms;
 	size_t n = imap_search_body_terms(prog, &terms);
 	for (size_t i = 0; i < n; i++)

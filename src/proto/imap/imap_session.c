@@ -813,6 +813,15 @@ static void finish(struct imap_session *s, bool force_sync, const char *fmt, ...
 	tagged(s, tmp);
 }
 
+/* finish() with the text waiting in s->final. */
+static void finish_final(struct imap_session *s)
+{
+	char *f = s->final;
+	s->final = NULL;
+	finish(s, false, "%s", f ? f : "OK");
+	free(f);
+}
+
 /* server_watch callback: the selected mailbox changed. */
 static void on_mailbox_changed(void *arg)
 {
@@ -2233,6 +2242,7 @@ struct expunge_op {
 	uint32_t dst_uidvalidity;
 	bool move;
 	bool copy_only;
+	uint64_t modseq_before;   /* source mailbox's HIGHESTMODSEQ before the expunge */
 };
 
 static void free_unlink(struct expunge_op *u)
@@ -2255,6 +2265,10 @@ static int expunge_apply(struct store_op *op, struct store_txn *t, char **error_
 		if (u->copy_only)
 			return 0;
 	}
+	uint64_t next = 0;
+	if (store_next_modseq(t, u->mailbox_id, &next, error_r) < 0)
+		return -1;
+	u->modseq_before = next - 1;
 	if (store_txn_expunge(t, u->mailbox_id, u->uids, u->n, &u->unlink, &u->nunlink,
 			      error_r) < 0) {
 		free_unlink(u);
@@ -2291,9 +2305,14 @@ static void expunge_done(struct store_op *op)
 	struct imap_session *s = u->s;
 	struct conn *c = s->c;
 
+	/* Our view was current: we announce the expunges ourselves, without
+	 * reading the mailbox again. */
+	bool self = op->status == 0 && !u->copy_only && !u->close && !conn_is_closed(c) &&
+		    s->state == ST_SELECTED && s->mbox_id == u->mailbox_id &&
+		    u->modseq_before == s->modseq;
 	if (op->status == 0) {
 		if (!u->copy_only)
-			server_mailbox_changed(s->srv, u->mailbox_id);
+			server_mailbox_changed_by(s->srv, u->mailbox_id, self ? s : NULL);
 		if (u->move || u->copy_only) {
 			for (size_t i = 0; i < u->n; i++)
 				if (u->dst_uids[i]) {
@@ -2350,6 +2369,28 @@ static void expunge_done(struct store_op *op)
 		buf_free(&d);
 	}
 	bool move = u->move;
+	if (self) {
+		struct buf b;
+		buf_init(&b, SIZE_MAX / 2);
+		if (move && code)
+			buf_printf(&b, "* OK [%s] Moved\r\n", code);
+		apply_expunges(s, &b, u->uids, u->n);
+		if (u->modseq_before + 1 > s->modseq)
+			s->modseq = u->modseq_before + 1;
+		expunge_op_free(u);
+		conn_release(c);
+		size_t len;
+		char *data = buf_steal(&b, &len);
+		buf_free(&b);
+		free(s->final);
+		s->final = move ? xstrdup("OK MOVE completed") : xstrdup("OK EXPUNGE completed");
+		free(code);
+		if (data)
+			stream_start(s, data, len, finish_final);
+		else
+			finish_final(s);
+		return;
+	}
 	expunge_op_free(u);
 	conn_release(c);
 	if (move && code) {
