@@ -469,6 +469,14 @@ static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 	if (dp->text && store_txn_index_text(t, body_id, dp->text, dp->text_len, error_r) < 0)
 		return -1;
 	dp->uids = xcalloc(d->nmailboxes ? d->nmailboxes : 1, sizeof(*dp->uids));
+	if (d->nmailboxes > 0) {
+		uint64_t next = 0;
+		if (store_next_modseq(t, d->mailbox_ids[0], &next, error_r) < 0) {
+			FREE(dp->uids);
+			return -1;
+		}
+		d->modseq_before = next - 1;
+	}
 	for (size_t i = 0; i < d->nmailboxes; i++) {
 		if (store_txn_append_kw(t, d->mailbox_ids[i], body_id, d->flags, d->keywords,
 					d->internaldate, &dp->uids[i], error_r) < 0) {

@@ -57,6 +57,7 @@ struct delivery {
 	int status;                 /* 0 durable, -1 failed */
 	char *error;                /* heap, when status == -1; the caller frees it */
 	uint32_t *uids;             /* heap, one UID per mailbox; the caller frees it */
+	uint64_t modseq_before;     /* HIGHESTMODSEQ of mailbox_ids[0] before this delivery */
 	/* internal */
 	int order_state;            /* 0 in flight, 1 written and waiting, 2 released */
 	bool spare;                 /* qid names a body file made in advance */

@@ -802,3 +802,17 @@ def test_fetch_header_of_long_header(yubind):
     assert stored_prefix.endswith(data[:hdr_len]) and b"the body" not in stored_prefix
     assert b"BODY[HEADER.FIELDS (SUBJECT)] {24}\r\nSubject: long header\r\n\r\n" in line
     assert b'"long header"' in line
+
+
+def test_append_into_selected_mailbox(yubind):
+    c = yubind.imap(DEMO)
+    select(c)
+    msg = yt.crlf("Subject: here\n\nbody\n")
+    untagged, tagged = c.ok("APPEND INBOX (\\Seen kw1) \0", literals=[msg])
+    assert untagged == [b"* 1 EXISTS", b"* 1 RECENT"], untagged
+    deliver(yubind)                                   # someone else's change
+    untagged, tagged = c.ok("APPEND INBOX \0", literals=[msg])
+    assert b"* 3 EXISTS" in untagged, untagged        # read from the store: both new ones
+    untagged, _ = c.ok("FETCH 1:* (UID FLAGS)")
+    assert untagged[0] == b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent kw1))"
+    assert [l.split()[4] for l in untagged] == [b"1", b"2", b"3"]

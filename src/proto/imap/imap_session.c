@@ -4093,7 +4093,44 @@ static void append_all_done(struct append_job *j)
 	struct conn *c = s->c;
 
 	if (j->failed == 0) {
-		server_mailbox_changed(s->srv, j->mbox);
+		/* Into the selected mailbox, and nobody else changed it meanwhile:
+		 * the session adds the messages to its view itself. */
+		bool self = !conn_is_closed(c) && s->state == ST_SELECTED && s->mbox_id == j->mbox;
+		uint64_t expect = s->modseq;
+		uint32_t last = s->nmsgs ? s->msgs[s->nmsgs - 1].uid : 0;
+		for (size_t i = 0; i < j->n && self; i++) {
+			const struct delivery *d = &j->m[i].d;
+			if (!d->uids || d->modseq_before != expect || d->uids[0] <= last)
+				self = false;
+			else {
+				expect = d->modseq_before + 1;
+				last = d->uids[0];
+			}
+		}
+		server_mailbox_changed_by(s->srv, j->mbox, self ? s : NULL);
+		if (self) {
+			uint32_t first = s->readonly ? UINT32_MAX :
+					 server_recent_claim(s->srv, s->mbox_id, last + 1);
+			for (size_t i = 0; i < j->n; i++) {
+				const struct append_msg *am = &j->m[i];
+				if (s->nmsgs == s->capmsgs) {
+					s->capmsgs = s->capmsgs ? s->capmsgs * 2 : 64;
+					s->msgs = xreallocarray(s->msgs, s->capmsgs, sizeof *s->msgs);
+				}
+				uint32_t fl = am->d.flags & MSGF_SYSTEM;
+				if (am->d.uids[0] >= first) {
+					fl |= MSGF_RECENT;
+					s->nrecent++;
+				}
+				s->msgs[s->nmsgs++] = (struct msg_state){am->d.uids[0], fl,
+					am->d.modseq_before + 1, am->keywords ? xstrdup(am->keywords) : NULL};
+			}
+			s->modseq = expect;
+			s->uidnext = last + 1;
+			outf(s, "* %zu EXISTS\r\n", s->nmsgs);
+			if (!(s->enabled & EN_REV2))
+				outf(s, "* %" PRIu32 " RECENT\r\n", s->nrecent);
+		}
 		if (!conn_is_closed(c)) {
 			uint32_t *uids = xreallocarray(NULL, j->n, sizeof *uids);
 			for (size_t i = 0; i < j->n; i++)
