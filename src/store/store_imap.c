@@ -483,7 +483,9 @@ int store_mailbox_id(struct store *st, int64_t account_id, const char *name, int
 int store_txn_index_text(struct store_txn *t, int64_t body_id, const char *text, size_t len,
 			 char **error_r)
 {
-	sqlite3_stmt *s = store_prep(t->db, "INSERT INTO msg_text (rowid, text) VALUES (?1, ?2)");
+	/* The message may have been expunged since its delivery. */
+	sqlite3_stmt *s = store_prep(t->db, "INSERT INTO msg_text (rowid, text) SELECT ?1, ?2 "
+				     "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1)");
 	sqlite3_stmt *u = store_prep(t->db, "UPDATE messages SET indexed = 1 WHERE id = ?1");
 	int rc = -1;
 

@@ -64,6 +64,15 @@ struct dop {
 	bool completed;             /* the writer finished it (loop thread) */
 	char *text;                 /* searchable text for the full-text index, or NULL */
 	size_t text_len;
+	int64_t body_id;            /* set by apply_delivery */
+};
+
+/* Text waiting to go into the full-text index (writer thread only). */
+struct index_item {
+	int64_t body_id;
+	char *text;
+	size_t len;
+	struct index_item *next;
 };
 
 struct store_writer {
@@ -84,6 +93,10 @@ struct store_writer {
 	bool refilling;
 	bool stopping;
 	uint64_t ops, commits;
+	/* writer thread only: the full-text index is filled after the
+	 * deliveries' commit, when no delivery waits (index_batch) */
+	struct index_item *idx_head, **idx_tail;
+	size_t idx_bytes;
 	/* loop thread */
 	uv_async_t *async;
 };
@@ -466,8 +479,7 @@ static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 	int64_t size = (int64_t)(d->head_len + d->len) + (d->prefilled ? d->prefilled_len : 0);
 	if (store_txn_add_body(t, d->relpath, size, &body_id, error_r) < 0)
 		return -1;
-	if (dp->text && store_txn_index_text(t, body_id, dp->text, dp->text_len, error_r) < 0)
-		return -1;
+	dp->body_id = body_id;
 	dp->uids = xcalloc(d->nmailboxes ? d->nmailboxes : 1, sizeof(*dp->uids));
 	if (d->nmailboxes > 0) {
 		uint64_t next = 0;
@@ -546,6 +558,74 @@ static void unlink_body(struct store_writer *w, struct delivery *d)
 		log_warn("%s: cannot unlink %s: %s", d->qid, path, strerror(errno));
 }
 
+/* Queue a committed delivery's text for the index; past
+ * STORE_INDEX_QUEUE_MAX it is dropped (the message stays unindexed and
+ * search reads its file). */
+static void index_later(struct store_writer *w, struct dop *dp)
+{
+	if (w->idx_bytes + dp->text_len > STORE_INDEX_QUEUE_MAX) {
+		FREE(dp->text);
+		return;
+	}
+	struct index_item *it = xmalloc(sizeof *it);
+	it->body_id = dp->body_id;
+	it->text = dp->text;
+	it->len = dp->text_len;
+	it->next = NULL;
+	dp->text = NULL;
+	*w->idx_tail = it;
+	w->idx_tail = &it->next;
+	w->idx_bytes += it->len;
+}
+
+static void index_free_all(struct store_writer *w)
+{
+	while (w->idx_head) {
+		struct index_item *it = w->idx_head;
+		w->idx_head = it->next;
+		free(it->text);
+		free(it);
+	}
+	w->idx_tail = &w->idx_head;
+	w->idx_bytes = 0;
+}
+
+/* One transaction of index rows (writer thread, nothing else waiting). */
+static void index_batch(struct store_writer *w)
+{
+	char *err = NULL;
+	struct store_txn *t = store_txn_begin(w->st, &err);
+	size_t n = 0, bytes = 0;
+
+	if (!t) {
+		log_warn("store: full-text index not updated (%s); searches read those messages",
+			 err);
+		free(err);
+		index_free_all(w);
+		return;
+	}
+	while (w->idx_head && n < 64 && bytes < 4u * 1024 * 1024) {
+		struct index_item *it = w->idx_head;
+		w->idx_head = it->next;
+		if (!w->idx_head)
+			w->idx_tail = &w->idx_head;
+		w->idx_bytes -= it->len;
+		bytes += it->len;
+		n++;
+		if (store_txn_index_text(t, it->body_id, it->text, it->len, &err) < 0) {
+			log_warn("%s", err);
+			FREE(err);
+		}
+		free(it->text);
+		free(it);
+	}
+	if (store_txn_commit(t, &err) < 0) {
+		log_warn("store: full-text index batch lost (%s); searches read those messages",
+			 err);
+		free(err);
+	}
+}
+
 static void process_batch(struct store_writer *w, struct store_op *batch, size_t n)
 {
 	uint64_t t0 = now_ms();
@@ -602,6 +682,8 @@ static void process_batch(struct store_writer *w, struct store_op *batch, size_t
 	for (struct store_op *op = batch; op; op = op->next) {
 		if (op->status == 0) {
 			nok++;
+			if (op->delivery && ((struct dop *)op)->text)
+				index_later(w, (struct dop *)op);
 			if (!op->delivery)
 				w->trash_dirty = true;
 			if (!op->delivery && op->after_commit)
@@ -629,10 +711,17 @@ static void writer_main(void *arg)
 		struct store_op *batch, **tail;
 		size_t n = 0;
 
-		while (!w->queue && !(w->stopping && w->writing == 0))
+		while (!w->queue && !(w->stopping && w->writing == 0) && !w->idx_head)
 			uv_cond_wait(&w->cond, &w->mu);
-		if (!w->queue)
-			break;
+		if (!w->queue) {
+			if (w->stopping && w->writing == 0)
+				break;
+			/* Nothing to commit for anyone: fill the index. */
+			uv_mutex_unlock(&w->mu);
+			index_batch(w);
+			uv_mutex_lock(&w->mu);
+			continue;
+		}
 		/* take up to batch_max operations */
 		batch = w->queue;
 		tail = &w->queue;
@@ -657,6 +746,8 @@ static void writer_main(void *arg)
 		uv_mutex_lock(&w->mu);
 	}
 	uv_mutex_unlock(&w->mu);
+	/* Text not indexed yet: those messages are searched by reading them. */
+	index_free_all(w);
 }
 
 /* ---- public ---- */
@@ -669,6 +760,7 @@ struct store_writer *store_writer_start(uv_loop_t *loop, struct store *st, size_
 	w->st = st;
 	w->batch_max = batch_max ? batch_max : 1;
 	w->queue_tail = &w->queue;
+	w->idx_tail = &w->idx_head;
 	w->done_tail = &w->done;
 	w->async = xcalloc(1, sizeof(*w->async));
 	w->spares = xcalloc(SPARE_MAX, sizeof(*w->spares));

@@ -25,6 +25,9 @@ struct store_txn;
  * their searchable text fits in STORE_INDEX_TEXT_MAX. */
 #define STORE_INDEX_MESSAGE_MAX (32u * 1024 * 1024)
 #define STORE_INDEX_TEXT_MAX (4u * 1024 * 1024)
+/* Text waiting for the index after its delivery committed (it is added when
+ * no delivery or store operation waits); beyond this it is dropped. */
+#define STORE_INDEX_QUEUE_MAX (64u * 1024 * 1024)
 struct store_writer;
 
 /* A delivery of one message to one or more mailboxes. */
