@@ -108,14 +108,19 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--timeout", type=float, default=60.0)
     a = ap.parse_args()
-    deadline = time.monotonic() + a.timeout
+    started = time.monotonic()
+    deadline = started + a.timeout
     ports = {}
     while time.monotonic() < deadline:
         if not alive(a.pid):
             sys.stderr.write("yubind_ready: yubind (pid %d) exited during start-up\n" % a.pid)
             return 1
         ports = from_log(a.log) or {}
-        if "smtp" not in ports or "pop3" not in ports:
+        # The log names every listener (IMAP and IMAPS too); the greeting
+        # probe only finds SMTP and POP3, so it is the fallback for a log
+        # that stays silent.
+        if ("smtp" not in ports or "pop3" not in ports) and \
+                time.monotonic() > started + min(10.0, a.timeout / 2):
             try:
                 ports = from_sockets(a.pid)
             except OSError:
