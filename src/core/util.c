@@ -148,21 +148,22 @@ void rfc5322_date(int64_t t, char *out, size_t outsz)
 
 void queue_id_new(char out[17])
 {
-	/* 36 bits of seconds, 8 bits of a per-process counter, 20 random bits:
-	 * ids sort by time, never repeat inside a process within one second
-	 * for 256 messages, and collide across restarts only by chance (the
-	 * store creates files with O_EXCL, so a collision is a temporary
-	 * delivery error -- 451, and the client tries again -- never an
-	 * overwrite). */
+	/* 32 bits of seconds (until 2106), 16 bits of a per-process counter,
+	 * 16 random bits: ids sort by time, never repeat inside a process
+	 * within one second for 65,536 messages (an 8-bit counter with more
+	 * random bits collided at a few thousand messages a second), and
+	 * collide across a restart within the same second only by chance
+	 * (the store creates files with O_EXCL and then takes another id:
+	 * never an overwrite). */
 	static _Atomic unsigned counter;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	unsigned char r[4];
 	if (RAND_bytes(r, sizeof r) != 1)
 		memset(r, 0, sizeof r);
-	uint64_t rnd = ((uint64_t)r[0] << 16 | (uint64_t)r[1] << 8 | r[2]) & 0xFFFFF;
-	uint64_t cnt = counter++ & 0xFF;
-	uint64_t v = ((uint64_t)ts.tv_sec & 0xFFFFFFFFFull) << 28 | cnt << 20 | rnd;
+	uint64_t rnd = (uint64_t)r[0] << 8 | r[1];
+	uint64_t cnt = counter++ & 0xFFFF;
+	uint64_t v = ((uint64_t)ts.tv_sec & 0xFFFFFFFFull) << 32 | cnt << 16 | rnd;
 	snprintf(out, 17, "%016llX", (unsigned long long)v);
 }
 

@@ -64,6 +64,27 @@ static void test_queue_id_unique(void **state)
 	}
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Thousands of ids a second (an IMAP MULTIAPPEND, a burst of mail) never
+ * repeat: 60,000 made as fast as possible are all different. */
+static void test_queue_id_burst(void **state)
+{
+	(void)state;
+	enum { N = 60000 };
+	char (*ids)[17] = calloc(N, 17);
+	assert_non_null(ids);
+	for (int i = 0; i < N; i++)
+		queue_id_new(ids[i]);
+	qsort(ids, N, 17, cmp_id);
+	for (int i = 1; i < N; i++)
+		assert_string_not_equal(ids[i], ids[i - 1]);
+	free(ids);
+}
+
 static void test_date(void **state)
 {
 	(void)state;
@@ -81,6 +102,7 @@ int main(void)
 		cmocka_unit_test(test_base64_bad),
 		cmocka_unit_test(test_case_helpers),
 		cmocka_unit_test(test_queue_id_unique),
+		cmocka_unit_test(test_queue_id_burst),
 		cmocka_unit_test(test_date),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

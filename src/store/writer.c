@@ -351,9 +351,16 @@ static int write_body(struct store_writer *w, struct dop *dp)
 		free(err);
 		return -1;
 	}
-	snprintf(d->relpath, sizeof(d->relpath), "%s/%s", reldir, d->qid);
-	store_msg_path(w->st, d->relpath, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	for (int tries = 0;; tries++) {
+		snprintf(d->relpath, sizeof(d->relpath), "%s/%s", reldir, d->qid);
+		store_msg_path(w->st, d->relpath, path, sizeof(path));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (fd >= 0 || errno != EEXIST || tries == 3)
+			break;
+		/* Another message has this id (a restart within the same
+		 * second): take a new one; the caller reports d->qid after. */
+		queue_id_new(d->qid);
+	}
 	if (fd < 0) {
 		dp->op.error = xasprintf("%s: cannot create %s: %s", d->qid, path,
 					 strerror(errno));
@@ -604,7 +611,7 @@ static void index_batch(struct store_writer *w)
 		index_free_all(w);
 		return;
 	}
-	while (w->idx_head && n < 64 && bytes < 4u * 1024 * 1024) {
+	while (w->idx_head && n < 512 && bytes < 8u * 1024 * 1024) {
 		struct index_item *it = w->idx_head;
 		w->idx_head = it->next;
 		if (!w->idx_head)
@@ -736,6 +743,10 @@ static void writer_main(void *arg)
 		uv_mutex_unlock(&w->mu);
 
 		process_batch(w, batch, n);
+		/* The index may lag, but not without bound: past
+		 * STORE_INDEX_LAG_MAX of waiting text it goes first. */
+		if (w->idx_bytes > STORE_INDEX_LAG_MAX)
+			index_batch(w);
 
 		uv_mutex_lock(&w->mu);
 		*w->done_tail = batch;

@@ -28,6 +28,9 @@ struct store_txn;
 /* Text waiting for the index after its delivery committed (it is added when
  * no delivery or store operation waits); beyond this it is dropped. */
 #define STORE_INDEX_QUEUE_MAX (64u * 1024 * 1024)
+/* Past this much waiting text, a batch of it is indexed between two
+ * delivery batches even when more deliveries wait. */
+#define STORE_INDEX_LAG_MAX (2u * 1024 * 1024)
 struct store_writer;
 
 /* A delivery of one message to one or more mailboxes. */

@@ -259,15 +259,18 @@ static void test_delivery_failure(void **state)
 	store_msg_path(f->st, tds[1].d.relpath, path, sizeof(path));
 	assert_int_not_equal(access(path, F_OK), 0);
 
-	/* same queue id twice: O_EXCL refuses the second file */
+	/* same queue id twice: O_EXCL refuses to reuse the first file, and
+	 * the second delivery takes a fresh id instead of failing */
 	tds[1].d.mailbox_ids = f->mb;
 	tds[1].d.nmailboxes = 2;
 	memcpy(tds[1].d.qid, tds[0].d.qid, sizeof(tds[1].d.qid));
 	f->done = 0;
 	store_deliver(f->w, &tds[1].d);
 	run_until(f, 1);
-	assert_int_equal(tds[1].status, -1);
+	assert_int_equal(tds[1].status, 0);
+	assert_string_not_equal(tds[1].d.qid, tds[0].d.qid);
 	check_file(f, tds[0].d.relpath, tds[0].text);
+	check_file(f, tds[1].d.relpath, tds[1].text);
 	free(tds);
 }
 
