@@ -327,11 +327,21 @@ int store_txn_index_text(struct store_txn *t, int64_t body_id, const char *text,
 			 char **error_r);
 /* UIDs of mailbox_id (ascending, heap) that may contain every term: the
  * indexed messages whose text has them all, and every message that is not
- * indexed.  Terms shorter than three characters cannot be looked up and
+ * indexed (messages.indexed 0: not yet -- the writer catches up when idle;
+ * 2: cannot be).  Terms shorter than three characters cannot be looked up and
  * are ignored; 0 means no term could be used (scan everything), 1 ok,
  * -1 error. */
 int store_search_candidates(struct store *st, int64_t mailbox_id, const char *const *terms,
 			    size_t nterms, uint32_t **uids_r, size_t *n_r);
+/* Bodies without an index entry (messages.indexed = 0), oldest first, at
+ * most max; and marking one that cannot be indexed (indexed = 2). */
+struct store_unindexed {
+	int64_t id;
+	int64_t size;
+	char path[64];
+};
+int store_unindexed(struct store *st, struct store_unindexed *out, size_t max, size_t *n_r);
+int store_txn_mark_unindexable(struct store_txn *t, int64_t body_id, char **error_r);
 /* Keyword list helpers: does list (space-separated) hold kw (case-insensitive)? */
 bool store_keywords_has(const char *list, const char *kw, size_t kwlen);
 

@@ -483,19 +483,23 @@ int store_mailbox_id(struct store *st, int64_t account_id, const char *name, int
 int store_txn_index_text(struct store_txn *t, int64_t body_id, const char *text, size_t len,
 			 char **error_r)
 {
-	/* The message may have been expunged since its delivery. */
+	/* The message may have been expunged since its delivery, or be
+	 * indexed already (a retry): replace, never duplicate. */
+	sqlite3_stmt *d = store_prep(t->db, "DELETE FROM msg_text WHERE rowid = ?1");
 	sqlite3_stmt *s = store_prep(t->db, "INSERT INTO msg_text (rowid, text) SELECT ?1, ?2 "
 				     "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1)");
 	sqlite3_stmt *u = store_prep(t->db, "UPDATE messages SET indexed = 1 WHERE id = ?1");
 	int rc = -1;
 
-	if (s && u) {
+	if (d && s && u) {
+		sqlite3_bind_int64(d, 1, body_id);
 		sqlite3_bind_int64(s, 1, body_id);
 		sqlite3_bind_text(s, 2, text, (int)len, SQLITE_STATIC);
 		sqlite3_bind_int64(u, 1, body_id);
-		if (store_step_done(s) == 0 && store_step_done(u) == 0)
+		if (store_step_done(d) == 0 && store_step_done(s) == 0 && store_step_done(u) == 0)
 			rc = 0;
 	}
+	sqlite3_finalize(d);
 	if (rc < 0)
 		store_set_db_error(t->st, t->db, "indexing message text", error_r);
 	sqlite3_finalize(s);
@@ -549,7 +553,7 @@ int store_search_candidates(struct store *st, int64_t mailbox_id, const char *co
 	}
 	sqlite3_stmt *s = store_prep(db, "SELECT mm.uid FROM mailbox_messages mm "
 				     "JOIN messages m ON m.id = mm.body_id "
-				     "WHERE mm.mailbox_id = ?1 AND (m.indexed = 0 OR m.id IN "
+				     "WHERE mm.mailbox_id = ?1 AND (m.indexed != 1 OR m.id IN "
 				     "(SELECT rowid FROM msg_text WHERE msg_text MATCH ?2)) "
 				     "ORDER BY mm.uid");
 	if (s) {
@@ -582,4 +586,51 @@ int store_search_candidates(struct store *st, int64_t mailbox_id, const char *co
 toolong:
 	buf_free(&q);
 	return 0;
+}
+
+int store_unindexed(struct store *st, struct store_unindexed *out, size_t max, size_t *n_r)
+{
+	sqlite3 *db = store_db_get(st);
+	sqlite3_stmt *s;
+	int ret = -1;
+
+	*n_r = 0;
+	if (!db)
+		return -1;
+	s = store_prep(db, "SELECT id, size, path FROM messages WHERE indexed = 0 ORDER BY id "
+		       "LIMIT ?1");
+	if (s) {
+		int rc;
+		sqlite3_bind_int64(s, 1, (int64_t)max);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n_r < max) {
+			struct store_unindexed *u = &out[(*n_r)++];
+			u->id = sqlite3_column_int64(s, 0);
+			u->size = sqlite3_column_int64(s, 1);
+			const char *p = (const char *)sqlite3_column_text(s, 2);
+			snprintf(u->path, sizeof u->path, "%s", p ? p : "");
+		}
+		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+			ret = 0;
+	}
+	if (ret < 0)
+		log_error("store %s: listing unindexed messages: %s", st->db_path,
+			  sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	return ret;
+}
+
+int store_txn_mark_unindexable(struct store_txn *t, int64_t body_id, char **error_r)
+{
+	sqlite3_stmt *s = store_prep(t->db, "UPDATE messages SET indexed = 2 WHERE id = ?1");
+	int rc = -1;
+
+	if (s) {
+		sqlite3_bind_int64(s, 1, body_id);
+		rc = store_step_done(s);
+	}
+	sqlite3_finalize(s);
+	if (rc < 0)
+		store_set_db_error(t->st, t->db, "marking a message unindexable", error_r);
+	return rc;
 }

@@ -97,6 +97,7 @@ struct store_writer {
 	 * deliveries' commit, when no delivery waits (index_batch) */
 	struct index_item *idx_head, **idx_tail;
 	size_t idx_bytes;
+	bool catchup_done;          /* no message left with messages.indexed = 0 */
 	/* loop thread */
 	uv_async_t *async;
 };
@@ -572,6 +573,7 @@ static void index_later(struct store_writer *w, struct dop *dp)
 {
 	if (w->idx_bytes + dp->text_len > STORE_INDEX_QUEUE_MAX) {
 		FREE(dp->text);
+		w->catchup_done = false;   /* picked up again when idle */
 		return;
 	}
 	struct index_item *it = xmalloc(sizeof *it);
@@ -622,6 +624,9 @@ static void index_batch(struct store_writer *w)
 		if (store_txn_index_text(t, it->body_id, it->text, it->len, &err) < 0) {
 			log_warn("%s", err);
 			FREE(err);
+			/* not again and again: searches read this one */
+			if (store_txn_mark_unindexable(t, it->body_id, &err) < 0)
+				FREE(err);
 		}
 		free(it->text);
 		free(it);
@@ -631,6 +636,80 @@ static void index_batch(struct store_writer *w)
 			 err);
 		free(err);
 	}
+}
+
+/* Messages without an index entry -- stored before the index existed, or
+ * whose text was dropped from a full queue -- are indexed a few at a time
+ * when the writer has nothing else to do (messages.indexed: 0 not yet, 1
+ * indexed, 2 cannot be: too large, unreadable, or its text does not fit).
+ * Writer thread; reads the files here, which only delays this idle work. */
+static void catch_up_index(struct store_writer *w)
+{
+	struct store_unindexed u[32];
+	int64_t skip[32];
+	size_t n = 0, nskip = 0;
+	char *err = NULL;
+
+	if (store_unindexed(w->st, u, 32, &n) < 0 || n == 0) {
+		w->catchup_done = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		char *data = NULL;
+		size_t got = 0;
+		bool ok = false;
+
+		if (u[i].size > 0 && (uint64_t)u[i].size <= STORE_INDEX_MESSAGE_MAX) {
+			store_msg_path(w->st, u[i].path, path, sizeof path);
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				data = xmalloc((size_t)u[i].size + 1);
+				while (got < (size_t)u[i].size) {
+					ssize_t r = pread(fd, data + got, (size_t)u[i].size - got,
+							  (off_t)got);
+					if (r < 0 && errno == EINTR)
+						continue;
+					if (r <= 0)
+						break;
+					got += (size_t)r;
+				}
+				close(fd);
+			}
+		}
+		if (data && got == (size_t)u[i].size) {
+			struct buf text;
+			buf_init(&text, STORE_INDEX_TEXT_MAX);
+			if (mail_text_extract(data, got, &text) == 1 && text.len > 0) {
+				struct dop tmp;
+				memset(&tmp, 0, sizeof tmp);
+				tmp.body_id = u[i].id;
+				tmp.text = buf_steal(&text, &tmp.text_len);
+				index_later(w, &tmp);
+				ok = tmp.text == NULL;
+				free(tmp.text);
+			}
+			buf_free(&text);
+		}
+		free(data);
+		if (!ok)
+			skip[nskip++] = u[i].id;
+	}
+	if (nskip == 0)
+		return;
+	struct store_txn *t = store_txn_begin(w->st, &err);
+	bool failed = t == NULL;
+	for (size_t i = 0; t && !failed && i < nskip; i++)
+		if (store_txn_mark_unindexable(t, skip[i], &err) < 0)
+			failed = true;
+	if (t && failed)
+		store_txn_rollback(t);
+	else if (t && store_txn_commit(t, &err) == 0)
+		return;
+	log_warn("store: cannot mark messages that cannot be indexed (%s); the catch-up stops "
+		 "until the next delivery", err ? err : "?");
+	free(err);
+	w->catchup_done = true;
 }
 
 static void process_batch(struct store_writer *w, struct store_op *batch, size_t n)
@@ -691,6 +770,8 @@ static void process_batch(struct store_writer *w, struct store_op *batch, size_t
 			nok++;
 			if (op->delivery && ((struct dop *)op)->text)
 				index_later(w, (struct dop *)op);
+			else if (op->delivery)
+				w->catchup_done = false;
 			if (!op->delivery)
 				w->trash_dirty = true;
 			if (!op->delivery && op->after_commit)
@@ -718,14 +799,18 @@ static void writer_main(void *arg)
 		struct store_op *batch, **tail;
 		size_t n = 0;
 
-		while (!w->queue && !(w->stopping && w->writing == 0) && !w->idx_head)
+		while (!w->queue && !(w->stopping && w->writing == 0) && !w->idx_head &&
+		       (w->catchup_done || w->stopping))
 			uv_cond_wait(&w->cond, &w->mu);
 		if (!w->queue) {
 			if (w->stopping && w->writing == 0)
 				break;
 			/* Nothing to commit for anyone: fill the index. */
 			uv_mutex_unlock(&w->mu);
-			index_batch(w);
+			if (w->idx_head)
+				index_batch(w);
+			else if (!w->stopping)
+				catch_up_index(w);
 			uv_mutex_lock(&w->mu);
 			continue;
 		}

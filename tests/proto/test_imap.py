@@ -816,3 +816,35 @@ def test_append_into_selected_mailbox(yubind):
     untagged, _ = c.ok("FETCH 1:* (UID FLAGS)")
     assert untagged[0] == b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent kw1))"
     assert [l.split()[4] for l in untagged] == [b"1", b"2", b"3"]
+
+
+def test_index_catches_up_on_unindexed_messages(make_yubind):
+    import sqlite3
+    y = make_yubind()
+    for i in range(3):
+        deliver(y, subject="old %d" % i, body="needle-%d in an old message\n" % i)
+    c = y.imap(DEMO)
+    c.ok("NOOP")
+    c.ok("LOGOUT")
+    y.stop()
+    # As a store from before the index (schema 4) would be: no text, not indexed.
+    db = sqlite3.connect(os.path.join(y.data, "yubin.db"))
+    db.execute("DELETE FROM msg_text")
+    db.execute("UPDATE messages SET indexed = 0")
+    db.commit()
+    db.close()
+    y.start()
+    deadline = time.monotonic() + yt.DEADLINE
+    while True:
+        db = sqlite3.connect(os.path.join(y.data, "yubin.db"))
+        left = db.execute("SELECT count(*) FROM messages WHERE indexed != 1").fetchone()[0]
+        rows = db.execute("SELECT count(*) FROM msg_text").fetchone()[0]
+        db.close()
+        if left == 0 and rows == 3:
+            break
+        assert time.monotonic() < deadline, (left, rows)
+        time.sleep(0.05)
+    c = y.imap(DEMO)
+    select(c)
+    untagged, _ = c.ok("SEARCH BODY needle-1")
+    assert untagged == [b"* SEARCH 2"]
