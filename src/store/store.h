@@ -175,6 +175,10 @@ int store_txn_set_flags(struct store_txn *t, int64_t mailbox_id, const uint32_t 
  * an unlink failed.  In a transaction (the writer does it in the batch after
  * one that expunged) or on their own. */
 int store_txn_empty_trash(struct store_txn *t, char **error_r);
+/* After the commit of an expunge: unlink the body files it listed
+ * (relative paths).  A file that cannot go stays in trash and is removed
+ * by the next trash emptying.  Frees nothing. */
+void store_unlink_bodies(struct store *st, char *const *paths, size_t n);
 int store_empty_trash(struct store *st, char **error_r);
 
 /* Empty the trash, and remove files a crash left half-written (bodies never
@@ -275,6 +279,9 @@ int store_mailbox_sync(struct store *st, int64_t mailbox_id, uint64_t since,
 		       struct mailbox_info *mb_r, struct msg_state **states_r, size_t *nstates_r,
 		       uint32_t **vanished_r, size_t *nvanished_r);
 void store_states_free(struct msg_state *v, size_t n);
+/* Index of uid in v[0..n) sorted by UID (binary search), or where it would
+ * go; *found_r says whether it is there. */
+size_t store_states_find(const struct msg_state *v, size_t n, uint32_t uid, bool *found_r);
 
 /* Size, internal date and body path of each UID (out[i].uid = 0 when that
  * UID is gone).  0 ok, -1 error. */

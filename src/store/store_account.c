@@ -303,14 +303,9 @@ int store_collect_paths(sqlite3_stmt *s, char ***arr_r, size_t *n_r)
 
 static void unlink_paths(struct store *st, char **paths, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char full[4096];
-
-		store_msg_path(st, paths[i], full, sizeof(full));
-		if (unlink(full) < 0 && errno != ENOENT)
-			log_warn("store: cannot unlink %s: %s", full, strerror(errno));
+	store_unlink_bodies(st, paths, n);
+	for (size_t i = 0; i < n; i++)
 		free(paths[i]);
-	}
 	free(paths);
 }
 

@@ -10,6 +10,21 @@
 #include "store/store.h"
 #include "store/store_private.h"
 
+size_t store_states_find(const struct msg_state *v, size_t n, uint32_t uid, bool *found_r)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found_r = lo < n && v[lo].uid == uid;
+	return lo;
+}
+
 void store_states_free(struct msg_state *v, size_t n)
 {
 	if (!v)

@@ -333,14 +333,8 @@ int store_mailbox_delete(struct store *st, int64_t account_id, const char *name,
 	}
 	ret = store_txn_commit(t, error_r) < 0 ? STORE_MBOX_EFAIL : 0;
 	t = NULL;
-	for (size_t i = 0; ret == 0 && i < npaths; i++) {
-		char full[4096];
-
-		store_msg_path(st, paths[i], full, sizeof(full));
-		if (unlink(full) < 0 && errno != ENOENT)
-			log_warn("store: cannot unlink %s: %s (kept in trash)", full,
-				 strerror(errno));
-	}
+	if (ret == 0)
+		store_unlink_bodies(st, paths, npaths);
 out:
 	store_txn_rollback(t);
 	for (size_t i = 0; i < npaths; i++)

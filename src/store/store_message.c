@@ -673,3 +673,15 @@ int store_recover(struct store *st, char **error_r)
 	log_info("store: recover done removed=%d", total);
 	return 0;
 }
+
+void store_unlink_bodies(struct store *st, char *const *paths, size_t n)
+{
+	char full[4096];
+
+	for (size_t i = 0; i < n; i++) {
+		store_msg_path(st, paths[i], full, sizeof full);
+		if (unlink(full) < 0 && errno != ENOENT)
+			log_warn("store: cannot remove expunged message file %s: %s (kept in trash; "
+				 "tried again when the trash is next emptied)", full, strerror(errno));
+	}
+}

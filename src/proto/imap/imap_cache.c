@@ -117,20 +117,6 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static size_t find_uid(const struct cache_entry *e, uint32_t uid, bool *found)
-{
-	size_t lo = 0, hi = e->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (e->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = lo < e->n && e->msgs[lo].uid == uid;
-	return lo;
-}
-
 /* Bring e up to date with what the job read. */
 static void apply(struct server *srv, struct cache_entry *e, struct sync_job *j)
 {
@@ -171,7 +157,7 @@ static void apply(struct server *srv, struct cache_entry *e, struct sync_job *j)
 				continue;
 			}
 			bool found;
-			size_t i = find_uid(e, st->uid, &found);
+			size_t i = store_states_find(e->msgs, e->n, st->uid, &found);
 			if (!found)
 				continue;
 			free(e->msgs[i].keywords);

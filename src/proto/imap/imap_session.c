@@ -254,16 +254,7 @@ static int flag_parse(const char *a, size_t len, uint32_t *bit_r, bool *is_kw_r)
 /* Sequence number of the message with this UID (binary search), or 0. */
 static size_t uid_index(const struct imap_session *s, uint32_t uid, bool *found_r)
 {
-	size_t lo = 0, hi = s->nmsgs;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found_r = lo < s->nmsgs && s->msgs[lo].uid == uid;
-	return lo;
+	return store_states_find(s->msgs, s->nmsgs, uid, found_r);
 }
 
 /* Resolve a sequence set (message numbers, or UIDs when uid) to indexes
@@ -1672,14 +1663,6 @@ static void list_job_free(struct list_job *j)
 	free(j);
 }
 
-static void list_stream_done(struct imap_session *s)
-{
-	char *verb = s->final;
-	s->final = NULL;
-	finish(s, false, "OK %s completed", verb ? verb : "LIST");
-	free(verb);
-}
-
 static void list_done(void *arg)
 {
 	struct list_job *j = arg;
@@ -1699,12 +1682,12 @@ static void list_done(void *arg)
 	size_t len;
 	char *data = buf_steal(&j->out, &len);
 	free(s->final);
-	s->final = xstrdup(j->opts & LS_LSUB ? "LSUB" : "LIST");
+	s->final = xstrdup(j->opts & LS_LSUB ? "OK LSUB completed" : "OK LIST completed");
 	list_job_free(j);
 	if (data == NULL)
-		list_stream_done(s);
+		finish_final(s);
 	else
-		stream_start(s, data, len, list_stream_done);
+		stream_start(s, data, len, finish_final);
 }
 
 static int parse_status_items(const struct imap_command *cmd, uint32_t li, unsigned *items_r)
@@ -2280,14 +2263,7 @@ static int expunge_apply(struct store_op *op, struct store_txn *t, char **error_
 static void expunge_after_commit(struct store_op *op, struct store *st)
 {
 	struct expunge_op *u = op->arg;
-	char path[PATH_MAX];
-
-	for (size_t i = 0; i < u->nunlink; i++) {
-		store_msg_path(st, u->unlink[i], path, sizeof path);
-		if (unlink(path) < 0 && errno != ENOENT)
-			log_error("imap: cannot remove expunged message file %s: %s", path,
-				  strerror(errno));
-	}
+	store_unlink_bodies(st, u->unlink, u->nunlink);
 }
 
 static void expunge_op_free(struct expunge_op *u)
@@ -3841,14 +3817,6 @@ static void search_job_free(struct search_job *j)
 	free(j);
 }
 
-static void search_stream_done(struct imap_session *s)
-{
-	char *verb = s->final;
-	s->final = NULL;
-	finish(s, false, "OK %s completed", verb ? verb : "SEARCH");
-	free(verb);
-}
-
 static void search_done(void *arg)
 {
 	struct search_job *j = arg;
@@ -3909,12 +3877,12 @@ static void search_done(void *arg)
 		buf_append_str(&b, "\r\n");
 	}
 	free(s->final);
-	s->final = xasprintf("%s%s", j->uid ? "UID " : "", verb);
+	s->final = xasprintf("OK %s%s completed", j->uid ? "UID " : "", verb);
 	search_job_free(j);
 	size_t len;
 	char *data = buf_steal(&b, &len);
 	buf_free(&b);
-	stream_start(s, data, len, search_stream_done);
+	stream_start(s, data, len, finish_final);
 }
 
 static void cmd_search(struct imap_session *s, const struct imap_command *cmd)

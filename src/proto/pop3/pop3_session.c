@@ -595,14 +595,7 @@ static int update_apply(struct store_op *op, struct store_txn *t, char **error_r
 static void update_after_commit(struct store_op *op, struct store *st)
 {
 	struct update_op *u = op->arg;
-	char path[PATH_MAX];
-
-	for (size_t i = 0; i < u->nunlink; i++) {
-		store_msg_path(st, u->unlink[i], path, sizeof path);
-		if (unlink(path) < 0 && errno != ENOENT)
-			log_error("pop3: cannot remove expunged message file %s: %s", path,
-				  strerror(errno));
-	}
+	store_unlink_bodies(st, u->unlink, u->nunlink);
 }
 
 static void update_done(struct store_op *op)
