@@ -848,3 +848,13 @@ def test_index_catches_up_on_unindexed_messages(make_yubind):
     select(c)
     untagged, _ = c.ok("SEARCH BODY needle-1")
     assert untagged == [b"* SEARCH 2"]
+
+
+def test_list_pattern_caps(yubind):
+    c = yubind.imap(DEMO)
+    c.ok('LIST "" "%s"' % ("*a" * 127))              # 254 bytes: fine
+    st, line, _ = c.cmd('LIST "" "%s"' % ("*a" * 128))   # 256 bytes
+    assert st == "BAD" and b"too long" in line
+    st, line, _ = c.cmd('LIST "" (%s)' % " ".join(['"x%d"' % i for i in range(33)]))
+    assert st == "BAD"
+    c.ok('LIST "" (%s)' % " ".join(['"x%d"' % i for i in range(32)]))

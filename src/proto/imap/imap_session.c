@@ -1384,6 +1384,9 @@ static void cmd_subscribe(struct imap_session *s, const struct imap_command *cmd
 /* RFC 3501 6.3.8 wildcards: '*' matches anything, '%' anything but the
  * separator.  Dynamic programming over the pattern, O(len(p) * len(n)),
  * both capped at MUTF7_NAME_MAX-ish lengths by the callers. */
+#define LIST_PATTERN_MAX 255u   /* bytes of one LIST pattern */
+#define LIST_PATTERNS_MAX 32u   /* patterns in one LIST-EXTENDED command */
+
 static bool list_match(const char *pat, const char *name)
 {
 	size_t pl = strlen(pat), nl = strlen(name);
@@ -1750,7 +1753,8 @@ static void cmd_list(struct imap_session *s, const struct imap_command *cmd)
 			goto badargs; /* RFC 5258 3: RECURSIVEMATCH needs another option */
 		i = l->end;
 	}
-	if (i >= cmd->nargs || imap_arg_astring(&cmd->args[i], &str, &len) < 0)
+	if (i >= cmd->nargs || imap_arg_astring(&cmd->args[i], &str, &len) < 0 ||
+	    len > MUTF7_NAME_MAX)
 		goto badargs;
 	/* The reference is a mailbox name prefix: decode like a name. */
 	{
@@ -1785,6 +1789,12 @@ static void cmd_list(struct imap_session *s, const struct imap_command *cmd)
 		}
 		if (memchr(str, '\0', len))
 			goto badargs;
+		/* Matching costs pattern x name per mailbox: keep both small. */
+		if (len > LIST_PATTERN_MAX || j->npats >= LIST_PATTERNS_MAX) {
+			list_job_free(j);
+			bad(s, "LIST pattern too long or too many patterns");
+			return;
+		}
 		const char *e;
 		struct buf b;
 		buf_init(&b, MUTF7_NAME_MAX * 4 + 16);
