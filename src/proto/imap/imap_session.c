@@ -53,7 +53,6 @@
 #define STREAM_LOW (128 * 1024)         /* queue more output only below this */
 #define STREAM_PIECE (64 * 1024)
 #define FETCH_BATCH 512                 /* messages per metadata job */
-#define FETCH_BATCH_BYTES (1024 * 1024) /* rendered output per job, about */
 #define SEARCH_SCAN_MAX (64u * 1024 * 1024) /* file bytes read per message for SEARCH */
 
 /* Session-local bits kept in msg_state.flags above the FLAG_* bits. */
@@ -1422,10 +1421,8 @@ enum {
 	LS_SEL_RECURSIVE = 1 << 3,
 	LS_RET_SUBSCRIBED = 1 << 4,
 	LS_RET_CHILDREN = 1 << 5,
-	LS_RET_SPECIAL = 1 << 6,
 	LS_RET_STATUS = 1 << 7,
 	LS_UTF8 = 1 << 8,
-	LS_EXTENDED = 1 << 9,
 };
 
 enum {
@@ -1736,7 +1733,6 @@ static void cmd_list(struct imap_session *s, const struct imap_command *cmd)
 	/* LIST-EXTENDED selection options. */
 	if (!(j->opts & LS_LSUB) && i < cmd->nargs && cmd->args[i].type == IMAP_ARG_LIST) {
 		const struct imap_arg *l = &cmd->args[i];
-		j->opts |= LS_EXTENDED;
 		for (uint32_t k = i + 1; k < l->end; k = cmd->args[k].end) {
 			if (imap_arg_atom_eq(&cmd->args[k], "SUBSCRIBED"))
 				j->opts |= LS_SEL_SUBSCRIBED | LS_RET_SUBSCRIBED;
@@ -1775,7 +1771,6 @@ static void cmd_list(struct imap_session *s, const struct imap_command *cmd)
 	if (cmd->args[i].type == IMAP_ARG_LIST) {
 		if (j->opts & LS_LSUB)
 			goto badargs;
-		j->opts |= LS_EXTENDED;
 		pat_first = i + 1;
 	}
 	for (uint32_t k = pat_first; k < pat_end; k = cmd->args[k].end) {
@@ -1823,7 +1818,7 @@ static void cmd_list(struct imap_session *s, const struct imap_command *cmd)
 			} else if (imap_arg_atom_eq(&cmd->args[k], "CHILDREN")) {
 				j->opts |= LS_RET_CHILDREN;
 			} else if (imap_arg_atom_eq(&cmd->args[k], "SPECIAL-USE")) {
-				j->opts |= LS_RET_SPECIAL;
+				; /* special-use attributes are always returned */
 			} else if (imap_arg_atom_eq(&cmd->args[k], "STATUS") &&
 				   cmd->args[k].end < l->end &&
 				   parse_status_items(cmd, cmd->args[k].end, &j->status_items) == 0) {
