@@ -115,6 +115,45 @@ static const char *const migrations[] = {
 	"  UPDATE accounts SET used = used - (SELECT size FROM messages WHERE id = OLD.body_id)"
 	"  WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);"
 	"END;",
+	/* 6 -> 7: the outbound queue (store_queue.c): one row per message
+	 * waiting to leave, holding a reference to its body (messages.refs),
+	 * and one row per recipient not yet done, with its retry state.  A
+	 * recipient row goes when it is delivered or bounced; the message row
+	 * goes with its last recipient.  accounts.scram: the SCRAM-SHA-256
+	 * keys (RFC 5802 StoredKey/ServerKey), made with the password.
+	 * routes: per-domain next hops (yubin route), like a transport map. */
+	"CREATE TABLE queue ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  qid TEXT NOT NULL,"
+	"  body_id INTEGER NOT NULL REFERENCES messages(id),"
+	"  skip INTEGER NOT NULL DEFAULT 0,"
+	"  sender TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  envid TEXT,"
+	"  ret INTEGER NOT NULL DEFAULT 0,"
+	"  hold INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX queue_qid ON queue(qid);"
+	"CREATE TABLE queue_rcpt ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,"
+	"  addr TEXT NOT NULL,"
+	"  domain TEXT NOT NULL,"
+	"  orcpt TEXT,"
+	"  notify INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_try INTEGER NOT NULL,"
+	"  last_try INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  warned INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX queue_rcpt_due ON queue_rcpt(next_try);"
+	"CREATE INDEX queue_rcpt_queue ON queue_rcpt(queue_id);"
+	"CREATE TABLE routes ("
+	"  domain TEXT PRIMARY KEY,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  mx INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"ALTER TABLE accounts ADD COLUMN scram TEXT;",
 };
 
 /* ---- errors ---- */

@@ -42,7 +42,8 @@ struct account {
 	int64_t id;
 	char *address;      /* lower-case "user@domain" */
 	char *pw_hash;      /* libsodium argon2id string ($argon2id$...) */
-	char *apop_secret;  /* NULL unless the account opted in to APOP */
+	char *apop_secret;  /* NULL unless the account opted in to APOP (also CRAM-MD5) */
+	char *scram;        /* SCRAM-SHA-256 keys (scram_secret_make), NULL before a password set */
 	int64_t inbox_id;   /* mailbox id of INBOX */
 };
 
@@ -118,6 +119,9 @@ int store_account_set_quota(struct store *st, const char *address, int64_t bytes
 int store_account_quota(struct store *st, int64_t account_id, int64_t *quota_r,
 			int64_t *used_r);
 /* secret NULL clears it. */
+/* SCRAM-SHA-256 keys made from the password (scram.h); NULL clears. */
+int store_account_set_scram(struct store *st, const char *address, const char *scram,
+			    char **error_r);
 int store_account_set_apop(struct store *st, const char *address, const char *secret, char **error_r);
 int store_account_list(struct store *st, void (*cb)(const char *address, void *arg), void *arg, char **error_r);
 /* 1 found (fields filled, free with account_free), 0 not found, -1 error. */
@@ -351,5 +355,98 @@ int store_unindexed(struct store *st, struct store_unindexed *out, size_t max, s
 int store_txn_mark_unindexable(struct store_txn *t, int64_t body_id, char **error_r);
 /* Keyword list helpers: does list (space-separated) hold kw (case-insensitive)? */
 bool store_keywords_has(const char *list, const char *kw, size_t kwlen);
+
+/* --- the outbound queue (store_queue.c) ---
+ * A message waiting to leave is a `queue` row holding one reference to
+ * its body file, and a `queue_rcpt` row per recipient not yet done.  The
+ * daemon's queue manager reads what is due, attempts it, and records the
+ * outcome with store_txn_queue_update in the writer's group commit. */
+enum {
+	QUEUE_SMTPUTF8 = 1 << 0,    /* MAIL FROM had SMTPUTF8 */
+	QUEUE_8BITMIME = 1 << 1,    /* BODY=8BITMIME */
+};
+/* DSN (RFC 3461) NOTIFY, as a bit set; 0 = not given (failures and delays). */
+enum {
+	DSN_NOTIFY_SUCCESS = 1 << 0,
+	DSN_NOTIFY_FAILURE = 1 << 1,
+	DSN_NOTIFY_DELAY = 1 << 2,
+	DSN_NOTIFY_NEVER = 1 << 3,
+};
+enum { DSN_RET_DEFAULT = 0, DSN_RET_FULL = 1, DSN_RET_HDRS = 2 };
+
+struct queue_rcpt_in {
+	const char *addr;           /* "y@b.example" */
+	const char *orcpt;          /* ORCPT as given ("rfc822;y@b.example"), or NULL */
+	unsigned notify;            /* DSN_NOTIFY_* */
+};
+struct queue_msg_in {
+	const char *qid;
+	const char *sender;         /* "" for <> */
+	int64_t skip;               /* leading bytes of the body file not sent (our Return-Path) */
+	unsigned flags;             /* QUEUE_* */
+	const char *envid;          /* DSN ENVID or NULL */
+	int ret;                    /* DSN_RET_* */
+	const struct queue_rcpt_in *rcpts;
+	size_t nrcpts;
+	int64_t next_try;           /* first attempt; 0 = now */
+};
+/* Inside the transaction that adds body_id (a delivery's extra step). */
+int store_txn_queue_add(struct store_txn *t, int64_t body_id, const struct queue_msg_in *m,
+			int64_t now, char **error_r);
+
+/* One recipient waiting, with its message. */
+struct queue_entry {
+	int64_t rcpt_id, queue_id, body_id;
+	char qid[17];
+	char path[64];
+	int64_t skip, size, created;
+	unsigned flags;
+	int ret;
+	char *envid, *sender, *addr, *domain, *orcpt, *last_reply;
+	unsigned notify;
+	int attempts;
+	int64_t next_try, last_try;
+	bool warned, hold;
+};
+void queue_entries_free(struct queue_entry *v, size_t n);
+/* Recipients due at now (not held), at most max, oldest first; *next_r the
+ * earliest later next_try (0 = none). */
+int store_queue_due(struct store *st, int64_t now, size_t max, struct queue_entry **v_r,
+		    size_t *n_r, int64_t *next_r, char **error_r);
+/* Everything queued (qid NULL) or one message's recipients. */
+int store_queue_list(struct store *st, const char *qid, struct queue_entry **v_r, size_t *n_r,
+		     char **error_r);
+
+struct queue_update {
+	int64_t rcpt_id;
+	bool done;                  /* delivered or bounced: the row goes */
+	bool attempted;             /* counts as an attempt (attempts + 1, last_try = now) */
+	bool warned;                /* a delay warning was sent */
+	int64_t next_try;
+	const char *last_reply;     /* NULL keeps the last one */
+};
+/* Record outcomes; body files whose last reference went are returned in
+ * *unlink_r for store_unlink_bodies after the commit. */
+int store_txn_queue_update(struct store_txn *t, const struct queue_update *u, size_t n,
+			   int64_t now, char ***unlink_r, size_t *nunlink_r, char **error_r);
+/* yubin queue: qid NULL means every message.  The count changed, or -1. */
+int store_queue_hold(struct store *st, const char *qid, bool hold, char **error_r);
+int store_queue_retry(struct store *st, const char *qid, int64_t now, char **error_r);
+int store_queue_delete(struct store *st, const char *qid, char **error_r);
+
+/* Per-domain routes (yubin route): mail for domain goes to host:port,
+ * looking up host's MX first when mx is set ("host:port"), else only its
+ * addresses ("[host]:port"). */
+struct store_route {
+	char domain[256];
+	char host[256];
+	int port;
+	bool mx;
+};
+int store_route_set(struct store *st, const char *domain, const char *host, int port, bool mx,
+		    char **error_r);
+/* The number of routes removed (0 or 1), or -1. */
+int store_route_del(struct store *st, const char *domain, char **error_r);
+int store_route_list(struct store *st, struct store_route **v_r, size_t *n_r, char **error_r);
 
 #endif

@@ -451,6 +451,13 @@ int store_account_set_apop(struct store *st, const char *address, const char *se
 			      error_r);
 }
 
+int store_account_set_scram(struct store *st, const char *address, const char *scram,
+			    char **error_r)
+{
+	return account_update(st, address, "UPDATE accounts SET scram = ?1 WHERE address = ?2",
+			      scram, error_r);
+}
+
 int store_account_list(struct store *st, void (*cb)(const char *address, void *arg), void *arg,
 		       char **error_r)
 {
@@ -475,7 +482,8 @@ int store_account_find(struct store *st, const char *address, struct account *a_
 		return -1;
 	}
 	s = store_prep(db, "SELECT a.id, a.address, a.pw_hash, a.apop_secret, "
-		 "(SELECT id FROM mailboxes m WHERE m.account_id = a.id AND m.name = 'INBOX') "
+		 "(SELECT id FROM mailboxes m WHERE m.account_id = a.id AND m.name = 'INBOX'), "
+		 "a.scram "
 		 "FROM accounts a WHERE a.address = ?1");
 	if (s) {
 		store_bind_text(s, 1, addr);
@@ -486,6 +494,7 @@ int store_account_find(struct store *st, const char *address, struct account *a_
 			a_r->pw_hash = store_col_strdup(s, 2);
 			a_r->apop_secret = store_col_strdup(s, 3);
 			a_r->inbox_id = sqlite3_column_int64(s, 4);
+			a_r->scram = store_col_strdup(s, 5);
 			ret = 1;
 		} else if (rc == SQLITE_DONE) {
 			ret = 0;
@@ -505,6 +514,7 @@ void account_free(struct account *a)
 		return;
 	FREE(a->address);
 	FREE(a->pw_hash);
+	FREE(a->scram);
 	if (a->apop_secret) {
 		/* a secret: clear it before handing the memory back */
 		volatile char *p = a->apop_secret;

@@ -65,6 +65,8 @@ struct dop {
 	char *text;                 /* searchable text for the full-text index, or NULL */
 	size_t text_len;
 	int64_t body_id;            /* set by apply_delivery */
+	char **unlink;              /* body files freed by d->extra */
+	size_t nunlink;
 };
 
 /* Text waiting to go into the full-text index (writer thread only). */
@@ -479,6 +481,14 @@ static void deliver_after_work(uv_work_t *req, int status)
 
 /* ---- the writer thread ---- */
 
+static void free_unlink(struct dop *dp)
+{
+	for (size_t i = 0; i < dp->nunlink; i++)
+		free(dp->unlink[i]);
+	FREE(dp->unlink);
+	dp->nunlink = 0;
+}
+
 static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 {
 	struct delivery *d = dp->d;
@@ -504,6 +514,11 @@ static int apply_delivery(struct dop *dp, struct store_txn *t, char **error_r)
 			return -1;
 		}
 	}
+	if (d->extra && d->extra(d, t, body_id, &dp->unlink, &dp->nunlink, error_r) < 0) {
+		FREE(dp->uids);
+		free_unlink(dp);
+		return -1;
+	}
 	return 0;
 }
 
@@ -514,8 +529,10 @@ static void fail_op(struct store_op *op, const char *why)
 		free(op->error);
 		op->error = xstrdup(why);
 	}
-	if (op->delivery)
+	if (op->delivery) {
 		FREE(((struct dop *)op)->uids);
+		free_unlink((struct dop *)op);
+	}
 }
 
 /* fsync each distinct day directory of the batch once; a failure fails the
@@ -768,6 +785,12 @@ static void process_batch(struct store_writer *w, struct store_op *batch, size_t
 	for (struct store_op *op = batch; op; op = op->next) {
 		if (op->status == 0) {
 			nok++;
+			if (op->delivery && ((struct dop *)op)->nunlink > 0) {
+				struct dop *dp = (struct dop *)op;
+				store_unlink_bodies(w->st, dp->unlink, dp->nunlink);
+				free_unlink(dp);
+				w->trash_dirty = true;
+			}
 			if (op->delivery && ((struct dop *)op)->text)
 				index_later(w, (struct dop *)op);
 			else if (op->delivery)

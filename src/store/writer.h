@@ -59,6 +59,14 @@ struct delivery {
 	 * delivery reaches the writer -- and gets its UIDs -- only after
 	 * order_prev has (or has failed).  The caller links both ways. */
 	struct delivery *order_prev, *order_next;
+	/* Optional: more work in the delivery's own savepoint once the body is
+	 * added as body_id -- queueing remote recipients, or recording the
+	 * outcome a bounce reports -- on the writer thread.  Body files freed
+	 * by it go in *unlink_r (heap array of heap paths), unlinked after
+	 * the commit.  -1 fails the whole delivery. */
+	int (*extra)(struct delivery *d, struct store_txn *t, int64_t body_id, char ***unlink_r,
+		     size_t *nunlink_r, char **error_r);
+	void *extra_arg;
 	/* out, valid in done() */
 	int status;                 /* 0 durable, -1 failed */
 	char *error;                /* heap, when status == -1; the caller frees it */
