@@ -712,6 +712,32 @@ int conn_start_tls(struct conn *c)
 	return conn_tls_begin(c);
 }
 
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
+{
+	if (ctx == NULL || c->ssl)
+		return -1;
+	conn_flush(c);
+	conn_discard_input(c);
+	c->ssl = SSL_new(ctx);
+	if (c->ssl == NULL)
+		return -1;
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	BIO_set_mem_eof_return(c->rbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_connect_state(c->ssl);
+	if (sni && sni[0] != '\0' && sni[0] != '[') {
+		SSL_set_tlsext_host_name(c->ssl, sni);
+		SSL_set1_host(c->ssl, sni);
+	}
+	c->tls_handshaking = true;
+	/* The client speaks first: send the ClientHello now. */
+	conn_hold(c);
+	tls_input(c);
+	conn_release(c);
+	return 0;
+}
+
 /* ---- lifetime -------------------------------------------------------- */
 
 void conn_hold(struct conn *c)

@@ -110,6 +110,7 @@ struct conn {
 	struct conn *next, *prev; /* registry's list */
 	struct conn_registry *reg; /* outlives every conn; listeners may not */
 	bool implicit_tls;
+	bool outbound;            /* we connected (conn_connect), we are the TLS client */
 	struct conn_z *z;         /* COMPRESS=DEFLATE state, NULL when off */
 };
 
@@ -142,6 +143,11 @@ void conn_clear_deadline(struct conn *c);
  * (plaintext injected before the handshake, CVE-2011-0411), and calls
  * h->on_tls when done.  -1 if TLS is not configured. */
 int conn_start_tls(struct conn *c);
+/* The client side (outbound connections): handshake with ctx, sending sni
+ * (may be NULL) as the server name; h->on_tls when done.  Input buffered
+ * so far is dropped as above.  The caller checks the peer certificate in
+ * on_tls (SSL_get_verify_result(c->ssl)) as its policy requires. */
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni);
 bool conn_tls_available(const struct conn *c);
 
 /* RFC 4978 COMPRESS=DEFLATE: from now on everything read is inflated and

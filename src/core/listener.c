@@ -46,6 +46,9 @@ static void refused_closed(uv_handle_t *h)
 	free(h->data);
 }
 
+static void register_conn(struct conn_registry *reg, struct conn *c, const struct conn_handler *h,
+			  bool implicit_tls);
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct listener *l = server->data;
@@ -92,11 +95,19 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	register_conn(reg, c, l->h, l->implicit_tls);
+	conn_started(c);
+}
+
+/* Common set-up of an accepted or outbound connection. */
+static void register_conn(struct conn_registry *reg, struct conn *c, const struct conn_handler *h,
+			  bool implicit_tls)
+{
 	c->id = ++reg->next_id;
 	snprintf(c->idstr, sizeof c->idstr, "%llx", (unsigned long long)c->id);
-	c->h = l->h;
+	c->h = h;
 	c->reg = reg;
-	c->implicit_tls = l->implicit_tls;
+	c->implicit_tls = implicit_tls;
 	c->server = reg->server;
 	c->tcp.data = c;
 	uv_timer_init(reg->loop, &c->timer);
@@ -113,7 +124,68 @@ static void on_connection(uv_stream_t *server, int status)
 		reg->head->prev = c;
 	reg->head = c;
 	reg->count++;
+}
+
+struct connect_req {
+	uv_connect_t req;
+	struct conn *c;
+};
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct connect_req *cr = (struct connect_req *)req;
+	struct conn *c = cr->c;
+	free(cr);
+	if (conn_is_closed(c)) {
+		conn_release(c);
+		return;
+	}
+	if (status < 0) {
+		char why[128];
+		snprintf(why, sizeof why, "connect failed: %s", uv_strerror(status));
+		conn_close(c, why);
+		conn_release(c);
+		return;
+	}
+	struct sockaddr_storage ss;
+	int sl = sizeof ss;
+	bool dummy;
+	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+		char h[64];
+		fmt_addr((struct sockaddr *)&ss, h, sizeof h, &c->local_port, &dummy);
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	conn_clear_deadline(c);
 	conn_started(c);
+	conn_release(c);
+}
+
+struct conn *conn_connect(struct conn_registry *reg, const struct sockaddr *sa,
+			  const struct conn_handler *h, void *proto, uint64_t connect_ms)
+{
+	struct conn *c = xcalloc(1, sizeof *c);
+	uv_tcp_init(reg->loop, &c->tcp);
+	c->tcp.data = c;
+	fmt_addr(sa, c->peer, sizeof c->peer, &c->peer_port, &c->loopback);
+	register_conn(reg, c, h, false);
+	c->outbound = true;
+	c->proto = proto;
+	struct connect_req *cr = xcalloc(1, sizeof *cr);
+	cr->c = c;
+	conn_hold(c);                /* the connect request's */
+	int r = uv_tcp_connect(&cr->req, &c->tcp, sa, connect_cb);
+	if (r < 0) {
+		/* Reported like a failed connection, from the loop. */
+		free(cr);
+		char why[128];
+		snprintf(why, sizeof why, "connect failed: %s", uv_strerror(r));
+		conn_close(c, why);
+		conn_release(c);
+		return c;
+	}
+	if (connect_ms)
+		conn_set_deadline(c, connect_ms);
+	return c;
 }
 
 int listener_open(struct conn_registry *reg, const char *name, const char *addr,

@@ -48,6 +48,15 @@ int listener_open(struct conn_registry *reg, const char *name, const char *addr,
 /* Stop accepting; the memory is freed when the handle has closed. */
 void listener_close(struct listener *l);
 
+/* An outbound connection (the queue's SMTP client) to sa, counted in reg.
+ * proto is the caller's session, set as c->proto at once: on_open runs
+ * when the connection is established, on_close (with "connect failed:
+ * ..." as the reason) when it cannot be, and on_timeout with
+ * CONN_TIMEOUT_DEADLINE when connect_ms (0: none) passes first.  The
+ * return value stays valid until on_free. */
+struct conn *conn_connect(struct conn_registry *reg, const struct sockaddr *sa,
+			  const struct conn_handler *h, void *proto, uint64_t connect_ms);
+
 /* Ask every live connection to finish (h->on_shutdown). */
 void registry_shutdown(struct conn_registry *reg);
 /* Cut every connection still open (after the grace period). */
