@@ -69,6 +69,13 @@ static const struct conf_key conf_table[] = {
 	 "only after TLS unless plaintext_auth allows them)."},
 	{"listen_imaps", T_LISTEN, OFF(listen_imaps), "", 0, 0, NULL,
 	 "IMAP over implicit TLS listeners (port 993 role); need tls_cert and tls_key."},
+	{"listen_submission", T_LISTEN, OFF(listen_submission), "127.0.0.1:587", 0, 0, NULL,
+	 "Mail submission listeners (RFC 6409, port 587 role): STARTTLS, then AUTH; mail is "
+	 "taken only from authenticated users, who may send anywhere but only as their own "
+	 "addresses."},
+	{"listen_submissions", T_LISTEN, OFF(listen_submissions), "", 0, 0, NULL,
+	 "Submission over implicit TLS listeners (RFC 8314, port 465 role); need tls_cert and "
+	 "tls_key."},
 	{"message_size_limit", T_SIZE, OFF(message_size_limit), "25M", 1024, 1LL << 31, NULL,
 	 "Largest message accepted, in bytes (k, M, G suffixes). Advertised as SIZE; bigger "
 	 "messages get 552 5.3.4."},
@@ -117,6 +124,53 @@ static const struct conf_key conf_table[] = {
 	 "On SIGTERM: time given to in-flight transactions before connections are cut."},
 	{"store_batch_max", T_INT, OFF(store_batch_max), "256", 1, 100000, NULL,
 	 "Most store operations committed together in one group commit (one fsync)."},
+	{"relayhost", T_STR, OFF(relayhost), "", 0, 0, NULL,
+	 "Send all outbound mail through this smart host instead of looking up MX records: "
+	 "host:port looks up the host's MX first, [host]:port only its addresses. Empty: "
+	 "deliver to each domain's MX. Per-domain routes (yubin route) come first."},
+	{"dns_server", T_STR, OFF(dns_server), "", 0, 0, NULL,
+	 "DNS resolver to ask (ADDR or ADDR@PORT, comma-separated), e.g. 127.0.0.1@53 for a "
+	 "local validating resolver or a test server. Empty: the servers in /etc/resolv.conf."},
+	{"dns_trust_anchor", T_STR, OFF(dns_trust_anchor), "/usr/share/dns/root.key", 0, 0, NULL,
+	 "DNSSEC root trust anchor file (Debian package dns-root-data); answers are validated "
+	 "and bogus ones are treated as temporary failures. Empty, or a missing file: no "
+	 "validation (DANE is then never used)."},
+	{"smtp_out_port", T_INT, OFF(smtp_out_port), "25", 1, 65535, NULL,
+	 "Port of the mail exchangers outbound mail is delivered to (25 on the Internet)."},
+	{"smtp_out_connect_timeout", T_DURATION, OFF(smtp_out_connect_timeout), "30s", 100, DAY,
+	 NULL, "Outbound SMTP: time allowed for a TCP connection to a mail exchanger."},
+	{"smtp_out_timeout", T_DURATION, OFF(smtp_out_timeout), "5m", 100, DAY, NULL,
+	 "Outbound SMTP: time allowed for each reply of the remote server (RFC 5321 4.5.3.2 "
+	 "asks for minutes)."},
+	{"smtp_out_max_connections", T_INT, OFF(smtp_out_max_connections), "100", 1, 100000, NULL,
+	 "Outbound SMTP connections open at once, all destinations together."},
+	{"smtp_out_max_per_domain", T_INT, OFF(smtp_out_max_per_domain), "10", 1, 10000, NULL,
+	 "Outbound SMTP connections open at once to one destination domain."},
+	{"smtp_out_max_messages", T_INT, OFF(smtp_out_max_messages), "100", 1, 100000, NULL,
+	 "Messages sent over one outbound connection before it is closed (connection reuse)."},
+	{"smtp_out_ipv6", T_INT, OFF(smtp_out_ipv6), "1", 0, 1, NULL,
+	 "1: try the IPv6 addresses of a mail exchanger first, then IPv4; 0: IPv4 only."},
+	{"queue_retry_min", T_DURATION, OFF(queue_retry_min), "5m", 100, DAY, NULL,
+	 "Delay before the first retry of a temporarily failed delivery; each later delay "
+	 "doubles, up to queue_retry_max."},
+	{"queue_retry_max", T_DURATION, OFF(queue_retry_max), "1h", 100, 7 * DAY, NULL,
+	 "Longest delay between two delivery attempts of one recipient."},
+	{"queue_lifetime", T_DURATION, OFF(queue_lifetime), "5d", 1000, 60 * DAY, NULL,
+	 "How long a message is retried before it is returned to its sender as undeliverable."},
+	{"queue_delay_warning", T_DURATION, OFF(queue_delay_warning), "4h", 0, 60 * DAY, NULL,
+	 "After this long undelivered, the sender gets one delay notification (RFC 3464, "
+	 "action delayed); 0: never."},
+	{"pop_before_smtp", T_DURATION, OFF(pop_before_smtp), "0", 0, DAY, NULL,
+	 "Legacy POP-before-SMTP: a successful POP3 or IMAP login lets its IP address relay "
+	 "through the SMTP listeners for this long without AUTH. 0 (the default) turns it off; "
+	 "prefer submission with AUTH."},
+	{"auth_cram_md5", T_INT, OFF(auth_cram_md5), "0", 0, 1, NULL,
+	 "1: offer SMTP AUTH CRAM-MD5 (RFC 2195) on submission, for accounts given a secret "
+	 "with yubin user apop. Legacy and weaker: the server keeps a password-equivalent "
+	 "secret. SCRAM-SHA-256 is always offered and preferred."},
+	{"auth_fail_delay_max", T_DURATION, OFF(auth_fail_delay_max), "15s", 0, DAY, NULL,
+	 "Failed SMTP AUTH logins are answered after a delay that doubles with each recent "
+	 "failure from the same IP address or for the same account, up to this."},
 };
 
 static int64_t *i64(struct conf *c, const struct conf_key *k)
@@ -181,8 +235,10 @@ static int parse_number(const char *v, bool duration, int64_t *out, const char *
 			mul = 60000;
 		else if (strcmp(end, "h") == 0)
 			mul = 3600000;
+		else if (strcmp(end, "d") == 0)
+			mul = 24LL * 3600000;
 		else {
-			*err = "unknown unit (use ms, s, m or h)";
+			*err = "unknown unit (use ms, s, m, h or d)";
 			return -1;
 		}
 	} else if (*end != '\0') {
@@ -494,6 +550,11 @@ int conf_check(const struct conf *c, char **error_r)
 	}
 	if (c->tls_cert[0] == '\0' && c->listen_imaps.count > 0) {
 		*error_r = xasprintf("%s: listen_imaps: implicit TLS needs tls_cert and tls_key", f);
+		return -1;
+	}
+	if (c->tls_cert[0] == '\0' && c->listen_submissions.count > 0) {
+		*error_r = xasprintf("%s: listen_submissions: implicit TLS needs tls_cert and "
+				     "tls_key", f);
 		return -1;
 	}
 	if (c->tls_cert[0] == '\0' && c->listen_pop3s.count > 0) {

@@ -43,6 +43,8 @@ struct conf {
 	struct conf_listen listen_pop3s;
 	struct conf_listen listen_imap;
 	struct conf_listen listen_imaps;
+	struct conf_listen listen_submission;
+	struct conf_listen listen_submissions;
 
 	int64_t message_size_limit; /* bytes, SIZE and DATA/BDAT cap */
 	int64_t smtp_data_memory_max; /* bytes of message data in memory, all sessions */
@@ -62,6 +64,24 @@ struct conf {
 	int64_t command_timeout;    /* ms: deadline for one command line to complete once started */
 	int64_t shutdown_timeout;   /* ms: SIGTERM grace period for in-flight work */
 	int64_t store_batch_max;    /* deliveries per group commit */
+	/* outbound (src/mta) */
+	char *relayhost;            /* smart host "[host]:port" / "host:port"; empty = MX */
+	char *dns_server;           /* "" = /etc/resolv.conf; else ADDR[@PORT],... */
+	char *dns_trust_anchor;     /* root key for DNSSEC validation; "" = none */
+	int64_t smtp_out_port;      /* port of MX hosts */
+	int64_t smtp_out_connect_timeout; /* ms */
+	int64_t smtp_out_timeout;   /* ms: each reply */
+	int64_t smtp_out_max_connections;
+	int64_t smtp_out_max_per_domain;
+	int64_t smtp_out_max_messages; /* per connection before QUIT */
+	int64_t smtp_out_ipv6;      /* 0/1 */
+	int64_t queue_retry_min;    /* ms: first retry delay, doubled each time */
+	int64_t queue_retry_max;    /* ms: longest delay between attempts */
+	int64_t queue_lifetime;     /* ms: bounce after this long */
+	int64_t queue_delay_warning; /* ms: warn the sender once after this long; 0 = never */
+	int64_t pop_before_smtp;    /* ms a POP3/IMAP login lets its IP relay; 0 = off */
+	int64_t auth_fail_delay_max; /* ms: longest delay after failed logins */
+	int64_t auth_cram_md5;      /* 0/1: offer CRAM-MD5 (accounts with a secret) */
 };
 
 /* Fill c with the defaults of every key. */

@@ -121,6 +121,92 @@ bool server_plaintext_ok(const struct server *srv, const struct conn *c)
 	}
 }
 
+/* ---- marks: failed logins, relay grants ---- */
+
+static struct server_mark *mark_slot(struct server_mark **tab, const char *key, bool create)
+{
+	if (!*tab) {
+		if (!create)
+			return NULL;
+		*tab = xcalloc(SERVER_MARKS, sizeof **tab);
+	}
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	struct server_mark *m = &(*tab)[h % SERVER_MARKS];
+	if (strncmp(m->key, key, sizeof m->key) != 0) {
+		if (!create)
+			return NULL;
+		memset(m, 0, sizeof *m);
+		snprintf(m->key, sizeof m->key, "%s", key);
+	}
+	return m;
+}
+
+#define FAIL_WINDOW_MS (15 * 60 * 1000)
+
+static unsigned fail_count(struct server *srv, const char *key, uint64_t now)
+{
+	struct server_mark *m = mark_slot(&srv->auth_fails, key, true);
+	if (m->n && now - m->t > FAIL_WINDOW_MS)
+		m->n = 0;
+	m->n++;
+	m->t = now;
+	return m->n;
+}
+
+uint64_t server_auth_failed(struct server *srv, const char *ip, const char *account)
+{
+	uint64_t now = now_ms();
+	unsigned n = 0;
+	char key[SERVER_MARK_KEY];
+	if (ip && ip[0]) {
+		snprintf(key, sizeof key, "ip:%s", ip);
+		n = fail_count(srv, key, now);
+	}
+	if (account && account[0]) {
+		snprintf(key, sizeof key, "user:%s", account);
+		unsigned k = fail_count(srv, key, now);
+		n = k > n ? k : n;
+	}
+	if (n <= 1)
+		return 0;
+	uint64_t max = (uint64_t)srv->cfg->auth_fail_delay_max;
+	uint64_t d = 250;
+	for (unsigned i = 2; i < n && d < max; i++)
+		d *= 2;
+	return d < max ? d : max;
+}
+
+void server_auth_succeeded(struct server *srv, const char *ip, const char *account)
+{
+	(void)ip;
+	if (account && account[0]) {
+		char key[SERVER_MARK_KEY];
+		snprintf(key, sizeof key, "user:%s", account);
+		struct server_mark *m = mark_slot(&srv->auth_fails, key, false);
+		if (m)
+			m->n = 0;
+	}
+}
+
+void server_relay_grant(struct server *srv, const char *ip)
+{
+	if (srv->cfg->pop_before_smtp <= 0 || !ip || !ip[0])
+		return;
+	struct server_mark *m = mark_slot(&srv->relay_ok, ip, true);
+	m->n = 1;
+	m->t = now_ms();
+}
+
+bool server_relay_granted(struct server *srv, const char *ip)
+{
+	if (srv->cfg->pop_before_smtp <= 0 || !ip || !ip[0])
+		return false;
+	struct server_mark *m = mark_slot(&srv->relay_ok, ip, false);
+	return m && m->n && now_ms() - m->t <= (uint64_t)srv->cfg->pop_before_smtp;
+}
+
 bool server_pop3_lock(struct server *srv, int64_t account_id)
 {
 	for (size_t i = 0; i < srv->pop3_nlocked; i++)
@@ -191,6 +277,8 @@ void server_watch_free(struct server *srv)
 		free(srv->imap_counts[i].key);
 	FREE(srv->imap_counts);
 	srv->nimap_counts = srv->capimap_counts = 0;
+	FREE(srv->auth_fails);
+	FREE(srv->relay_ok);
 }
 
 uint32_t server_recent_claim(struct server *srv, int64_t mailbox_id, uint32_t uidnext)

@@ -17,6 +17,17 @@ struct conn;
 struct job;
 struct imap_cache;
 
+/* A small fixed table of recent events keyed by a string (an IP address or
+ * an account): failed logins, POP-before-SMTP grants.  Bounded memory: a
+ * new key takes its slot from whatever was there. */
+#define SERVER_MARKS 1024
+#define SERVER_MARK_KEY 330
+struct server_mark {
+	char key[SERVER_MARK_KEY];
+	unsigned n;
+	uint64_t t;                 /* ms (now_ms) of the last event */
+};
+
 struct server {
 	uv_loop_t *loop;
 	const struct conf *cfg;
@@ -41,6 +52,12 @@ struct server {
 	/* Per-user and per-IP IMAP session counts. */
 	struct server_count *imap_counts;
 	size_t nimap_counts, capimap_counts;
+	/* The outbound queue manager (src/mta), told when a delivery queued
+	 * mail for remote recipients; NULL in tests without one. */
+	void (*queue_kick)(struct server *srv);
+	void *mta;
+	struct server_mark *auth_fails;     /* SERVER_MARKS, allocated on first use */
+	struct server_mark *relay_ok;       /* POP-before-SMTP */
 	/* Password checks waiting for a slot (server_auth_job). */
 	struct job *auth_head, *auth_tail;
 	size_t auth_running;
@@ -65,6 +82,20 @@ void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg)
 /* Plaintext passwords allowed on this connection right now (TLS active, or
  * the config allows it for loopback/always). */
 bool server_plaintext_ok(const struct server *srv, const struct conn *c);
+
+/* Failed logins, every protocol: record the outcome of a login from ip for
+ * account (NULL when unknown); server_auth_fail_delay says how long to hold
+ * back the reply to a failure now -- 0 for the first, then doubling per
+ * recent failure (15 minutes) from the same IP or for the same account, up
+ * to auth_fail_delay_max.  A success clears the account's count (not the
+ * IP's: one good password does not buy a guesser more tries). */
+uint64_t server_auth_failed(struct server *srv, const char *ip, const char *account);
+void server_auth_succeeded(struct server *srv, const char *ip, const char *account);
+
+/* POP-before-SMTP (pop_before_smtp > 0): a POP3/IMAP login from ip lets
+ * it relay for that long. */
+void server_relay_grant(struct server *srv, const char *ip);
+bool server_relay_granted(struct server *srv, const char *ip);
 
 /* POP3 maildrop lock: true if taken, false if another session holds it. */
 bool server_pop3_lock(struct server *srv, int64_t account_id);

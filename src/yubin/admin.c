@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/scram.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -40,6 +41,16 @@ static int cmd_user_list(struct store *st, const struct admin_args *a, char *sec
 static int cmd_user_passwd(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_user_apop(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_user_quota(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_route_add(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_route_del(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_route_list(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_queue_list(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_queue_show(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_queue_flush(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_queue_retry(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_queue_delete(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_queue_hold(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_queue_release(struct store *st, const struct admin_args *a, char *secret);
 
 static const struct admin_cmd commands[] = {
 	{ "domain", "add", "NAME", false, SECRET_NONE, cmd_domain_add,
@@ -60,6 +71,26 @@ static const struct admin_cmd commands[] = {
 	  "set the APOP secret, read from stdin (--clear removes it)" },
 	{ "user", "quota", "ADDRESS SIZE", false, SECRET_NONE, cmd_user_quota,
 	  "set the storage quota (k, M, G suffixes; 0 = none) and show the use" },
+	{ "route", "add", "DOMAIN HOST:PORT", false, SECRET_NONE, cmd_route_add,
+	  "send mail for DOMAIN to HOST:PORT ([HOST]:PORT: no MX lookup of HOST)" },
+	{ "route", "del", "DOMAIN", false, SECRET_NONE, cmd_route_del,
+	  "remove the route of DOMAIN (back to its MX records)" },
+	{ "route", "list", NULL, false, SECRET_NONE, cmd_route_list,
+	  "list the routes, one a line" },
+	{ "queue", "list", NULL, false, SECRET_NONE, cmd_queue_list,
+	  "list the outbound queue (as mailq does)" },
+	{ "queue", "show", "QUEUEID", false, SECRET_NONE, cmd_queue_show,
+	  "show one queued message: its recipients, attempts and last replies" },
+	{ "queue", "flush", NULL, false, SECRET_NONE, cmd_queue_flush,
+	  "try every queued message now" },
+	{ "queue", "retry", "QUEUEID", false, SECRET_NONE, cmd_queue_retry,
+	  "try one queued message now" },
+	{ "queue", "delete", "QUEUEID", false, SECRET_NONE, cmd_queue_delete,
+	  "delete a queued message without notice to its sender (ALL: every message)" },
+	{ "queue", "hold", "QUEUEID", false, SECRET_NONE, cmd_queue_hold,
+	  "keep a message in the queue without trying it (ALL: every message)" },
+	{ "queue", "release", "QUEUEID", false, SECRET_NONE, cmd_queue_release,
+	  "let a held message be tried again (ALL: every message)" },
 };
 
 static const char secrets_doc[] =
@@ -365,6 +396,19 @@ static char *hash_or_complain(const char *password)
 	return h;
 }
 
+/* The SCRAM-SHA-256 keys go with every password (SMTP AUTH SCRAM). */
+static int set_scram(struct store *st, const char *address, const char *password, char **err)
+{
+	char *sc = scram_secret_make(password, 0);
+	if (!sc) {
+		*err = xstrdup("cannot make the SCRAM-SHA-256 keys");
+		return -1;
+	}
+	int r = store_account_set_scram(st, address, sc, err);
+	auth_wipe(sc, strlen(sc));
+	return r;
+}
+
 static int cmd_user_add(struct store *st, const struct admin_args *a, char *secret)
 {
 	char *err = NULL, *h = hash_or_complain(secret);
@@ -374,6 +418,8 @@ static int cmd_user_add(struct store *st, const struct admin_args *a, char *secr
 		return ADMIN_EXIT_ERROR;
 	r = store_account_add(st, a->operand, h, &err);
 	free(h);
+	if (r == 0)
+		r = set_scram(st, a->operand, secret, &err);
 	return r < 0 ? fail(err) : ADMIN_EXIT_OK;
 }
 
@@ -386,6 +432,8 @@ static int cmd_user_passwd(struct store *st, const struct admin_args *a, char *s
 		return ADMIN_EXIT_ERROR;
 	r = store_account_set_password(st, a->operand, h, &err);
 	free(h);
+	if (r == 0)
+		r = set_scram(st, a->operand, secret, &err);
 	return r < 0 ? fail(err) : ADMIN_EXIT_OK;
 }
 
@@ -431,6 +479,222 @@ static int cmd_user_quota(struct store *st, const struct admin_args *a, char *se
 	}
 	printf("%s: quota %lld bytes, %lld used\n", a->operand, (long long)quota, (long long)used);
 	return ADMIN_EXIT_OK;
+}
+
+/* ---- routes ---- */
+
+static int cmd_route_add(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL, host[256];
+	const char *spec = a->operand2;
+	bool brackets = spec[0] == '[';
+	const char *h = spec + (brackets ? 1 : 0);
+	const char *end = brackets ? strchr(h, ']') : strrchr(h, ':');
+	const char *colon = brackets ? (end ? strchr(end, ':') : NULL) : end;
+	(void)secret;
+	if (!end || !colon || (brackets && colon != end + 1) || end == h ||
+	    (size_t)(end - h) >= sizeof host) {
+		fprintf(stderr, "yubin: route add: \"%s\" is not HOST:PORT or [HOST]:PORT\n", spec);
+		return ADMIN_EXIT_USAGE;
+	}
+	char *pend;
+	long port = strtol(colon + 1, &pend, 10);
+	if (*pend || port < 1 || port > 65535) {
+		fprintf(stderr, "yubin: route add: bad port in \"%s\"\n", spec);
+		return ADMIN_EXIT_USAGE;
+	}
+	snprintf(host, sizeof host, "%.*s", (int)(end - h), h);
+	if (store_route_set(st, a->operand, host, (int)port, !brackets, &err) < 0)
+		return fail(err);
+	printf("route %s -> %s%s%s:%ld (picked up by yubind at its next queue run)\n", a->operand,
+	       brackets ? "[" : "", host, brackets ? "]" : "", port);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_route_del(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	int r = store_route_del(st, a->operand, &err);
+	if (r < 0)
+		return fail(err);
+	if (r == 0) {
+		fprintf(stderr, "yubin: route del: no route for %s\n", a->operand);
+		return ADMIN_EXIT_ERROR;
+	}
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_route_list(struct store *st, const struct admin_args *a, char *secret)
+{
+	struct store_route *v;
+	size_t n;
+	char *err = NULL;
+	(void)a;
+	(void)secret;
+	if (store_route_list(st, &v, &n, &err) < 0)
+		return fail(err);
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s%s%s:%d\n", v[i].domain, v[i].mx ? "" : "[", v[i].host,
+		       v[i].mx ? "" : "]", v[i].port);
+	free(v);
+	return ADMIN_EXIT_OK;
+}
+
+/* ---- the queue ---- */
+
+/* Tell the daemon (its pid is in DATA_DIR/yubind.lock) to look at the
+ * queue now; harmless when none runs. */
+static void poke_daemon(struct store *st)
+{
+	char path[4096], buf[32] = "";
+	snprintf(path, sizeof path, "%s/yubind.lock", store_data_dir(st));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	if (fgets(buf, sizeof buf, f)) {
+		long pid = strtol(buf, NULL, 10);
+		if (pid > 1 && kill((pid_t)pid, SIGUSR1) == 0)
+			printf("yubind (pid %ld) asked to run the queue\n", pid);
+	}
+	fclose(f);
+}
+
+static const char *qid_arg(const struct admin_args *a)
+{
+	return a->operand && strcmp(a->operand, "ALL") != 0 ? a->operand : NULL;
+}
+
+static int cmd_queue_list(struct store *st, const struct admin_args *a, char *secret)
+{
+	struct queue_entry *v;
+	size_t n;
+	char *err = NULL;
+	(void)a;
+	(void)secret;
+	if (store_queue_list(st, NULL, &v, &n, &err) < 0)
+		return fail(err);
+	if (n == 0) {
+		printf("Mail queue is empty\n");
+		free(v);
+		return ADMIN_EXIT_OK;
+	}
+	printf("%-17s %9s %-24s %s\n", "-Queue ID-", "--Size--", "----Arrival Time----",
+	       "-Sender/Recipient-------");
+	size_t msgs = 0;
+	int64_t bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || v[i].queue_id != v[i - 1].queue_id) {
+			char date[64];
+			rfc5322_date(v[i].created, date, sizeof date);
+			if (i > 0)
+				printf("\n");
+			printf("%-16s%c %9lld %-24.24s %s\n", v[i].qid, v[i].hold ? '!' : ' ',
+			       (long long)(v[i].size - v[i].skip), date,
+			       v[i].sender[0] ? v[i].sender : "MAILER-DAEMON");
+			msgs++;
+			bytes += v[i].size - v[i].skip;
+		}
+		if (v[i].last_reply)
+			printf("%53s(%s)\n", "", v[i].last_reply);
+		printf("%53s%s\n", "", v[i].addr);
+	}
+	printf("\n-- %lld Kbytes in %zu Request%s.\n", (long long)(bytes + 1023) / 1024, msgs,
+	       msgs == 1 ? "" : "s");
+	queue_entries_free(v, n);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_queue_show(struct store *st, const struct admin_args *a, char *secret)
+{
+	struct queue_entry *v;
+	size_t n;
+	char *err = NULL;
+	(void)secret;
+	if (store_queue_list(st, a->operand, &v, &n, &err) < 0)
+		return fail(err);
+	if (n == 0) {
+		fprintf(stderr, "yubin: queue show: %s is not in the queue\n", a->operand);
+		free(v);
+		return ADMIN_EXIT_ERROR;
+	}
+	char date[64];
+	rfc5322_date(v[0].created, date, sizeof date);
+	printf("queue id: %s%s\nsender: <%s>\nsize: %lld\narrival: %s\nfile: %s\n", v[0].qid,
+	       v[0].hold ? " (held)" : "", v[0].sender, (long long)(v[0].size - v[0].skip), date,
+	       v[0].path);
+	for (size_t i = 0; i < n; i++) {
+		char next[64];
+		rfc5322_date(v[i].next_try, next, sizeof next);
+		printf("recipient: <%s> attempts=%d next=%s\n", v[i].addr, v[i].attempts, next);
+		if (v[i].last_reply)
+			printf("  last reply: %s\n", v[i].last_reply);
+	}
+	queue_entries_free(v, n);
+	return ADMIN_EXIT_OK;
+}
+
+static int queue_count(int r, char *err, const char *what, const char *qid)
+{
+	if (r < 0)
+		return fail(err);
+	if (r == 0 && qid) {
+		fprintf(stderr, "yubin: queue: %s is not in the queue (or already %s)\n", qid, what);
+		return ADMIN_EXIT_ERROR;
+	}
+	printf("%d %s\n", r, what);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_queue_flush(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)a;
+	(void)secret;
+	int r = store_queue_retry(st, NULL, now_unix(), &err);
+	if (r < 0)
+		return fail(err);
+	printf("%d recipient(s) due now\n", r);
+	poke_daemon(st);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_queue_retry(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	int r = store_queue_retry(st, qid_arg(a), now_unix(), &err);
+	int x = queue_count(r, err, "recipient(s) due now", qid_arg(a));
+	if (x == ADMIN_EXIT_OK)
+		poke_daemon(st);
+	return x;
+}
+
+static int cmd_queue_delete(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	int r = store_queue_delete(st, qid_arg(a), &err);
+	return queue_count(r, err, "message(s) deleted", qid_arg(a));
+}
+
+static int cmd_queue_hold(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	int r = store_queue_hold(st, qid_arg(a), true, &err);
+	return queue_count(r, err, "message(s) held", qid_arg(a));
+}
+
+static int cmd_queue_release(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	int r = store_queue_hold(st, qid_arg(a), false, &err);
+	int x = queue_count(r, err, "message(s) released", qid_arg(a));
+	if (x == ADMIN_EXIT_OK)
+		poke_daemon(st);
+	return x;
 }
 
 int admin_run(struct store *st, const struct admin_args *a)

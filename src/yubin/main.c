@@ -115,7 +115,14 @@ int main(int argc, char **argv)
 			return ADMIN_EXIT_USAGE;
 		}
 	}
-	r = admin_parse(argc - i, argv + i, &args);
+	/* Called as mailq (a symlink): the queue listing, as Postfix's. */
+	const char *base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	static char *mailq_argv[] = {"queue", "list", NULL};
+	if (strcmp(base, "mailq") == 0)
+		r = admin_parse(2, mailq_argv, &args);
+	else
+		r = admin_parse(argc - i, argv + i, &args);
 	if (r <= 0)
 		return r == 0 ? flush_stdout(ADMIN_EXIT_OK) : ADMIN_EXIT_USAGE;
 	if (!conf_path || !conf_path[0])

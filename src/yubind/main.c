@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "mta/mta.h"
 #include "proto/imap/imap_cache.h"
 #include "proto/imap/imap_session.h"
 #include "proto/pop3/pop3_session.h"
@@ -43,10 +44,12 @@ static struct {
 	struct conn_registry reg;
 	struct listener *listeners[MAX_LISTENERS];
 	size_t nlisteners;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sigusr1;
 	uv_timer_t grace;
 	bool stopping;
 	bool store_stopped;
+	bool conns_gone, mta_done;
+	struct mta *mta;
 } d;
 
 static void usage(FILE *out)
@@ -72,17 +75,43 @@ static void stop_store(void)
 	if (d.store_stopped)
 		return;
 	d.store_stopped = true;
+	d.srv.queue_kick = NULL;
+	d.srv.mta = NULL;
+	mta_free(&d.mta);           /* stopped by now: closes the resolver */
 	store_writer_stop(&d.srv.writer);
 	uv_close((uv_handle_t *)&d.grace, NULL);
 	uv_close((uv_handle_t *)&d.sigterm, NULL);
 	uv_close((uv_handle_t *)&d.sigint, NULL);
+	uv_close((uv_handle_t *)&d.sigusr1, NULL);
+}
+
+/* The store stops after the last client connection and the queue
+ * manager (whose last outcomes are store writes) are done. */
+static void maybe_stop_store(void)
+{
+	if (d.conns_gone && d.mta_done)
+		stop_store();
 }
 
 static void on_empty(struct conn_registry *reg)
 {
 	(void)reg;
-	if (d.stopping)
-		stop_store();
+	if (d.stopping) {
+		d.conns_gone = true;
+		maybe_stop_store();
+	}
+}
+
+static void on_mta_stopped(void *arg)
+{
+	(void)arg;
+	d.mta_done = true;
+	maybe_stop_store();
+}
+
+static void queue_kick(struct server *srv)
+{
+	mta_kick(srv->mta);
 }
 
 static void grace_cb(uv_timer_t *t)
@@ -91,6 +120,8 @@ static void grace_cb(uv_timer_t *t)
 	log_warn("shutdown: %zu connection(s) still busy after shutdown_timeout; cutting them",
 		 d.reg.count);
 	registry_close_all(&d.reg, "shutdown timeout");
+	if (d.mta && !d.mta_done)
+		mta_cut(d.mta);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -106,7 +137,22 @@ static void on_signal(uv_signal_t *s, int signum)
 		listener_close(d.listeners[i]);
 	d.nlisteners = 0;
 	uv_timer_start(&d.grace, grace_cb, (uint64_t)d.cfg.shutdown_timeout, 0);
+	if (d.mta)
+		mta_shutdown(d.mta, on_mta_stopped, NULL);
+	else
+		d.mta_done = true;
 	registry_shutdown(&d.reg);
+}
+
+/* SIGUSR1: yubin queue flush/retry/release ask for a queue run. */
+static void on_usr1(uv_signal_t *s, int signum)
+{
+	(void)s;
+	(void)signum;
+	if (!d.stopping && d.mta) {
+		log_info("queue: run requested (SIGUSR1)");
+		mta_kick(d.mta);
+	}
 }
 
 static void open_listeners(const char *proto, const struct conf_listen *l,
@@ -317,6 +363,8 @@ int main(int argc, char **argv)
 	open_listeners("pop3s", &d.cfg.listen_pop3s, &pop3_conn_handler, true);
 	open_listeners("imap", &d.cfg.listen_imap, &imap_conn_handler, false);
 	open_listeners("imaps", &d.cfg.listen_imaps, &imap_conn_handler, true);
+	open_listeners("submission", &d.cfg.listen_submission, &submission_conn_handler, false);
+	open_listeners("submissions", &d.cfg.listen_submissions, &submission_conn_handler, true);
 	drop_privileges();
 	int lock_fd = lock_data_dir();
 
@@ -326,11 +374,18 @@ int main(int argc, char **argv)
 		log_fatal("store recovery failed: %s", err);
 	d.srv.writer = store_writer_start(d.loop, d.srv.store, (size_t)d.cfg.store_batch_max);
 	check_postmaster();
+	d.mta = mta_start(d.loop, &d.srv, &err);
+	if (!d.mta)
+		log_fatal("%s", err);
+	d.srv.mta = d.mta;
+	d.srv.queue_kick = queue_kick;
 
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	uv_signal_init(d.loop, &d.sigint);
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_signal_init(d.loop, &d.sigusr1);
+	uv_signal_start(&d.sigusr1, on_usr1, SIGUSR1);
 	uv_timer_init(d.loop, &d.grace);
 
 	log_notice("ready pid=%d hostname=%s data_dir=%s tls=%s", (int)getpid(), d.cfg.hostname,

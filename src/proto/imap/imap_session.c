@@ -1001,6 +1001,7 @@ static void auth_done(void *arg)
 	if ((uint64_t)cfg(s)->message_size_limit > lim.literal_max)
 		lim.literal_max = (uint64_t)cfg(s)->message_size_limit;
 	imap_parser_set_limits(s->p, &lim);
+	server_relay_grant(s->srv, c->peer);   /* POP-before-SMTP, when enabled */
 	log_info("conn=%s imap: login user=%s method=%s tls=%s cached=%s", c->idstr, s->login,
 		 j->method, c->tls ? "yes" : "no", j->cached ? "yes" : "no");
 	auth_job_free(j);

@@ -243,6 +243,7 @@ static void load_done(void *arg)
 		s->nmsgs = j->n;
 		s->mflags = xcalloc(j->n ? j->n : 1, 1);
 		s->errors = 0;
+		server_relay_grant(s->srv, c->peer);   /* POP-before-SMTP, when enabled */
 		log_info("conn=%s pop3: login user=%s method=%s tls=%s", c->idstr, s->login,
 			 j->method, c->tls ? "yes" : "no");
 		conn_printf(c, "+OK Logged in, %zu messages\r\n", s->nmsgs);

@@ -22,8 +22,11 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "auth/auth.h"
+#include "auth/scram.h"
 #include "mail/addr.h"
 #include "mail/dotstuff.h"
+#include "mail/submit.h"
 #include "proto/server.h"
 #include "proto/smtp/smtp_parser.h"
 #include "store/store.h"
@@ -52,8 +55,21 @@ enum bdat_fate {
 };
 
 struct rcpt_entry {
-	int64_t mailbox_id;
+	int64_t mailbox_id;        /* 0 for a remote recipient (queued) */
 	char addr[ADDR_TEXT_MAX];  /* as the client gave it */
+};
+
+/* SMTP AUTH (RFC 4954) exchange in progress. */
+enum auth_step {
+	AUTH_NONE,
+	AUTH_PLAIN,                /* 334 sent, waiting for the PLAIN response */
+	AUTH_LOGIN_USER,
+	AUTH_LOGIN_PASS,
+	AUTH_SCRAM_FIRST,          /* waiting for client-first */
+	AUTH_SCRAM_FINAL,          /* waiting for client-final */
+	AUTH_SCRAM_DONE,           /* server-final sent, waiting for the empty line */
+	AUTH_CRAM,
+	AUTH_CHECKING,             /* a lookup or password check runs */
 };
 
 struct smtp_session {
@@ -62,12 +78,24 @@ struct smtp_session {
 	const struct conf *cfg;
 	unsigned state;
 	bool esmtp;                /* EHLO (not HELO) */
+	bool submission;           /* port 587/465 role: AUTH required, relaying allowed */
+	/* SMTP AUTH */
+	char auth_user[ADDR_TEXT_MAX]; /* authenticated account, "" when not */
+	enum auth_step auth;
+	char auth_mech[32];
+	char *login_user;          /* AUTH LOGIN: the user, while the password comes */
+	struct scram_server *scram;
+	char *cram_challenge;
 	uint64_t declared_size;    /* MAIL FROM SIZE=, 0 when not given (quota check) */
 	char helo[SMTP_HELO_MAX + 1];
 
 	/* transaction */
 	char from[ADDR_TEXT_MAX];
 	bool smtputf8;
+	bool eightbit;             /* BODY=8BITMIME */
+	bool fixed;                /* submission: header fix-ups done */
+	bool from_bad;             /* submission: From is not the user's */
+	char from_bad_addr[ADDR_TEXT_MAX];
 	struct rcpt_entry *rcpts;
 	size_t nrcpts, caprcpts;
 	struct buf msg;            /* message data, max message_size_limit */
@@ -90,6 +118,8 @@ struct smtp_session {
 	bool shutdown_pending;     /* 421 once the delivery is done */
 	struct delivery dlv;
 	int64_t *mailbox_ids;
+	struct queue_rcpt_in *queue_rcpts;
+	struct queue_msg_in qmsg;
 	char *dlv_data;
 	char *dlv_head;                 /* Return-Path and Received */
 	size_t dlv_head_len;
@@ -118,6 +148,17 @@ struct smtp_cmd_def {
 	void (*handler)(struct smtp_session *s, const struct smtp_command *cmd);
 	unsigned states;
 };
+
+static void auth_reset(struct smtp_session *s)
+{
+	s->auth = AUTH_NONE;
+	if (s->login_user) {
+		auth_wipe(s->login_user, strlen(s->login_user));
+		s->login_user = NULL;
+	}
+	scram_server_free(&s->scram);
+	FREE(s->cram_challenge);
+}
 
 static const char *hostname(const struct smtp_session *s)
 {
@@ -424,12 +465,76 @@ static void spill_next(struct smtp_session *s)
 }
 
 /* After new message data: start or feed the body file when enough waits. */
+/* ---- submission (RFC 6409 8) ------------------------------------------ */
+
+struct from_check {
+	const struct smtp_session *s;
+	bool ok;
+	size_t n;
+	char first[ADDR_TEXT_MAX];
+};
+
+static void from_cb(const char *addr, void *arg)
+{
+	struct from_check *fc = arg;
+	if (fc->n++ == 0)
+		snprintf(fc->first, sizeof fc->first, "%s", addr);
+	if (str_ieq(addr, fc->s->auth_user))
+		fc->ok = true;
+}
+
+/* Add Date and Message-ID when missing, drop Bcc, and check that From is
+ * the user's own address.  Runs on the first bytes of the message while
+ * they are all in memory: at the end of a small message, or before a
+ * large one starts going to its file. */
+static void submission_fixup(struct smtp_session *s)
+{
+	struct submit_fix f;
+	if (!s->submission || s->fixed || s->auth_user[0] == '\0')
+		return;
+	s->fixed = true;
+	if (submit_scan(s->msg.data, s->msg.len, &f) < 0) {
+		log_info("conn=%s submission: header block of the message from %s cannot be "
+			 "fixed up (too long, too many Bcc, or starts with a blank); sent as it is",
+			 s->c->idstr, s->auth_user);
+		return;
+	}
+	struct from_check fc = {.s = s};
+	size_t hl = f.header_end;
+	if (submit_from_addresses(s->msg.data, hl, from_cb, &fc) < 0 || (f.has_from && !fc.ok)) {
+		s->from_bad = true;
+		snprintf(s->from_bad_addr, sizeof s->from_bad_addr, "%s",
+			 fc.n ? fc.first : "unparseable From");
+		return;
+	}
+	if (!f.add_date && !f.add_message_id && f.nbcc == 0)
+		return;
+	char local[40];
+	char qid[17];
+	queue_id_new(qid);
+	snprintf(local, sizeof local, "%s.yubin", qid);
+	struct buf out;
+	buf_init(&out, s->msg.max + 1024);
+	if (submit_rewrite(s->msg.data, s->msg.len, &f, now_unix(), local, hostname(s), &out) < 0) {
+		buf_free(&out);
+		log_warn("conn=%s submission: could not rewrite the header of the message from %s; "
+			 "sent as it is", s->c->idstr, s->auth_user);
+		return;
+	}
+	buf_free(&s->msg);
+	s->msg = out;
+	msg_charge(s, s->msg.cap);
+	log_debug("conn=%s submission: header fixed: date=%d message-id=%d bcc=%zu", s->c->idstr,
+		  f.add_date, f.add_message_id, f.nbcc);
+}
+
 static void spill_check(struct smtp_session *s)
 {
 	size_t at = (size_t)s->cfg->smtp_data_in_memory;
 	if (s->msg.len < at || s->mem_full)
 		return;
 	if (s->spill == NULL) {
+		submission_fixup(s);
 		struct delivery *d = &s->dlv;
 		memset(d, 0, sizeof(*d));
 		store_writer_new_qid(s->srv->writer, d);
@@ -469,6 +574,9 @@ static void reset_txn(struct smtp_session *s)
 	spill_abort(s);
 	s->from[0] = '\0';
 	s->smtputf8 = false;
+	s->eightbit = false;
+	s->fixed = false;
+	s->from_bad = false;
 	s->nrcpts = 0;
 	msg_drop(s);
 	s->bdat_prev_cr = false;
@@ -515,6 +623,7 @@ static void free_delivery(struct smtp_session *s)
 	FREE(s->dlv_data);
 	FREE(s->dlv_head);
 	FREE(s->mailbox_ids);
+	FREE(s->queue_rcpts);
 	msg_uncharge(s);
 }
 
@@ -527,10 +636,20 @@ static void deliver_done(struct delivery *d)
 	if (d->status == 0) {
 		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu", d->qid, s->from, s->dlv_size,
 			 s->dlv_nrcpts);
-		for (size_t i = 0; i < s->dlv_nrcpts && i < s->nrcpts; i++)
+		size_t k = 0;
+		for (size_t i = 0; i < s->dlv_nrcpts && i < s->nrcpts; i++) {
+			if (s->rcpts[i].mailbox_id == 0) {
+				log_info("%s: to=<%s>, status=queued (for delivery to a remote "
+					 "server)", d->qid, s->rcpts[i].addr);
+				continue;
+			}
 			log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s uid=%" PRIu32
 				 ")", d->qid, s->rcpts[i].addr, STORE_INBOX,
-				 d->uids != NULL ? d->uids[i] : 0);
+				 d->uids != NULL && k < d->nmailboxes ? d->uids[k] : 0);
+			k++;
+		}
+		if (s->qmsg.nrcpts > 0 && s->srv->queue_kick)
+			s->srv->queue_kick(s->srv);
 		/* IMAP sessions (IDLE) on those mailboxes learn of it now. */
 		for (size_t i = 0; i < d->nmailboxes; i++) {
 			if (d->uids)
@@ -556,6 +675,16 @@ static void deliver_done(struct delivery *d)
 	}
 	free_delivery(s);
 	conn_release(c);
+}
+
+/* Writer thread, in the delivery's transaction: the remote recipients. */
+static int queue_extra(struct delivery *d, struct store_txn *t, int64_t body_id, char ***unlink_r,
+		       size_t *nunlink_r, char **error_r)
+{
+	struct smtp_session *s = d->extra_arg;
+	(void)unlink_r;
+	(void)nunlink_r;
+	return store_txn_queue_add(t, body_id, &s->qmsg, now_unix(), error_r);
 }
 
 /* The message is complete in s->msg: check it, then hand it to the store. */
@@ -596,6 +725,18 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 		return;
 	}
 
+	if (s->spill == NULL)
+		submission_fixup(s);
+	if (s->from_bad) {
+		char line[ADDR_TEXT_MAX * 2 + 96];
+		snprintf(line, sizeof line, "550 5.7.1 From: %s is not an address of user %s",
+			 s->from_bad_addr, s->auth_user);
+		log_reject(s, "END-OF-MESSAGE", line, NULL);
+		reset_txn(s);
+		err(s, line);
+		return;
+	}
+
 	struct delivery *d = &s->dlv;
 	struct spill *sp = s->spill;
 	if (sp == NULL) {
@@ -628,16 +769,38 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 	s->dlv_size = s->dlv_head_len + body_len + (size_t)(d->prefilled ? d->prefilled_len : 0);
 
 	s->mailbox_ids = xreallocarray(NULL, s->nrcpts, sizeof(*s->mailbox_ids));
-	for (size_t i = 0; i < s->nrcpts; i++)
-		s->mailbox_ids[i] = s->rcpts[i].mailbox_id;
+	s->queue_rcpts = xreallocarray(NULL, s->nrcpts, sizeof(*s->queue_rcpts));
+	size_t nlocal = 0, nremote = 0;
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		if (s->rcpts[i].mailbox_id != 0) {
+			s->mailbox_ids[nlocal++] = s->rcpts[i].mailbox_id;
+		} else {
+			struct queue_rcpt_in *q = &s->queue_rcpts[nremote++];
+			memset(q, 0, sizeof *q);
+			q->addr = s->rcpts[i].addr;
+		}
+	}
 	s->dlv_nrcpts = s->nrcpts;
+	memset(&s->qmsg, 0, sizeof s->qmsg);
+	if (nremote > 0) {
+		s->qmsg.qid = d->qid;
+		s->qmsg.sender = s->from;
+		/* The body file starts with our Return-Path line, which belongs
+		 * only to final delivery (RFC 5321 4.4): it is not sent. */
+		s->qmsg.skip = (int64_t)strlen("Return-Path: <>\r\n") + (int64_t)strlen(s->from);
+		s->qmsg.flags = (s->smtputf8 ? QUEUE_SMTPUTF8 : 0) | (s->eightbit ? QUEUE_8BITMIME : 0);
+		s->qmsg.rcpts = s->queue_rcpts;
+		s->qmsg.nrcpts = nremote;
+		d->extra = queue_extra;
+		d->extra_arg = s;
+	}
 
 	d->head = s->dlv_head;
 	d->head_len = s->dlv_head_len;
 	d->data = s->dlv_data;
 	d->len = body_len;
 	d->mailbox_ids = s->mailbox_ids;
-	d->nmailboxes = s->nrcpts;
+	d->nmailboxes = nlocal;
 	d->internaldate = now_unix();
 	d->done = deliver_done;
 	d->arg = s;
@@ -785,6 +948,10 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	if (conn_tls_available(s->c) && !s->c->tls)
 		reply(s, "250-STARTTLS");
+	/* RFC 4954 4: AUTH only where passwords may travel (after TLS). */
+	if (s->submission && server_plaintext_ok(s->srv, s->c))
+		reply(s, "250-AUTH SCRAM-SHA-256 PLAIN LOGIN%s",
+		      s->cfg->auth_cram_md5 ? " CRAM-MD5" : "");
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250 CHUNKING");
 }
@@ -804,8 +971,24 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		err(s, r);
 		return;
 	}
+	if (s->submission && s->auth_user[0] == '\0') {
+		r = "530 5.7.0 Authentication required";
+		log_reject(s, "MAIL", r, NULL);
+		err(s, r);
+		return;
+	}
 	addr_format(&m.from, s->from, sizeof(s->from));
+	if (s->auth_user[0] != '\0' && !str_ieq(s->from, s->auth_user)) {
+		char line[ADDR_TEXT_MAX * 2 + 96];
+		snprintf(line, sizeof line, "553 5.7.1 <%s>: Sender address rejected: not owned "
+			 "by user %s", s->from, s->auth_user);
+		log_reject(s, "MAIL", line, NULL);
+		s->from[0] = '\0';
+		err(s, line);
+		return;
+	}
 	s->smtputf8 = m.smtputf8;
+	s->eightbit = m.body == SMTP_BODY_8BITMIME;
 	s->declared_size = m.has_size ? m.size : 0;
 	s->nrcpts = 0;
 	s->state = ST_MAIL;
@@ -846,6 +1029,24 @@ static void rcpt_work(void *arg)
 	}
 }
 
+/* Relaying: authenticated users, and (legacy) IPs granted by a recent
+ * POP3/IMAP login. */
+static bool may_relay(struct smtp_session *s)
+{
+	return s->auth_user[0] != '\0' || server_relay_granted(s->srv, s->c->peer);
+}
+
+static void add_rcpt(struct smtp_session *s, int64_t mailbox_id, const char *addr)
+{
+	if (s->nrcpts == s->caprcpts) {
+		s->caprcpts = s->caprcpts ? s->caprcpts * 2 : 8;
+		s->rcpts = xreallocarray(s->rcpts, s->caprcpts, sizeof(*s->rcpts));
+	}
+	struct rcpt_entry *e = &s->rcpts[s->nrcpts++];
+	e->mailbox_id = mailbox_id;
+	snprintf(e->addr, sizeof(e->addr), "%s", addr);
+}
+
 static void rcpt_done(void *arg)
 {
 	struct rcpt_job *j = arg;
@@ -863,10 +1064,20 @@ static void rcpt_done(void *arg)
 		log_error("conn=%s smtp: recipient lookup failed for <%s>: store error",
 			  c->idstr, j->addr);
 		reply(s, "451 4.3.0 <%s>: Temporary lookup failure", j->addr);
-	} else if (j->info.status == RCPT_NOT_LOCAL) {
+	} else if (j->info.status == RCPT_NOT_LOCAL && !may_relay(s)) {
 		snprintf(line, sizeof(line), "554 5.7.1 <%s>: Relay access denied", j->addr);
 		log_reject(s, "RCPT", line, j->addr);
 		closed = err(s, line);
+	} else if (j->info.status == RCPT_NOT_LOCAL) {
+		/* Relayed: into the outbound queue with the message. */
+		bool dup = false;
+		for (size_t i = 0; i < s->nrcpts; i++)
+			if (s->rcpts[i].mailbox_id == 0 && str_ieq(s->rcpts[i].addr, j->addr))
+				dup = true;
+		if (!dup)
+			add_rcpt(s, 0, j->addr);
+		s->state = ST_RCPT;
+		reply(s, "250 2.1.5 Ok");
 	} else if (j->info.quota > 0 && j->info.used >= j->info.quota) {
 		snprintf(line, sizeof(line), "452 4.2.2 <%s>: Mailbox full, try again later",
 			 j->addr);
@@ -888,15 +1099,8 @@ static void rcpt_done(void *arg)
 		for (size_t i = 0; i < s->nrcpts; i++)
 			if (s->rcpts[i].mailbox_id == j->info.mailbox_id)
 				dup = true;
-		if (!dup) {
-			if (s->nrcpts == s->caprcpts) {
-				s->caprcpts = s->caprcpts ? s->caprcpts * 2 : 8;
-				s->rcpts = xreallocarray(s->rcpts, s->caprcpts, sizeof(*s->rcpts));
-			}
-			struct rcpt_entry *e = &s->rcpts[s->nrcpts++];
-			e->mailbox_id = j->info.mailbox_id;
-			memcpy(e->addr, j->addr, sizeof(e->addr));
-		}
+		if (!dup)
+			add_rcpt(s, j->info.mailbox_id, j->addr);
 		s->state = ST_RCPT;
 		reply(s, "250 2.1.5 Ok");
 	}
@@ -924,7 +1128,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	if (!r.to.postmaster && (addr_local_has_route_chars(&r.to) || r.to.literal)) {
+	if (!r.to.postmaster && (addr_local_has_route_chars(&r.to) ||
+				 (r.to.literal && !may_relay(s)))) {
 		snprintf(line, sizeof(line), "554 5.7.1 <%s>: Relay access denied", addr);
 		log_reject(s, "RCPT", line, addr);
 		err(s, line);
@@ -1039,10 +1244,437 @@ static void cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
 		 "STARTTLS; see RFC 5321");
 }
 
+/* ---- SMTP AUTH (RFC 4954) ---------------------------------------------- */
+
+#define AUTH_B64_MAX 12288      /* RFC 4954 4: a response line may be this long */
+
+struct auth_job {
+	struct smtp_session *s;
+	char mech[16];
+	char *user;
+	char *password;             /* PLAIN, LOGIN */
+	size_t pwlen;
+	char *cram_hex;             /* CRAM-MD5 digest */
+	int rc;                     /* 1 ok, 0 bad, -1 temporary */
+	bool cached;
+	char *scram_secret;         /* SCRAM: the account's keys, or NULL */
+	struct account acct;
+};
+
+struct delayed_reply {
+	uv_timer_t t;
+	struct smtp_session *s;
+	struct conn *c;
+	char line[128];
+};
+
+static void delayed_closed(uv_handle_t *h)
+{
+	struct delayed_reply *dr = h->data;
+	conn_release(dr->c);
+	free(dr);
+}
+
+static void delayed_fire(uv_timer_t *t)
+{
+	struct delayed_reply *dr = t->data;
+	if (!conn_is_closed(dr->c)) {
+		if (!err(dr->s, dr->line)) {
+			conn_resume(dr->c);
+			conn_flush(dr->c);
+		}
+	}
+	uv_close((uv_handle_t *)&dr->t, delayed_closed);
+}
+
+/* 535 after the failure delay (server_auth_failed).  Returns true when the
+ * reply is delayed (the connection is paused until it goes out). */
+static bool auth_fail(struct smtp_session *s, const char *user, const char *line)
+{
+	uint64_t delay = server_auth_failed(s->srv, s->c->peer, user);
+	log_info("conn=%s smtp: AUTH %s failed for %s from [%s]%s", s->c->idstr, s->auth_mech,
+		 user && user[0] ? user : "(unknown)", s->c->peer,
+		 delay ? " (reply delayed)" : "");
+	auth_reset(s);
+	if (delay == 0) {
+		err(s, line);
+		return false;
+	}
+	struct delayed_reply *dr = xcalloc(1, sizeof *dr);
+	dr->s = s;
+	dr->c = s->c;
+	snprintf(dr->line, sizeof dr->line, "%s", line);
+	conn_hold(s->c);
+	conn_pause(s->c);
+	uv_timer_init(s->srv->loop, &dr->t);
+	dr->t.data = dr;
+	uv_timer_start(&dr->t, delayed_fire, delay, 0);
+	return true;
+}
+
+static void auth_ok(struct smtp_session *s, const char *address)
+{
+	snprintf(s->auth_user, sizeof s->auth_user, "%s", address);
+	server_auth_succeeded(s->srv, s->c->peer, address);
+	log_info("conn=%s smtp: AUTH %s user=%s from [%s]", s->c->idstr, s->auth_mech, address,
+		 s->c->peer);
+	auth_reset(s);
+	reply(s, "235 2.7.0 Authentication successful");
+}
+
+static void auth_job_free(struct auth_job *j)
+{
+	if (j->password)
+		auth_wipe(j->password, j->pwlen);
+	free(j->user);
+	free(j->cram_hex);
+	if (j->scram_secret)
+		auth_wipe(j->scram_secret, strlen(j->scram_secret));
+	account_free(&j->acct);
+	free(j);
+}
+
+static void password_work(void *arg)
+{
+	struct auth_job *j = arg;
+	j->rc = auth_login_cached(j->s->srv->store, j->user, j->password, &j->acct, &j->cached);
+}
+
+static void lookup_work(void *arg)
+{
+	struct auth_job *j = arg;
+	j->rc = store_account_find(j->s->srv->store, j->user, &j->acct);
+}
+
+static void password_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct smtp_session *s = j->s;
+	struct conn *c = s->c;
+	if (conn_is_closed(c)) {
+		auth_job_free(j);
+		return;
+	}
+	s->auth = AUTH_NONE;
+	if (j->rc < 0) {
+		auth_reset(s);
+		reply(s, "454 4.7.0 Temporary authentication failure");
+	} else if (j->rc == 0) {
+		bool delayed = auth_fail(s, j->user, "535 5.7.8 Authentication credentials invalid");
+		auth_job_free(j);
+		if (!delayed && !conn_is_closed(c))
+			conn_resume(c);
+		return;
+	} else {
+		auth_ok(s, j->acct.address);
+	}
+	auth_job_free(j);
+	conn_resume(c);
+}
+
+static void check_password(struct smtp_session *s, char *user, char *password, size_t pwlen)
+{
+	struct auth_job *j = xcalloc(1, sizeof *j);
+	j->s = s;
+	j->user = user;
+	j->password = password;
+	j->pwlen = pwlen;
+	s->auth = AUTH_CHECKING;
+	conn_pause(s->c);
+	server_auth_job(s->srv, s->c, password_work, password_done, j);
+}
+
+/* PLAIN: base64 of authzid NUL authcid NUL password. */
+static void auth_plain(struct smtp_session *s, const char *b64)
+{
+	char *buf;
+	const char *authzid, *authcid, *passwd;
+	if (sasl_plain_decode(b64, &buf, &authzid, &authcid, &passwd) < 0) {
+		auth_reset(s);
+		err(s, "501 5.5.2 Invalid SASL PLAIN response");
+		return;
+	}
+	size_t buflen = (size_t)(passwd - buf) + strlen(passwd) + 1;
+	if ((authzid[0] != '\0' && !str_ieq(authzid, authcid)) || strlen(authcid) >= ADDR_TEXT_MAX) {
+		char *u = xstrdup(authcid);
+		auth_wipe(buf, buflen);
+		(void)auth_fail(s, u, "535 5.7.8 Authentication credentials invalid");
+		free(u);
+		return;
+	}
+	char *user = xstrdup(authcid);
+	size_t pwlen = strlen(passwd);
+	char *password = xstrndup(passwd, pwlen);
+	auth_wipe(buf, buflen);
+	check_password(s, user, password, pwlen);
+}
+
+/* A base64 response line into a heap string (NUL-terminated); -1 bad. */
+static int b64_line(const char *line, size_t len, char **out_r, size_t *n_r)
+{
+	if (len > AUTH_B64_MAX)
+		return -1;
+	char *out = xmalloc(len / 4 * 3 + 4);
+	long n = base64_decode(line, len, (unsigned char *)out);
+	if (n < 0 || memchr(out, '\0', (size_t)n) != NULL) {
+		auth_wipe(out, len / 4 * 3 + 4);
+		return -1;
+	}
+	out[n] = '\0';
+	*out_r = out;
+	*n_r = (size_t)n;
+	return 0;
+}
+
+static void send_challenge(struct smtp_session *s, const char *data, size_t len)
+{
+	char *b = xmalloc(len / 3 * 4 + 8);
+	size_t n = base64_encode((const unsigned char *)data, len, b);
+	b[n] = '\0';
+	reply(s, "334 %s", b);
+	free(b);
+}
+
+static void scram_secret_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct smtp_session *s = j->s;
+	struct conn *c = s->c;
+	if (conn_is_closed(c)) {
+		auth_job_free(j);
+		return;
+	}
+	if (j->rc < 0) {
+		auth_reset(s);
+		reply(s, "454 4.7.0 Temporary authentication failure");
+	} else {
+		char *first = NULL;
+		/* An unknown user (or one without SCRAM keys) gets a made-up
+		 * salt and fails at the proof, like everyone else. */
+		const char *secret = j->rc == 1 ? j->acct.scram : NULL;
+		if (scram_server_first(s->scram, secret, &first) < 0) {
+			auth_reset(s);
+			reply(s, "454 4.7.0 Temporary authentication failure");
+		} else {
+			s->auth = AUTH_SCRAM_FINAL;
+			send_challenge(s, first, strlen(first));
+			free(first);
+		}
+	}
+	auth_job_free(j);
+	conn_resume(c);
+}
+
+static void cram_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct smtp_session *s = j->s;
+	struct conn *c = s->c;
+	if (conn_is_closed(c)) {
+		auth_job_free(j);
+		return;
+	}
+	if (j->rc < 0) {
+		auth_reset(s);
+		reply(s, "454 4.7.0 Temporary authentication failure");
+	} else if (j->rc == 1 && j->acct.apop_secret &&
+		   cram_md5_verify(j->acct.apop_secret, s->cram_challenge, j->cram_hex)) {
+		auth_ok(s, j->acct.address);
+	} else {
+		bool delayed = auth_fail(s, j->user, "535 5.7.8 Authentication credentials invalid");
+		auth_job_free(j);
+		if (!delayed && !conn_is_closed(c))
+			conn_resume(c);
+		return;
+	}
+	auth_job_free(j);
+	conn_resume(c);
+}
+
+/* One response line of an exchange in progress. */
+static void auth_response(struct smtp_session *s, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		auth_reset(s);
+		err(s, "501 5.0.0 Authentication aborted");
+		return;
+	}
+	if (s->auth == AUTH_PLAIN) {
+		char *tmp = xstrndup(line, len);
+		auth_plain(s, tmp);
+		auth_wipe(tmp, len);
+		return;
+	}
+	if (s->auth == AUTH_SCRAM_DONE) {
+		/* The client's empty answer to our server-final message. */
+		if (len != 0) {
+			auth_reset(s);
+			err(s, "501 5.5.2 Invalid SCRAM response");
+			return;
+		}
+		char *user = xstrdup(s->login_user ? s->login_user : "");
+		auth_ok(s, user);
+		free(user);
+		return;
+	}
+	char *dec;
+	size_t n;
+	if (b64_line(line, len, &dec, &n) < 0) {
+		auth_reset(s);
+		err(s, "501 5.5.2 Invalid base64 in the authentication response");
+		return;
+	}
+	switch (s->auth) {
+	case AUTH_LOGIN_USER:
+		s->login_user = dec;
+		s->auth = AUTH_LOGIN_PASS;
+		reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	case AUTH_LOGIN_PASS: {
+		char *user = s->login_user;
+		s->login_user = NULL;
+		check_password(s, user, dec, n);
+		return;
+	}
+	case AUTH_SCRAM_FIRST: {
+		const char *e;
+		if (scram_server_client_first(s->scram, dec, n, &e) < 0) {
+			auth_wipe(dec, n);
+			auth_reset(s);
+			reply(s, "501 5.5.2 Invalid SCRAM message: %s", e);
+			s->errors++;
+			return;
+		}
+		auth_wipe(dec, n);
+		struct auth_job *j = xcalloc(1, sizeof *j);
+		j->s = s;
+		j->user = xstrdup(scram_server_authcid(s->scram));
+		s->auth = AUTH_CHECKING;
+		conn_pause(s->c);
+		server_job(s->srv, s->c, lookup_work, scram_secret_done, j);
+		return;
+	}
+	case AUTH_SCRAM_FINAL: {
+		char *out = NULL;
+		const char *e = NULL;
+		int r = scram_server_client_final(s->scram, dec, n, &out, &e);
+		auth_wipe(dec, n);
+		if (r < 0) {
+			free(out);
+			auth_reset(s);
+			reply(s, "501 5.5.2 Invalid SCRAM message: %s", e ? e : "malformed");
+			s->errors++;
+			return;
+		}
+		if (r == 0) {
+			char *u = xstrdup(scram_server_authcid(s->scram));
+			free(out);
+			(void)auth_fail(s, u, "535 5.7.8 Authentication credentials invalid");
+			free(u);
+			return;
+		}
+		/* The account's canonical address: authcid as looked up. */
+		s->login_user = xstrdup(scram_server_authcid(s->scram));
+		str_lower(s->login_user);
+		s->auth = AUTH_SCRAM_DONE;
+		send_challenge(s, out, strlen(out));
+		free(out);
+		return;
+	}
+	case AUTH_CRAM: {
+		char *user = NULL, hex[33];
+		if (cram_md5_parse(dec, n, &user, hex) < 0) {
+			auth_wipe(dec, n);
+			auth_reset(s);
+			err(s, "501 5.5.2 Invalid CRAM-MD5 response");
+			return;
+		}
+		auth_wipe(dec, n);
+		struct auth_job *j = xcalloc(1, sizeof *j);
+		j->s = s;
+		j->user = user;
+		j->cram_hex = xstrdup(hex);
+		s->auth = AUTH_CHECKING;
+		conn_pause(s->c);
+		server_job(s->srv, s->c, lookup_work, cram_done, j);
+		return;
+	}
+	default:
+		auth_wipe(dec, n);
+		auth_reset(s);
+		return;
+	}
+}
+
 static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	(void)cmd;
-	err(s, "503 5.5.1 Error: authentication not enabled");
+	if (!s->submission) {
+		err(s, "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (s->auth_user[0] != '\0') {
+		err(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->state != ST_GREETED) {
+		err(s, s->state == ST_CONNECT ? "503 5.5.1 Error: send EHLO first"
+					      : "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	if (!server_plaintext_ok(s->srv, s->c)) {
+		err(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		return;
+	}
+	char mech[32];
+	size_t ml = strcspn(cmd->arg, " ");
+	if (ml >= sizeof mech) {
+		err(s, "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	memcpy(mech, cmd->arg, ml);
+	mech[ml] = '\0';
+	const char *ir = ml < cmd->arg_len ? cmd->arg + ml + 1 : NULL;
+	size_t irlen = ir ? cmd->arg_len - ml - 1 : 0;
+	/* "=" is an empty initial response (RFC 4954 4). */
+	bool ir_empty = ir && irlen == 1 && ir[0] == '=';
+	for (char *p = mech; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	snprintf(s->auth_mech, sizeof s->auth_mech, "%s", mech);
+	if (strcmp(mech, "PLAIN") == 0) {
+		if (!ir || ir_empty) {
+			s->auth = AUTH_PLAIN;
+			reply(s, "334 ");
+			return;
+		}
+		s->auth = AUTH_PLAIN;
+		auth_response(s, ir, irlen);
+	} else if (strcmp(mech, "LOGIN") == 0) {
+		if (ir && !ir_empty) {
+			s->auth = AUTH_LOGIN_USER;
+			auth_response(s, ir, irlen);
+			return;
+		}
+		s->auth = AUTH_LOGIN_USER;
+		reply(s, "334 VXNlcm5hbWU6");
+	} else if (strcmp(mech, "SCRAM-SHA-256") == 0) {
+		s->scram = scram_server_new();
+		s->auth = AUTH_SCRAM_FIRST;
+		if (ir && !ir_empty)
+			auth_response(s, ir, irlen);
+		else
+			reply(s, "334 ");
+	} else if (strcmp(mech, "CRAM-MD5") == 0 && s->cfg->auth_cram_md5) {
+		if (ir) {
+			err(s, "501 5.5.2 CRAM-MD5 takes no initial response");
+			return;
+		}
+		s->cram_challenge = cram_md5_challenge(hostname(s));
+		s->auth = AUTH_CRAM;
+		send_challenge(s, s->cram_challenge, strlen(s->cram_challenge));
+	} else {
+		err(s, "504 5.5.4 Unrecognized authentication type");
+	}
 }
 
 static void cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
@@ -1096,6 +1728,8 @@ static const char *bad_state_reply(const struct smtp_session *s, enum smtp_verb 
 
 /* ---- connection callbacks ---------------------------------------------- */
 
+extern const struct conn_handler submission_conn_handler;
+
 static void smtp_on_open(struct conn *c)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
@@ -1103,12 +1737,22 @@ static void smtp_on_open(struct conn *c)
 	s->srv = c->server;
 	s->cfg = s->srv->cfg;
 	s->state = ST_CONNECT;
+	s->submission = c->h == &submission_conn_handler;
 	buf_init(&s->msg, size_limit(s));
 	c->proto = s;
 	conn_set_max_line(c, SMTP_MAX_LINE);
 	conn_set_timeouts(c, (uint64_t)s->cfg->smtp_timeout, (uint64_t)s->cfg->command_timeout);
-	log_info("conn=%s smtp: connect from [%s]:%d", c->idstr, c->peer, c->peer_port);
+	log_info("conn=%s %s: connect from [%s]:%d", c->idstr, c->h->name, c->peer,
+		 c->peer_port);
 	reply(s, "220 %s ESMTP Yubin", hostname(s));
+}
+
+/* A line that carried a secret: clear it in place. */
+static void auth_wipe_line(char *line, size_t len)
+{
+	volatile char *p = line;
+	for (size_t i = 0; i < len; i++)
+		p[i] = 0;
 }
 
 static void smtp_on_line(struct conn *c, char *line, size_t len)
@@ -1119,6 +1763,11 @@ static void smtp_on_line(struct conn *c, char *line, size_t len)
 
 	if (conn_is_closed(c))
 		return;
+	if (s->auth != AUTH_NONE && s->auth != AUTH_CHECKING) {
+		auth_response(s, line, len);
+		auth_wipe_line(line, len);
+		return;
+	}
 	s->commands++;
 	int rc = smtp_parse_command(line, len, &cmd, &r);
 	s->counts[cmd.verb]++;
@@ -1132,6 +1781,8 @@ static void smtp_on_line(struct conn *c, char *line, size_t len)
 		return;
 	}
 	def->handler(s, &cmd);
+	if (cmd.verb == SMTP_VERB_AUTH)
+		auth_wipe_line(line, len);
 }
 
 static void smtp_on_line_too_long(struct conn *c)
@@ -1174,6 +1825,8 @@ static void smtp_on_tls(struct conn *c, bool ok)
 	/* RFC 3207 4.2: forget everything learnt before the handshake. */
 	s->helo[0] = '\0';
 	s->esmtp = false;
+	s->auth_user[0] = '\0';
+	auth_reset(s);
 	reset_txn(s);
 	log_info("conn=%s smtp: STARTTLS from [%s] version=%s cipher=%s", c->idstr, c->peer,
 		 c->tls_version, c->tls_cipher);
@@ -1235,6 +1888,7 @@ static void smtp_on_free(struct conn *c)
 	}
 	buf_free(&s->msg);
 	free(s->rcpts);
+	auth_reset(s);
 	free_delivery(s);
 	msg_uncharge(s);
 	free(s);
@@ -1243,6 +1897,20 @@ static void smtp_on_free(struct conn *c)
 
 const struct conn_handler smtp_conn_handler = {
 	.name = "smtp",
+	.on_open = smtp_on_open,
+	.on_line = smtp_on_line,
+	.on_raw = smtp_on_raw,
+	.on_line_too_long = smtp_on_line_too_long,
+	.on_line_nul = smtp_on_line_nul,
+	.on_timeout = smtp_on_timeout,
+	.on_tls = smtp_on_tls,
+	.on_shutdown = smtp_on_shutdown,
+	.on_close = smtp_on_close,
+	.on_free = smtp_on_free,
+};
+
+const struct conn_handler submission_conn_handler = {
+	.name = "submission",
 	.on_open = smtp_on_open,
 	.on_line = smtp_on_line,
 	.on_raw = smtp_on_raw,

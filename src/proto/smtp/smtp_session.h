@@ -15,5 +15,10 @@
 #define SMTP_MAX_LINE 2048
 
 extern const struct conn_handler smtp_conn_handler;
+/* The same session in the submission role (RFC 6409, listen_submission and
+ * listen_submissions): AUTH offered after TLS and required for MAIL; an
+ * authenticated user may relay, as their own address only, and the
+ * message gets Date/Message-ID when missing and loses its Bcc fields. */
+extern const struct conn_handler submission_conn_handler;
 
 #endif

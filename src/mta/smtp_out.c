@@ -1,0 +1,797 @@
+/* smtp_out.c - the outbound SMTP session (RFC 5321 client side).
+ *
+ * One session: try d's targets in order (MX preference, then addresses)
+ * until one greets us; EHLO (HELO when EHLO is refused), STARTTLS when
+ * offered (opportunistic: a failed handshake means one more try of the
+ * same server in plaintext, as Postfix's "may" level does); then messages
+ * taken from d one after another over the same connection, MAIL, RCPT...
+ * and DATA pipelined when the server offers PIPELINING, the body streamed
+ * from its file in chunks read on the thread pool and dot-stuffed on the
+ * way, until d has no more or smtp_out_max_messages; then QUIT. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/conf.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "mail/dotstuff.h"
+#include "mta/mta_private.h"
+#include "proto/server.h"
+#include "proto/smtp/smtp_reply.h"
+#include "store/store.h"
+
+#define CHUNK (64 * 1024)
+#define OUT_HIGH (512 * 1024)
+
+enum state {
+	S_CONNECT,
+	S_GREETING,
+	S_EHLO,
+	S_HELO,
+	S_STARTTLS,
+	S_TLS,
+	S_READY,        /* between messages */
+	S_TXN,          /* MAIL/RCPT/DATA replies outstanding */
+	S_BODY,         /* sending the data */
+	S_DOT,          /* waiting for the reply to the data */
+	S_DOT_IGNORE,   /* empty data sent after 354 with no recipient: reply ignored */
+	S_RSET,
+	S_QUIT,
+};
+
+struct out_session {
+	struct mta *m;
+	struct dest *d;
+	struct conn *c;
+	enum state state;
+	size_t target;          /* index into d->mx->targets */
+	size_t tried;           /* targets tried */
+	bool connected;         /* greeted by some server */
+	bool plain_retry;       /* STARTTLS failed on this target: once more without */
+	bool no_tls;
+	bool closing;
+	bool ended;
+	struct smtp_reply reply;
+	struct smtp_caps caps;
+	struct msg_job *job;
+	unsigned messages;
+	/* the transaction's replies: 0 = MAIL, 1..n = RCPT, n+1 = DATA */
+	size_t sent_cmds, got_replies;
+	bool mail_failed;
+	enum outcome mail_outcome;
+	bool quit_sent;         /* we ended it: nothing more for this server */
+	size_t accepted;
+	char mail_reply[512], mail_status[16];
+	/* body */
+	int fd;
+	off_t off;
+	bool bol;
+	bool reading;
+	bool eof;
+	char *chunk;
+	size_t chunk_len;
+	int read_err;
+	char host[256];
+	char why[512];          /* the last failure, for the log and the outcome */
+	struct out_session *next, *prev;
+};
+
+static struct out_session *all_sessions;
+
+static const struct conn_handler out_handler;
+
+static void next_target(struct out_session *s);
+static void start_message(struct out_session *s);
+
+static const struct dns_target *cur(const struct out_session *s)
+{
+	return &s->d->mx->targets[s->target];
+}
+
+static void out_printf(struct out_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void out_printf(struct out_session *s, const char *fmt, ...)
+{
+	char line[1200];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof line)
+		n = (int)sizeof line - 1;
+	conn_write(s->c, line, (size_t)n);
+	conn_write(s->c, "\r\n", 2);
+}
+
+/* ---- outcomes ---- */
+
+static void set_rcpt(struct rcpt_job *r, enum outcome o, const char *status, const char *reply,
+		     const char *remote)
+{
+	r->outcome = o;
+	snprintf(r->status, sizeof r->status, "%s", status);
+	snprintf(r->reply, sizeof r->reply, "%s", reply);
+	snprintf(r->remote, sizeof r->remote, "%s", remote ? remote : "");
+}
+
+static enum outcome outcome_of(const struct smtp_reply *r)
+{
+	switch (smtp_reply_class(r)) {
+	case SMTP_REPLY_OK:
+		return OUT_SENT;
+	case SMTP_REPLY_PERM:
+		return OUT_PERM;
+	default:
+		return OUT_TEMP;
+	}
+}
+
+/* The job is over (all outcomes set): hand it back. */
+static void job_finish(struct out_session *s)
+{
+	struct msg_job *j = s->job;
+	if (!j)
+		return;
+	s->job = NULL;
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	mta_job_done(j);
+}
+
+/* The remote went away or misbehaved mid-message: what is not yet known
+ * is a temporary failure (or, before anything was sent, not attempted). */
+static void job_abort(struct out_session *s, const char *why)
+{
+	struct msg_job *j = s->job;
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		struct rcpt_job *r = &j->rcpts[i];
+		if (r->outcome == OUT_NONE)
+			set_rcpt(r, s->m->stopping && s->sent_cmds == 0 ? OUT_NONE : OUT_TEMP,
+				 "4.4.2", why, s->host);
+	}
+	job_finish(s);
+}
+
+static void session_close(struct out_session *s, const char *why)
+{
+	if (s->c && !conn_is_closed(s->c))
+		conn_close(s->c, why);
+}
+
+/* ---- the transaction ---- */
+
+static size_t xtext(const char *in, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < outsz; p++) {
+		if (*p < 33 || *p > 126 || *p == '+' || *p == '=')
+			o += (size_t)snprintf(out + o, outsz - o, "+%02X", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static void send_cmd(struct out_session *s, size_t k)
+{
+	struct msg_job *j = s->job;
+	if (k == 0) {
+		char params[600] = "";
+		size_t o = 0;
+		if (s->caps.size_given)
+			o += (size_t)snprintf(params + o, sizeof params - o, " SIZE=%" PRId64,
+					      j->size - j->skip);
+		if ((j->flags & QUEUE_8BITMIME) && s->caps.eightbitmime)
+			o += (size_t)snprintf(params + o, sizeof params - o, " BODY=8BITMIME");
+		if ((j->flags & QUEUE_SMTPUTF8) && s->caps.smtputf8)
+			o += (size_t)snprintf(params + o, sizeof params - o, " SMTPUTF8");
+		if (s->caps.dsn && j->ret != DSN_RET_DEFAULT)
+			o += (size_t)snprintf(params + o, sizeof params - o, " RET=%s",
+					      j->ret == DSN_RET_FULL ? "FULL" : "HDRS");
+		if (s->caps.dsn && j->envid) {
+			char x[300];
+			xtext(j->envid, x, sizeof x);
+			o += (size_t)snprintf(params + o, sizeof params - o, " ENVID=%s", x);
+		}
+		out_printf(s, "MAIL FROM:<%s>%s", j->sender, params);
+	} else if (k <= j->nrcpts) {
+		struct rcpt_job *r = &j->rcpts[k - 1];
+		char params[700] = "";
+		size_t o = 0;
+		if (s->caps.dsn && r->notify) {
+			o += (size_t)snprintf(params + o, sizeof params - o, " NOTIFY=");
+			if (r->notify & DSN_NOTIFY_NEVER)
+				o += (size_t)snprintf(params + o, sizeof params - o, "NEVER");
+			else {
+				const char *sep = "";
+				if (r->notify & DSN_NOTIFY_SUCCESS) {
+					o += (size_t)snprintf(params + o, sizeof params - o, "SUCCESS");
+					sep = ",";
+				}
+				if (r->notify & DSN_NOTIFY_FAILURE) {
+					o += (size_t)snprintf(params + o, sizeof params - o, "%sFAILURE",
+							      sep);
+					sep = ",";
+				}
+				if (r->notify & DSN_NOTIFY_DELAY)
+					o += (size_t)snprintf(params + o, sizeof params - o, "%sDELAY",
+							      sep);
+			}
+		}
+		if (s->caps.dsn && r->orcpt) {
+			const char *semi = strchr(r->orcpt, ';');
+			char x[600];
+			if (semi) {
+				xtext(semi + 1, x, sizeof x);
+				o += (size_t)snprintf(params + o, sizeof params - o, " ORCPT=%.*s;%s",
+						      (int)(semi - r->orcpt), r->orcpt, x);
+			}
+		}
+		out_printf(s, "RCPT TO:<%s>%s", r->addr, params);
+	} else {
+		out_printf(s, "DATA");
+	}
+	s->sent_cmds = k + 1;
+}
+
+/* Pipelining sends everything at once; otherwise one command per reply. */
+static void send_more(struct out_session *s)
+{
+	size_t last = s->job->nrcpts + 1;
+	if (s->caps.pipelining) {
+		while (s->sent_cmds <= last)
+			send_cmd(s, s->sent_cmds);
+	} else if (s->sent_cmds == s->got_replies && s->sent_cmds <= last) {
+		send_cmd(s, s->sent_cmds);
+	}
+	conn_flush(s->c);
+}
+
+static void read_chunk(struct out_session *s);
+
+static void begin_body(struct out_session *s)
+{
+	char path[4096];
+	store_msg_path(s->m->srv->store, s->job->path, path, sizeof path);
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0) {
+		/* The body is gone: nothing this server could fix; nor can a
+		 * retry.  Say so to the operator and defer (the file may be
+		 * restored). */
+		log_error("%s: cannot open the queued message %s: %s", s->job->qid, path,
+			  strerror(errno));
+		snprintf(s->why, sizeof s->why, "local error: cannot read the queued message");
+		job_abort(s, s->why);
+		session_close(s, "queue file missing");
+		return;
+	}
+	s->off = s->job->skip;
+	s->bol = true;
+	s->eof = false;
+	s->state = S_BODY;
+	/* No replies are due while we send: the deadline bounds a server
+	 * that does not read. */
+	conn_pause(s->c);
+	conn_set_deadline(s->c, (uint64_t)s->m->cfg->smtp_out_timeout * 2);
+	read_chunk(s);
+}
+
+struct chunk_job {
+	struct out_session *s;
+	int fd;
+	off_t off;
+	char *buf;
+	ssize_t n;
+	int err;
+};
+
+static void chunk_work(void *arg)
+{
+	struct chunk_job *cj = arg;
+	do
+		cj->n = pread(cj->fd, cj->buf, CHUNK, cj->off);
+	while (cj->n < 0 && errno == EINTR);
+	cj->err = cj->n < 0 ? errno : 0;
+}
+
+static void chunk_done(void *arg)
+{
+	struct chunk_job *cj = arg;
+	struct out_session *s = cj->s;
+	struct conn *c = s->c;
+	s->reading = false;
+	if (conn_is_closed(c)) {
+		free(cj->buf);
+		free(cj);
+		return;
+	}
+	if (cj->n < 0) {
+		log_error("%s: reading the queued message failed: %s", s->job->qid,
+			  strerror(cj->err));
+		snprintf(s->why, sizeof s->why, "local error: cannot read the queued message");
+		free(cj->buf);
+		free(cj);
+		job_abort(s, s->why);
+		session_close(s, "queue file read error");
+		return;
+	}
+	if (cj->n == 0) {
+		free(cj->buf);
+		free(cj);
+		if (!s->bol)
+			conn_write(c, "\r\n", 2);
+		conn_write(c, ".\r\n", 3);
+		conn_clear_deadline(c);
+		close(s->fd);
+		s->fd = -1;
+		s->state = S_DOT;
+		conn_flush(c);
+		conn_resume(c);
+		return;
+	}
+	struct buf b;
+	buf_init(&b, (size_t)cj->n * 2 + 8);
+	dot_encode_chunk(cj->buf, (size_t)cj->n, &s->bol, &b);
+	s->off += cj->n;
+	free(cj->buf);
+	free(cj);
+	conn_write(c, b.data, b.len);
+	buf_free(&b);
+	conn_flush(c);
+	if (conn_out_pending(c) < OUT_HIGH)
+		read_chunk(s);
+	/* else on_writable continues */
+}
+
+static void read_chunk(struct out_session *s)
+{
+	if (s->reading || s->state != S_BODY)
+		return;
+	struct chunk_job *cj = xcalloc(1, sizeof *cj);
+	cj->s = s;
+	cj->fd = s->fd;
+	cj->off = s->off;
+	cj->buf = xmalloc(CHUNK);
+	s->reading = true;
+	server_job(s->m->srv, s->c, chunk_work, chunk_done, cj);
+}
+
+static void out_on_writable(struct conn *c)
+{
+	struct out_session *s = c->proto;
+	if (s->state == S_BODY && !s->reading)
+		read_chunk(s);
+}
+
+/* A reply within the transaction. */
+static void txn_reply(struct out_session *s)
+{
+	struct msg_job *j = s->job;
+	size_t k = s->got_replies++;
+	char line[512], st[SMTP_REPLY_ENH_SIZE];
+	smtp_reply_oneline(&s->reply, line, sizeof line);
+	smtp_reply_status(&s->reply, st);
+	enum outcome o = outcome_of(&s->reply);
+
+	if (k == 0) {
+		if (o != OUT_SENT) {
+			s->mail_failed = true;
+			s->mail_outcome = o;
+			snprintf(s->mail_reply, sizeof s->mail_reply, "%s", line);
+			snprintf(s->mail_status, sizeof s->mail_status, "%s", st);
+		}
+	} else if (k <= j->nrcpts) {
+		struct rcpt_job *r = &j->rcpts[k - 1];
+		if (s->mail_failed)
+			set_rcpt(r, s->mail_outcome, s->mail_status, s->mail_reply, s->host);
+		else if (o == OUT_SENT) {
+			r->accepted = true;
+			s->accepted++;
+		} else
+			set_rcpt(r, o, st, line, s->host);
+	} else {
+		/* DATA */
+		if (s->reply.code == 354) {
+			if (s->accepted == 0) {
+				conn_write(s->c, ".\r\n", 3);
+				conn_flush(s->c);
+				s->state = S_DOT_IGNORE;
+				return;
+			}
+			begin_body(s);
+			return;
+		}
+		for (size_t i = 0; i < j->nrcpts; i++)
+			if (j->rcpts[i].accepted) {
+				enum outcome ro = o == OUT_SENT ? OUT_TEMP : o;
+				set_rcpt(&j->rcpts[i], ro, st, line, s->host);
+			}
+		/* Every outcome is known: next message (RSET to be sure of
+		 * the server's state after a failed MAIL). */
+		job_finish(s);
+		s->state = S_RSET;
+		out_printf(s, "RSET");
+		conn_flush(s->c);
+		return;
+	}
+	send_more(s);
+}
+
+static void start_message(struct out_session *s)
+{
+	struct msg_job *j;
+	if (s->m->stopping || s->messages >= (unsigned)s->m->cfg->smtp_out_max_messages ||
+	    (j = mta_dest_take(s->d)) == NULL) {
+		s->state = S_QUIT;
+		s->quit_sent = true;
+		out_printf(s, "QUIT");
+		conn_flush(s->c);
+		return;
+	}
+	s->job = j;
+	s->messages++;
+	if (s->messages > 1)
+		s->m->stats.sessions_reused++;
+	s->sent_cmds = s->got_replies = 0;
+	s->mail_failed = false;
+	s->accepted = 0;
+	for (size_t i = 0; i < j->nrcpts; i++)
+		j->rcpts[i].accepted = false;
+	/* What this server cannot take, it is told of before any command. */
+	const char *why = NULL, *status = NULL;
+	if (s->caps.size_given && s->caps.size > 0 && (uint64_t)(j->size - j->skip) > s->caps.size) {
+		why = "message too big for the remote server (its SIZE limit)";
+		status = "5.3.4";
+	} else if ((j->flags & QUEUE_SMTPUTF8) && !s->caps.smtputf8) {
+		why = "the remote server does not support SMTPUTF8 (RFC 6531)";
+		status = "5.6.7";
+	} else if ((j->flags & QUEUE_8BITMIME) && !s->caps.eightbitmime) {
+		why = "the remote server does not support 8BITMIME and the message has 8-bit data";
+		status = "5.6.3";
+	}
+	if (why) {
+		char line[512];
+		snprintf(line, sizeof line, "%.200s: %s", s->host, why);
+		for (size_t i = 0; i < j->nrcpts; i++)
+			set_rcpt(&j->rcpts[i], OUT_PERM, status, line, s->host);
+		job_finish(s);
+		start_message(s);
+		return;
+	}
+	s->state = S_TXN;
+	send_more(s);
+}
+
+static void send_ehlo(struct out_session *s)
+{
+	s->state = S_EHLO;
+	out_printf(s, "EHLO %s", s->m->cfg->hostname);
+	conn_flush(s->c);
+}
+
+static void fail_target(struct out_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fail_target(struct out_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof s->why, fmt, ap);
+	va_end(ap);
+	log_info("smtp_out: %s [%s]:%d: %s", s->host, cur(s)->addrtext, s->d->port, s->why);
+	session_close(s, s->why);
+}
+
+static void on_reply(struct out_session *s)
+{
+	char line[512];
+	smtp_reply_oneline(&s->reply, line, sizeof line);
+	switch (s->state) {
+	case S_GREETING:
+		if (s->reply.code != 220) {
+			fail_target(s, "greeting refused: %s", line);
+			return;
+		}
+		s->connected = true;
+		send_ehlo(s);
+		return;
+	case S_EHLO:
+		if (smtp_reply_class(&s->reply) != SMTP_REPLY_OK) {
+			s->state = S_HELO;
+			out_printf(s, "HELO %s", s->m->cfg->hostname);
+			conn_flush(s->c);
+			return;
+		}
+		smtp_caps_parse(&s->reply, &s->caps);
+		if (s->caps.starttls && !s->c->tls && s->m->tls && !s->no_tls) {
+			s->state = S_STARTTLS;
+			out_printf(s, "STARTTLS");
+			conn_flush(s->c);
+			return;
+		}
+		start_message(s);
+		return;
+	case S_HELO:
+		if (smtp_reply_class(&s->reply) != SMTP_REPLY_OK) {
+			fail_target(s, "HELO refused: %s", line);
+			return;
+		}
+		memset(&s->caps, 0, sizeof s->caps);
+		start_message(s);
+		return;
+	case S_STARTTLS:
+		if (s->reply.code != 220) {
+			/* Offered but refused: go on in plaintext. */
+			log_info("smtp_out: %s: STARTTLS refused (%s), continuing without TLS",
+				 s->host, line);
+			start_message(s);
+			return;
+		}
+		s->state = S_TLS;
+		if (conn_start_tls_client(s->c, s->m->tls, s->host) < 0)
+			fail_target(s, "cannot start TLS");
+		return;
+	case S_TXN:
+		txn_reply(s);
+		return;
+	case S_DOT: {
+		struct msg_job *j = s->job;
+		char st[SMTP_REPLY_ENH_SIZE];
+		smtp_reply_status(&s->reply, st);
+		enum outcome o = outcome_of(&s->reply);
+		for (size_t i = 0; i < j->nrcpts; i++)
+			if (j->rcpts[i].accepted)
+				set_rcpt(&j->rcpts[i], o, st, line, s->host);
+		j->remote_dsn = s->caps.dsn;
+		job_finish(s);
+		start_message(s);
+		return;
+	}
+	case S_DOT_IGNORE:
+		job_finish(s);
+		start_message(s);
+		return;
+	case S_RSET:
+		if (smtp_reply_class(&s->reply) != SMTP_REPLY_OK) {
+			fail_target(s, "RSET refused: %s", line);
+			return;
+		}
+		start_message(s);
+		return;
+	case S_QUIT:
+		session_close(s, "quit");
+		return;
+	default:
+		return;
+	}
+}
+
+/* ---- connection callbacks ---- */
+
+static void out_on_open(struct conn *c)
+{
+	struct out_session *s = c->proto;
+	s->m->stats.connections++;
+	s->state = S_GREETING;
+	conn_set_max_line(c, SMTP_REPLY_LINE_MAX);
+	conn_set_timeouts(c, (uint64_t)s->m->cfg->smtp_out_timeout, 0);
+	log_debug("smtp_out: conn=%s connected to %s [%s]:%d for %s", c->idstr, s->host,
+		  cur(s)->addrtext, s->d->port, s->d->domain);
+}
+
+static void out_on_line(struct conn *c, char *line, size_t len)
+{
+	struct out_session *s = c->proto;
+	const char *err;
+	if (conn_is_closed(c))
+		return;
+	int r = smtp_reply_feed(&s->reply, line, len, &err);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		smtp_reply_reset(&s->reply);
+		fail_target(s, "protocol error in the server's reply: %s", err);
+		return;
+	}
+	if (s->state == S_GREETING || s->state == S_EHLO || s->state == S_DOT)
+		log_debug("smtp_out: conn=%s <<< %d (%zu lines)", c->idstr, s->reply.code,
+			  s->reply.nlines);
+	on_reply(s);
+	smtp_reply_reset(&s->reply);
+}
+
+static void out_on_too_long(struct conn *c)
+{
+	struct out_session *s = c->proto;
+	fail_target(s, "reply line longer than %d bytes", SMTP_REPLY_LINE_MAX);
+}
+
+static void out_on_timeout(struct conn *c, enum conn_timeout which)
+{
+	struct out_session *s = c->proto;
+	if (s->state == S_CONNECT) {
+		snprintf(s->why, sizeof s->why, "connect to %s [%s]:%d: timed out", s->host,
+			 cur(s)->addrtext, s->d->port);
+		log_info("smtp_out: %s", s->why);
+		session_close(s, s->why);
+		return;
+	}
+	fail_target(s, "%s while %s", which == CONN_TIMEOUT_DEADLINE ? "data transfer deadline"
+								       : "timeout waiting for the reply",
+		    s->state == S_BODY ? "sending the message" : "talking to the server");
+}
+
+static void out_on_tls(struct conn *c, bool ok)
+{
+	struct out_session *s = c->proto;
+	if (!ok) {
+		/* Opportunistic TLS: one more try of this server without it. */
+		s->plain_retry = true;
+		snprintf(s->why, sizeof s->why, "TLS handshake with %s failed", s->host);
+		return;   /* conn closes */
+	}
+	long v = SSL_get_verify_result(c->ssl);
+	log_info("smtp_out: conn=%s TLS with %s [%s] %s %s, certificate %s", c->idstr, s->host,
+		 cur(s)->addrtext, c->tls_version, c->tls_cipher,
+		 v == X509_V_OK ? "verified" : X509_verify_cert_error_string(v));
+	memset(&s->caps, 0, sizeof s->caps);
+	send_ehlo(s);
+}
+
+static void out_on_shutdown(struct conn *c)
+{
+	struct out_session *s = c->proto;
+	if (s->state == S_READY || s->state == S_QUIT || s->state == S_CONNECT ||
+	    s->state == S_GREETING) {
+		session_close(s, "shutting down");
+	}
+	/* else the message in progress finishes; start_message then quits */
+}
+
+static void free_session(struct out_session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		all_sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	smtp_reply_free(&s->reply);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s);
+}
+
+static void out_on_close(struct conn *c, const char *reason)
+{
+	struct out_session *s = c->proto;
+	if (s->job) {
+		char why[600];
+		snprintf(why, sizeof why, "lost connection with %.200s while %s: %.300s", s->host,
+			 s->state == S_BODY ? "sending the message" : "in the transaction",
+			 reason ? reason : "closed");
+		job_abort(s, why);
+	}
+	if (s->state == S_CONNECT && reason && s->why[0] == '\0')
+		snprintf(s->why, sizeof s->why, "connect to %.200s [%s]:%d: %.200s", s->host,
+			 cur(s)->addrtext, s->d->port, reason);
+}
+
+static void out_on_free(struct conn *c)
+{
+	struct out_session *s = c->proto;
+	c->proto = NULL;
+	s->c = NULL;
+	if (s->ended) {
+		free_session(s);
+		return;
+	}
+	/* The connection is gone: what next? */
+	if (s->plain_retry) {
+		s->plain_retry = false;
+		s->no_tls = true;
+		s->connected = false;
+		s->state = S_CONNECT;
+		s->c = conn_connect(&s->m->reg, (const struct sockaddr *)&cur(s)->addr, &out_handler,
+				    s, (uint64_t)s->m->cfg->smtp_out_connect_timeout);
+		return;
+	}
+	if (s->messages > 0 || s->quit_sent) {
+		/* This server took our messages (or we had no more): the
+		 * session is over; d's other jobs are for other sessions or
+		 * the next round. */
+		s->ended = true;
+		struct dest *d = s->d;
+		free_session(s);
+		mta_session_ended(d);
+		return;
+	}
+	/* Not reachable, refused us, or broke before the first message: the
+	 * next server. */
+	if (s->state == S_CONNECT && s->why[0])
+		log_info("smtp_out: %s", s->why);
+	next_target(s);
+}
+
+static const struct conn_handler out_handler = {
+	.name = "smtp_out",
+	.on_open = out_on_open,
+	.on_line = out_on_line,
+	.on_line_too_long = out_on_too_long,
+	.on_timeout = out_on_timeout,
+	.on_tls = out_on_tls,
+	.on_shutdown = out_on_shutdown,
+	.on_writable = out_on_writable,
+	.on_close = out_on_close,
+	.on_free = out_on_free,
+};
+
+/* Try the next target, or give up on d for this round. */
+static void next_target(struct out_session *s)
+{
+	struct dest *d = s->d;
+	if (s->tried > 0)
+		s->target = (s->target + 1) % d->mx->ntargets;
+	if (s->tried >= d->mx->ntargets || s->m->stopping) {
+		s->ended = true;
+		if (!s->m->stopping) {
+			char why[700];
+			snprintf(why, sizeof why, "no server of %.200s reachable; last: %.380s", d->domain,
+				 s->why[0] ? s->why : "?");
+			mta_dest_unreachable(d, why);
+		}
+		free_session(s);
+		mta_session_ended(d);
+		return;
+	}
+	s->tried++;
+	s->why[0] = '\0';
+	s->no_tls = false;
+	s->connected = false;
+	s->state = S_CONNECT;
+	memset(&s->caps, 0, sizeof s->caps);
+	snprintf(s->host, sizeof s->host, "%s", cur(s)->host);
+	s->c = conn_connect(&s->m->reg, (const struct sockaddr *)&cur(s)->addr, &out_handler, s,
+			    (uint64_t)s->m->cfg->smtp_out_connect_timeout);
+}
+
+void smtp_out_start(struct dest *d)
+{
+	struct out_session *s = xcalloc(1, sizeof *s);
+	s->m = d->m;
+	s->d = d;
+	s->fd = -1;
+	smtp_reply_init(&s->reply);
+	/* Spread sessions over equal-preference targets: start at the next
+	 * target of the best preference each time. */
+	size_t best = 0;
+	while (best < d->mx->ntargets && d->mx->targets[best].pref == d->mx->targets[0].pref)
+		best++;
+	s->target = best ? d->rotate++ % best : 0;
+	s->next = all_sessions;
+	if (all_sessions)
+		all_sessions->prev = s;
+	all_sessions = s;
+	next_target(s);
+}
+
+void smtp_out_close_all(struct mta *m)
+{
+	for (struct out_session *s = all_sessions; s; s = s->next)
+		if (s->m == m && s->c && !conn_is_closed(s->c) &&
+		    (s->state != S_BODY && s->state != S_DOT && s->state != S_TXN))
+			session_close(s, "shutting down");
+}
