@@ -50,10 +50,15 @@ listen_pop3 = 127.0.0.1:2110
 listen_pop3s = 127.0.0.1:2995
 listen_imap = 127.0.0.1:2143
 listen_imaps = 127.0.0.1:2993
+listen_submission = 127.0.0.1:2587
+listen_submissions = 127.0.0.1:2465
 CONF
 fi
 # Instances made before IMAP existed: add its ports (143 would need root).
 grep -q '^listen_imap ' "$CONF" || printf 'listen_imap = 127.0.0.1:2143\nlisten_imaps = 127.0.0.1:2993\n' >>"$CONF"
+# ... and before submission (587 and 465 would need root too).
+grep -q '^listen_submission ' "$CONF" ||
+	printf 'listen_submission = 127.0.0.1:2587\nlisten_submissions = 127.0.0.1:2465\n' >>"$CONF"
 
 export YUBIN_CONF="$CONF"
 if ! "$YUBIN" domain list | grep -qx example.test; then
@@ -78,6 +83,8 @@ Yubin development instance (config: $CONF)
   POP3S       127.0.0.1:2995   (implicit TLS, self-signed certificate $DEV/cert.pem)
   IMAP        127.0.0.1:2143   (STARTTLS available)
   IMAPS       127.0.0.1:2993   (implicit TLS)
+  Submission  127.0.0.1:2587   (STARTTLS, then AUTH; mail to anywhere, as demo only)
+  Submissions 127.0.0.1:2465   (implicit TLS)
 
 Try it from another terminal:
   swaks --server 127.0.0.1:2525 --from you@example.org --to demo@example.test
@@ -85,6 +92,8 @@ Try it from another terminal:
   curl -s pop3://127.0.0.1:2110/1 --user 'demo@example.test:$pw'
   curl -s --cacert $DEV/cert.pem pop3s://localhost:2995/ --user 'demo@example.test:$pw'
   curl -s 'imap://127.0.0.1:2143/INBOX;UID=1' --user 'demo@example.test:$pw'
+  swaks --server 127.0.0.1:2587 --tls --auth-user demo@example.test --auth-password '$pw' \\
+        --from demo@example.test --to someone@example.org    # then: yubin queue list
 Administer it with: $BUILD/src/yubin/yubin -c $CONF user list
 Stop with Ctrl-C.
 

@@ -74,7 +74,8 @@ def test_capa_after_stls(yubind, tls_ctx):
     c.quit()
 
 
-@pytest.mark.yubind_conf(tls_cert=None, tls_key=None, listen_pop3s=None, listen_imaps=None)
+@pytest.mark.yubind_conf(tls_cert=None, tls_key=None, listen_pop3s=None, listen_imaps=None,
+                         listen_submissions=None)
 def test_capa_without_tls(yubind):
     c = yubind.pop3()
     words = {l.split()[0].upper() for l in c.capa()}

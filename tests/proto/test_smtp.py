@@ -49,7 +49,8 @@ def test_ehlo_size_is_the_limit(yubind):
     c.quit()
 
 
-@pytest.mark.yubind_conf(tls_cert=None, tls_key=None, listen_pop3s=None, listen_imaps=None)
+@pytest.mark.yubind_conf(tls_cert=None, tls_key=None, listen_pop3s=None, listen_imaps=None,
+                         listen_submissions=None)
 def test_no_starttls_without_certificate(yubind):
     c = yubind.smtp()
     assert "STARTTLS" not in c.ehlo_keywords()

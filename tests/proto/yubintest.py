@@ -138,6 +138,9 @@ def base_config(dirpath, cert):
         "listen_pop3s": "127.0.0.1:0",
         "listen_imap": "127.0.0.1:0",
         "listen_imaps": "127.0.0.1:0",
+        "listen_submission": "127.0.0.1:0",
+        "listen_submissions": "127.0.0.1:0",
+        "dns_trust_anchor": "",
     }
     if running_as_root():
         c["user"] = "nobody"

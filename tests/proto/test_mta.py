@@ -1,0 +1,371 @@
+"""Outbound mail: submission with AUTH, the queue, MX delivery, bounces.
+
+The seed scenario on one machine: a real DNS server (unbound) serves the
+MX and A records; yubind A serves a.example on 127.0.0.2, yubind B serves
+b.example (and c.example) on 127.0.0.3.  x@a.example submits to A on the
+submission port with AUTH; A looks up b.example's MX and delivers over
+SMTP; y reads it over POP3 and IMAP.
+"""
+
+import base64
+import email
+import email.policy
+import hashlib
+import hmac
+import imaplib
+import os
+import poplib
+import re
+import smtplib
+import socket
+import ssl
+
+import pytest
+
+import dnsserver
+import yubintest as yt
+
+X = ("x@a.example", "x-Pass-1")
+Y = ("y@b.example", "y-Pass-2")
+Z = ("z@c.example", "z-Pass-3")
+
+
+def free_port_on(hosts):
+    for _ in range(100):
+        s = socket.socket()
+        s.bind((hosts[0], 0))
+        port = s.getsockname()[1]
+        s.close()
+        ok = True
+        for h in hosts:
+            t = socket.socket()
+            try:
+                t.bind((h, port))
+            except OSError:
+                ok = False
+            finally:
+                t.close()
+        if ok:
+            return port
+    raise RuntimeError("no port free on all of " + ", ".join(hosts))
+
+
+class World:
+    def __init__(self, template, cert, tmp):
+        self.dns = dnsserver.DnsServer(os.path.join(tmp, "dns"), [
+            ("a.example.", "MX", "10 mx.a.example."),
+            ("mx.a.example.", "A", "127.0.0.2"),
+            ("b.example.", "MX", "10 mx.b.example."),
+            ("mx.b.example.", "A", "127.0.0.3"),
+            # c.example: the better MX is down, the second is B
+            ("c.example.", "MX", "10 dead.c.example."),
+            ("c.example.", "MX", "20 mx.b.example."),
+            ("dead.c.example.", "A", "127.0.0.4"),
+            ("null.example.", "MX", "0 ."),
+        ])
+        self.port = free_port_on(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        common = {
+            "dns_server": self.dns.server,
+            "smtp_out_port": str(self.port),
+            "queue_retry_min": "1s",
+            "queue_retry_max": "2s",
+            "smtp_out_connect_timeout": "5s",
+        }
+        self.a = self._daemon(template, cert, "127.0.0.2", "mx.a.example", common,
+                              ["a.example"], [X])
+        self.b = self._daemon(template, cert, "127.0.0.3", "mx.b.example", common,
+                              ["b.example", "c.example"], [Y, Z])
+
+    def _daemon(self, template, cert, ip, host, common, domains, users):
+        d = yt.Yubind(template, cert, {
+            **common,
+            "hostname": host,
+            "listen_smtp": f"{ip}:{self.port}",
+            "listen_submission": f"{ip}:0",
+            "listen_submissions": f"{ip}:0",
+            "listen_pop3": f"{ip}:0",
+            "listen_pop3s": f"{ip}:0",
+            "listen_imap": f"{ip}:0",
+            "listen_imaps": f"{ip}:0",
+        })
+        d.ip = ip
+        for dom in domains:
+            d.cli("domain", "add", dom)
+        for addr, pw in users:
+            d.cli("user", "add", addr, input=pw + "\n")
+        d.start()
+        return d
+
+    def stop(self):
+        for d in (self.a, self.b):
+            d.stop()
+            d.cleanup()
+        self.dns.stop()
+
+
+@pytest.fixture
+def world(template, cert, tmp_path):
+    w = World(template, cert, str(tmp_path))
+    yield w
+    w.stop()
+
+
+def submit(d, user, msg, to, tls=True, sender=None):
+    s = smtplib.SMTP(d.ip, d.ports["submission"], timeout=yt.IO_TIMEOUT)
+    s.ehlo("client.a.example")
+    if tls:
+        s.starttls(context=ssl._create_unverified_context())
+        s.ehlo("client.a.example")
+    s.login(user[0], user[1])
+    s.sendmail(sender or user[0], to, msg)
+    s.quit()
+
+
+def message(frm, to, subject, body="Hello from A.\r\n", extra=""):
+    return (f"From: {frm}\r\nTo: {to}\r\nSubject: {subject}\r\n{extra}\r\n{body}").encode()
+
+
+def pop3_all(d, user):
+    p = poplib.POP3(d.ip, d.ports["pop3"], timeout=yt.IO_TIMEOUT)
+    p.user(user[0])
+    p.pass_(user[1])
+    n = len(p.list()[1])
+    msgs = [b"\r\n".join(p.retr(i + 1)[1]) for i in range(n)]
+    p.quit()
+    return msgs
+
+
+def test_submission_mx_delivery_pop3_imap(world):
+    a, b = world.a, world.b
+    msg = message(X[0], Y[0], "seed scenario", extra="Bcc: secret@b.example\r\n")
+    submit(a, X, msg, [Y[0]])
+    b.wait_log(r"to=<y@b\.example>, relay=local, status=sent")
+    a.wait_log(r"to=<y@b\.example>, relay=mx\.b\.example, attempts=1, status=sent")
+    got = pop3_all(b, Y)
+    assert len(got) == 1
+    m = email.message_from_bytes(got[0], policy=email.policy.default)
+    assert m["Subject"] == "seed scenario"
+    assert m["Return-Path"] == "<x@a.example>"
+    # the Received trail: B's (from A) above A's (from the submitting client)
+    rec = m.get_all("Received")
+    assert len(rec) == 2, rec
+    assert "by mx.b.example" in rec[0] and "from mx.a.example" in rec[0]
+    assert "by mx.a.example" in rec[1] and "ESMTPSA" in rec[1] or "ESMTPS" in rec[1]
+    # submission added what was missing and removed Bcc
+    assert m["Message-ID"] and m["Message-ID"].endswith("@mx.a.example>")
+    assert m["Date"]
+    assert "Bcc" not in m and b"secret@b.example" not in got[0]
+    # only one Return-Path: A's was not sent along
+    assert got[0].count(b"Return-Path:") == 1
+    # IMAP sees the same message
+    im = imaplib.IMAP4(b.ip, b.ports["imap"], timeout=yt.IO_TIMEOUT)
+    im.login(*Y)
+    im.select("INBOX")
+    typ, data = im.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT RETURN-PATH)])")
+    assert typ == "OK" and b"seed scenario" in data[0][1] and b"<x@a.example>" in data[0][1]
+    im.logout()
+
+
+def test_unknown_remote_user_bounces_to_sender(world):
+    a = world.a
+    submit(a, X, message(X[0], "nobody@b.example", "to nobody"), ["nobody@b.example"])
+    a.wait_log(r"to=<nobody@b\.example>, relay=mx\.b\.example, attempts=1, status=bounced")
+    a.wait_log(r"sender non-delivery notification: \w+ \(to <x@a\.example>, local\)")
+    got = pop3_all(a, X)
+    assert len(got) == 1
+    m = email.message_from_bytes(got[0], policy=email.policy.default)
+    assert m.get_content_type() == "multipart/report"
+    assert m.get_param("report-type") == "delivery-status"
+    assert m["Auto-Submitted"] == "auto-replied"
+    assert m["Return-Path"] == "<>"
+    parts = list(m.iter_parts())
+    assert parts[1].get_content_type() == "message/delivery-status"
+    status = parts[1].as_string()
+    assert "Reporting-MTA: dns; mx.a.example" in status
+    assert "Final-Recipient: rfc822; nobody@b.example" in status
+    assert "Action: failed" in status
+    assert "Status: 5.1.1" in status
+    assert re.search(r"Diagnostic-Code: smtp; 550 5\.1\.1 <nobody@b\.example>", status)
+    assert "Remote-MTA: dns; mx.b.example" in status
+    # the original comes back
+    assert "to nobody" in parts[2].as_string()
+    # the bounce was never queued again (no notification about a notification)
+    assert "Mail queue is empty" in a.cli("queue", "list").stdout
+
+
+def test_destination_down_queued_then_delivered(world):
+    a, b = world.a, world.b
+    b.stop()
+    submit(a, X, message(X[0], Y[0], "while B was down"), [Y[0]])
+    a.wait_log(r"to=<y@b\.example>, relay=none, attempts=1, status=deferred \(no server of "
+               r"b\.example reachable; last: connect to mx\.b\.example \[127\.0\.0\.3\]")
+    listing = a.cli("queue", "list").stdout
+    assert "y@b.example" in listing and "x@a.example" in listing
+    qid = re.search(r"^([0-9A-F]{16})", listing, re.M).group(1)
+    show = a.cli("queue", "show", qid).stdout
+    assert "recipient: <y@b.example> attempts=" in show
+    b.start()
+    a.wait_log(r"to=<y@b\.example>, relay=mx\.b\.example, attempts=\d+, status=sent")
+    b.wait_log(r"to=<y@b\.example>, relay=local, status=sent")
+    assert [email.message_from_bytes(m)["Subject"] for m in pop3_all(b, Y)] == \
+        ["while B was down"]
+    assert "Mail queue is empty" in a.cli("queue", "list").stdout
+
+
+def test_second_mx_when_first_is_down(world):
+    a, b = world.a, world.b
+    submit(a, X, message(X[0], Z[0], "via the second MX"), [Z[0]])
+    a.wait_log(r"to=<z@c\.example>, relay=mx\.b\.example, attempts=1, status=sent")
+    assert re.search(r"smtp_out: connect to dead\.c\.example \[127\.0\.0\.4\]:\d+: connect failed", a.log())
+    got = pop3_all(b, Z)
+    assert len(got) == 1 and b"via the second MX" in got[0]
+
+
+def test_null_mx_and_nxdomain_bounce_at_once(world):
+    a = world.a
+    submit(a, X, message(X[0], "u@null.example", "null mx"), ["u@null.example",
+                                                              "v@nosuch.b.example"])
+    a.wait_log(r"to=<u@null\.example>, relay=none, attempts=1, status=bounced")
+    a.wait_log(r"to=<v@nosuch\.b\.example>, relay=none, attempts=1, status=bounced")
+    a.wait_log(r"sender non-delivery notification")
+    text = b"\n".join(pop3_all(a, X)).decode()
+    assert "Status: 5.1.10" in text
+    assert "Status: 5.1.2" in text
+
+
+def test_no_relay_without_auth_and_no_spoofing(world):
+    a = world.a
+    # port 25 role: no AUTH offered, no relaying
+    c = yt.SmtpClient(a.smtp_port, host=a.ip)
+    yt.expect(c.reply(), 220)
+    r = c.cmd("EHLO client.example.net")
+    assert not any(l.upper().startswith("AUTH") for l in r.lines)
+    yt.expect(c.cmd("MAIL FROM:<x@a.example>"), 250)
+    yt.expect(c.cmd("RCPT TO:<y@b.example>"), 554, "5.7.1")
+    c.close()
+    # submission: nothing without AUTH
+    c = yt.SmtpClient(a.ports["submission"], host=a.ip)
+    yt.expect(c.reply(), 220)
+    c.cmd("EHLO client.example.net")
+    yt.expect(c.cmd("MAIL FROM:<x@a.example>"), 530, "5.7.0")
+    c.close()
+    # after AUTH: only the user's own address, on the envelope and in From
+    s = smtplib.SMTP(a.ip, a.ports["submission"], timeout=yt.IO_TIMEOUT)
+    s.ehlo()
+    s.login(*X)
+    code, resp = s.mail("boss@a.example")
+    assert code == 553 and b"5.7.1" in resp
+    s.rset()
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        s.sendmail(X[0], [Y[0]], message("boss@a.example", Y[0], "spoofed"))
+    assert e.value.smtp_code == 550 and b"5.7.1" in e.value.smtp_error
+    s.quit()
+    assert "Mail queue is empty" in a.cli("queue", "list").stdout
+
+
+def scram_client(user, password, sock_cmd):
+    """SCRAM-SHA-256 (RFC 7677) by hand: returns the final SMTP reply code."""
+    nonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = f"n={user},r={nonce}"
+    code, resp = sock_cmd("AUTH SCRAM-SHA-256 " +
+                          base64.b64encode(("n,," + first_bare).encode()).decode())
+    assert code == 334, (code, resp)
+    server_first = base64.b64decode(resp).decode()
+    fields = dict(f.split("=", 1) for f in server_first.split(","))
+    salt = base64.b64decode(fields["s"])
+    it = int(fields["i"])
+    assert fields["r"].startswith(nonce)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, it)
+    ckey = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored = hashlib.sha256(ckey).digest()
+    without_proof = "c=biws,r=" + fields["r"]
+    auth_msg = f"{first_bare},{server_first},{without_proof}".encode()
+    sig = hmac.new(stored, auth_msg, "sha256").digest()
+    proof = bytes(a ^ b for a, b in zip(ckey, sig))
+    final = without_proof + ",p=" + base64.b64encode(proof).decode()
+    code, resp = sock_cmd(base64.b64encode(final.encode()).decode())
+    if code != 334:
+        return code
+    skey = hmac.new(salted, b"Server Key", "sha256").digest()
+    want = "v=" + base64.b64encode(hmac.new(skey, auth_msg, "sha256").digest()).decode()
+    assert base64.b64decode(resp).decode() == want
+    code, resp = sock_cmd("")
+    return code
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"])
+def test_auth_mechanisms(template, cert, mech):
+    d = yt.Yubind(template, cert, {"auth_cram_md5": "1"})
+    try:
+        d.start()
+        user, pw = "alice@example.test", yt.USERS["alice@example.test"]
+        s = smtplib.SMTP("127.0.0.1", d.ports["submission"], timeout=yt.IO_TIMEOUT)
+        s.starttls(context=ssl._create_unverified_context())
+        s.ehlo()
+        assert "SCRAM-SHA-256" in s.esmtp_features["auth"]
+        assert "CRAM-MD5" in s.esmtp_features["auth"]
+        if mech == "SCRAM-SHA-256":
+            assert scram_client(user, pw, lambda line: s.docmd(line)) == 235
+            s2 = smtplib.SMTP("127.0.0.1", d.ports["submission"], timeout=yt.IO_TIMEOUT)
+            s2.ehlo()
+            assert scram_client(user, "wrong", lambda line: s2.docmd(line)) == 535
+            s2.close()
+        elif mech == "CRAM-MD5":
+            # CRAM-MD5 uses the account's APOP/CRAM secret, not the password
+            secret = yt.APOP_SECRETS[user]
+            code, resp = s.docmd("AUTH CRAM-MD5")
+            assert code == 334
+            chal = base64.b64decode(resp)
+            dig = hmac.new(secret.encode(), chal, "md5").hexdigest()
+            code, resp = s.docmd(base64.b64encode(f"{user} {dig}".encode()).decode())
+            assert code == 235, resp
+        else:
+            s.user, s.password = user, pw
+            code, resp = s.auth(mech, getattr(s, "auth_" + mech.lower()))
+            assert code == 235
+        s.mail(user)
+        s.rcpt("demo@example.test")
+        s.quit()
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+@pytest.mark.yubind_conf(plaintext_auth="never")
+def test_auth_needs_tls_and_failures_slow_down(yubind):
+    c = yt.SmtpClient(yubind.ports["submission"])
+    yt.expect(c.reply(), 220)
+    r = c.cmd("EHLO client.example.net")
+    assert not any(l.upper().startswith("AUTH") for l in r.lines)
+    assert any(l.upper() == "STARTTLS" for l in r.lines)
+    yt.expect(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0demo@example.test\0x").decode()),
+              538, "5.7.11")
+    c.close()
+    s = smtplib.SMTP("127.0.0.1", yubind.ports["submission"], timeout=yt.IO_TIMEOUT)
+    s.starttls(context=ssl._create_unverified_context())
+    s.ehlo()
+    for i in range(3):
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            s.login("demo@example.test", "wrong-%d" % i)
+        assert e.value.smtp_code == 535
+    s.close()
+    yubind.wait_log(r"AUTH PLAIN failed for demo@example\.test from \[127\.0\.0\.1\] "
+                    r"\(reply delayed\)")
+
+
+@pytest.mark.yubind_conf(pop_before_smtp="2m")
+def test_pop_before_smtp_lets_that_ip_relay(yubind):
+    def try_relay():
+        c = yt.SmtpClient(yubind.smtp_port)
+        yt.expect(c.reply(), 220)
+        c.cmd("EHLO client.example.net")
+        yt.expect(c.cmd("MAIL FROM:<demo@example.test>"), 250)
+        r = c.cmd("RCPT TO:<someone@elsewhere.example>")
+        c.close()
+        return r
+    yt.expect(try_relay(), 554, "5.7.1")
+    p = poplib.POP3("127.0.0.1", yubind.pop3_port, timeout=yt.IO_TIMEOUT)
+    p.user("demo@example.test")
+    p.pass_(yt.USERS["demo@example.test"])
+    p.quit()
+    yt.expect(try_relay(), 250, "2.1.5")
