@@ -684,9 +684,9 @@ bool conn_tls_available(const struct conn *c)
 	return c->reg->tls != NULL;
 }
 
-int conn_tls_begin(struct conn *c)
+/* An SSL object over memory BIOs, ready for the handshake. */
+static int tls_new(struct conn *c, SSL_CTX *ctx)
 {
-	SSL_CTX *ctx = c->reg->tls;
 	if (ctx == NULL || c->ssl)
 		return -1;
 	c->ssl = SSL_new(ctx);
@@ -696,8 +696,15 @@ int conn_tls_begin(struct conn *c)
 	c->wbio = BIO_new(BIO_s_mem());
 	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	SSL_set_accept_state(c->ssl);
 	c->tls_handshaking = true;
+	return 0;
+}
+
+int conn_tls_begin(struct conn *c)
+{
+	if (tls_new(c, c->reg->tls) < 0)
+		return -1;
+	SSL_set_accept_state(c->ssl);
 	return 0;
 }
 
@@ -718,19 +725,13 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
 		return -1;
 	conn_flush(c);
 	conn_discard_input(c);
-	c->ssl = SSL_new(ctx);
-	if (c->ssl == NULL)
+	if (tls_new(c, ctx) < 0)
 		return -1;
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
-	BIO_set_mem_eof_return(c->rbio, -1);
-	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	SSL_set_connect_state(c->ssl);
 	if (sni && sni[0] != '\0' && sni[0] != '[') {
 		SSL_set_tlsext_host_name(c->ssl, sni);
 		SSL_set1_host(c->ssl, sni);
 	}
-	c->tls_handshaking = true;
 	/* The client speaks first: send the ClientHello now. */
 	conn_hold(c);
 	tls_input(c);

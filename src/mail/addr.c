@@ -6,6 +6,7 @@
  * wire (quotes and backslashes included); the domain cap counts the domain
  * as stored (without brackets or a trailing dot). */
 #include "mail/addr.h"
+#include "mail/mutf7.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -74,36 +75,7 @@ static bool mem_ieq(const unsigned char *a, const char *b, size_t n)
  * beyond U+10FFFF. */
 static size_t utf8_len(const unsigned char *s, size_t avail)
 {
-	unsigned c = s[0], lo = 0x80, hi = 0xBF;
-	size_t n;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-	} else if (c == 0xE0) {
-		n = 3;
-		lo = 0xA0;
-	} else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-		n = 3;
-	} else if (c == 0xED) {
-		n = 3;
-		hi = 0x9F;
-	} else if (c == 0xF0) {
-		n = 4;
-		lo = 0x90;
-	} else if (c >= 0xF1 && c <= 0xF3) {
-		n = 4;
-	} else if (c == 0xF4) {
-		n = 4;
-		hi = 0x8F;
-	} else {
-		return 0;
-	}
-	if (avail < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t k = 2; k < n; k++)
-		if (s[k] < 0x80 || s[k] > 0xBF)
-			return 0;
-	return n;
+	return mutf7_utf8_char_len((const char *)s, avail);
 }
 
 /* s[i] >= 0x80: the length of the UTF-8 sequence there, or -1. */

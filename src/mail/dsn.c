@@ -7,6 +7,7 @@
  * breaks at blanks near 78 columns and, for a run without blanks, by force
  * before LINE_HARD octets, so no line of our making passes 998. */
 #include "mail/dsn.h"
+#include "mail/mutf7.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -40,36 +41,10 @@ enum clean_mode {
  * overlong, surrogate, beyond U+10FFFF). */
 static size_t utf8_seq(const unsigned char *s, size_t avail, unsigned long *cp)
 {
-	unsigned c = s[0], lo = 0x80, hi = 0xBF;
-	size_t n;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-	} else if (c == 0xE0) {
-		n = 3;
-		lo = 0xA0;
-	} else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-		n = 3;
-	} else if (c == 0xED) {
-		n = 3;
-		hi = 0x9F;
-	} else if (c == 0xF0) {
-		n = 4;
-		lo = 0x90;
-	} else if (c >= 0xF1 && c <= 0xF3) {
-		n = 4;
-	} else if (c == 0xF4) {
-		n = 4;
-		hi = 0x8F;
-	} else {
+	size_t n = mutf7_utf8_char_len((const char *)s, avail);
+	if (n < 2)
 		return 0;
-	}
-	if (avail < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t k = 2; k < n; k++)
-		if (s[k] < 0x80 || s[k] > 0xBF)
-			return 0;
-	unsigned long v = c & (n == 2 ? 0x1Fu : n == 3 ? 0x0Fu : 0x07u);
+	unsigned long v = s[0] & (n == 2 ? 0x1Fu : n == 3 ? 0x0Fu : 0x07u);
 	for (size_t k = 1; k < n; k++)
 		v = (v << 6) | (s[k] & 0x3Fu);
 	*cp = v;
