@@ -369,3 +369,21 @@ def test_pop_before_smtp_lets_that_ip_relay(yubind):
     p.pass_(yt.USERS["demo@example.test"])
     p.quit()
     yt.expect(try_relay(), 250, "2.1.5")
+
+
+def test_queue_survives_kill9_and_sends_once(world):
+    a, b = world.a, world.b
+    b.stop()
+    submit(a, X, message(X[0], Y[0], "queued across a crash"), [Y[0]])
+    a.wait_log(r"to=<y@b\.example>, relay=none, attempts=1, status=deferred")
+    a.kill9()
+    b.start()
+    mark = a._log_size()
+    a.start()
+    # after the restart the queue is read again and the message leaves once
+    a.wait_log(r"to=<y@b\.example>, relay=mx\.b\.example, attempts=\d+, status=sent",
+               since=mark)
+    b.wait_log(r"to=<y@b\.example>, relay=local, status=sent")
+    assert [email.message_from_bytes(m)["Subject"] for m in pop3_all(b, Y)] == \
+        ["queued across a crash"]
+    assert "Mail queue is empty" in a.cli("queue", "list").stdout
