@@ -83,7 +83,8 @@ void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg)
  * the config allows it for loopback/always). */
 bool server_plaintext_ok(const struct server *srv, const struct conn *c);
 
-/* Failed logins, every protocol: record the outcome of a login from ip for
+/* Failed logins (SMTP AUTH so far; POP3 and IMAP to follow): record the
+ * outcome of a login from ip for
  * account (NULL when unknown); server_auth_fail_delay says how long to hold
  * back the reply to a failure now -- 0 for the first, then doubling per
  * recent failure (15 minutes) from the same IP or for the same account, up
