@@ -84,9 +84,9 @@ void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg)
 bool server_plaintext_ok(const struct server *srv, const struct conn *c);
 
 /* Failed logins (SMTP AUTH so far; POP3 and IMAP to follow): record the
- * outcome of a login from ip for
- * account (NULL when unknown); server_auth_fail_delay says how long to hold
- * back the reply to a failure now -- 0 for the first, then doubling per
+ * outcome of a login from ip for account (NULL when unknown);
+ * server_auth_failed returns how long to hold back the reply to this
+ * failure -- 0 for the first, then doubling per
  * recent failure (15 minutes) from the same IP or for the same account, up
  * to auth_fail_delay_max.  A success clears the account's count (not the
  * IP's: one good password does not buy a guesser more tries). */
