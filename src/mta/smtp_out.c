@@ -264,20 +264,8 @@ static void read_chunk(struct out_session *s);
 
 static void begin_body(struct out_session *s)
 {
-	char path[4096];
-	store_msg_path(s->m->srv->store, s->job->path, path, sizeof path);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (s->fd < 0) {
-		/* The body is gone: nothing this server could fix; nor can a
-		 * retry.  Say so to the operator and defer (the file may be
-		 * restored). */
-		log_error("%s: cannot open the queued message %s: %s", s->job->qid, path,
-			  strerror(errno));
-		snprintf(s->why, sizeof s->why, "local error: cannot read the queued message");
-		job_abort(s, s->why);
-		session_close(s, "queue file missing");
-		return;
-	}
+	/* The file is opened by the first read job (no file I/O here). */
+	s->fd = -1;
 	s->off = s->job->skip;
 	s->bol = true;
 	s->eof = false;
@@ -291,6 +279,7 @@ static void begin_body(struct out_session *s)
 
 struct chunk_job {
 	struct out_session *s;
+	char path[4096];            /* opened when fd < 0 */
 	int fd;
 	off_t off;
 	char *buf;
@@ -301,6 +290,14 @@ struct chunk_job {
 static void chunk_work(void *arg)
 {
 	struct chunk_job *cj = arg;
+	if (cj->fd < 0) {
+		cj->fd = open(cj->path, O_RDONLY | O_CLOEXEC);
+		if (cj->fd < 0) {
+			cj->n = -1;
+			cj->err = errno;
+			return;
+		}
+	}
 	do
 		cj->n = pread(cj->fd, cj->buf, CHUNK, cj->off);
 	while (cj->n < 0 && errno == EINTR);
@@ -313,14 +310,16 @@ static void chunk_done(void *arg)
 	struct out_session *s = cj->s;
 	struct conn *c = s->c;
 	s->reading = false;
+	if (s->fd < 0)
+		s->fd = cj->fd;         /* opened by the job (or -1) */
 	if (conn_is_closed(c)) {
 		free(cj->buf);
 		free(cj);
 		return;
 	}
 	if (cj->n < 0) {
-		log_error("%s: reading the queued message failed: %s", s->job->qid,
-			  strerror(cj->err));
+		log_error("%s: reading the queued message %s failed: %s; it stays queued",
+			  s->job->qid, cj->path, strerror(cj->err));
 		snprintf(s->why, sizeof s->why, "local error: cannot read the queued message");
 		free(cj->buf);
 		free(cj);
@@ -363,6 +362,7 @@ static void read_chunk(struct out_session *s)
 	struct chunk_job *cj = xcalloc(1, sizeof *cj);
 	cj->s = s;
 	cj->fd = s->fd;
+	store_msg_path(s->m->srv->store, s->job->path, cj->path, sizeof cj->path);
 	cj->off = s->off;
 	cj->buf = xmalloc(CHUNK);
 	s->reading = true;
