@@ -480,6 +480,7 @@ struct result {
 	size_t ndr;
 	enum dsn_action action;
 	bool dsn;
+	const char *kind;          /* for the log: "non-delivery", "delay", "success" */
 	char *dsn_msg;
 	size_t dsn_len;
 	char dsn_qid[17];
@@ -571,8 +572,8 @@ static void dsn_done(struct delivery *d)
 	struct mta *m = r->m;
 	if (d->status == 0) {
 		m->stats.dsn_sent++;
-		log_info("%s: sender non-delivery notification: %s (to <%s>%s)", r->j->qid,
-			 d->qid, r->j->sender, r->mailbox_id ? ", local" : ", queued");
+		log_info("%s: sender %s notification: %s (to <%s>%s)", r->j->qid,
+			 r->kind, d->qid, r->j->sender, r->mailbox_id ? ", local" : ", queued");
 		if (r->mailbox_id && d->uids) {
 			server_recent_note(m->srv, r->mailbox_id, d->uids[0]);
 			server_mailbox_changed(m->srv, r->mailbox_id);
@@ -736,13 +737,29 @@ void mta_job_done(struct msg_job *j)
 				 rc->reply, now - j->created);
 			snprintf(rc->reply, sizeof rc->reply, "%s", tmp);
 		}
-		log_info("%s: to=<%s>, relay=%s, attempts=%d, status=%s (%s)", j->qid, rc->addr,
-			 rc->remote[0] ? rc->remote : "none", rc->attempts + 1,
-			 outcome_name(rc->outcome), rc->reply[0] ? rc->reply : "-");
+		if (!j->local)   /* local deliveries are logged by the session */
+			log_info("%s: to=<%s>, relay=%s, attempts=%d, status=%s (%s)", j->qid,
+				 rc->addr, rc->remote[0] ? rc->remote : "none", rc->attempts + 1,
+				 outcome_name(rc->outcome), rc->reply[0] ? rc->reply : "-");
 		switch (rc->outcome) {
 		case OUT_SENT:
 			u->done = true;
-			m->stats.sent++;
+			if (!j->local)
+				m->stats.sent++;
+			/* RFC 3461 5.2.2: NOTIFY=SUCCESS is answered by whoever
+			 * delivers, or by us when the next server cannot carry the
+			 * request on (no DSN extension): "relayed". */
+			if (bounceable && (rc->notify & DSN_NOTIFY_SUCCESS) &&
+			    (j->local || !j->remote_dsn)) {
+				struct dsn_rcpt *d = &r->dr[r->ndr++];
+				d->final_rcpt = rc->addr;
+				d->orig_rcpt = rc->orcpt;
+				d->action = j->local ? DSN_DELIVERED : DSN_RELAYED;
+				d->status = "2.0.0";
+				d->remote_mta = rc->remote[0] ? rc->remote : NULL;
+				d->diagnostic = rc->reply[0] ? rc->reply : NULL;
+				d->last_attempt = now;
+			}
 			break;
 		case OUT_PERM:
 			u->done = true;
@@ -787,22 +804,58 @@ void mta_job_done(struct msg_job *j)
 			break;
 		}
 	}
-	/* One notification per outcome: failures win over delays in one
-	 * message's notification (delays are reported later, if still due). */
+	/* Failures win over delays in one message's notification (delays are
+	 * reported later, if still due). */
 	if (failed && delayed) {
 		size_t k = 0;
 		for (size_t i = 0; i < r->ndr; i++)
-			if (r->dr[i].action == DSN_FAILED)
+			if (r->dr[i].action != DSN_DELAYED)
 				r->dr[k++] = r->dr[i];
 		r->ndr = k;
 		for (size_t i = 0; i < r->nu; i++)
 			r->u[i].warned = false;
 	}
+	r->kind = failed ? "non-delivery" : delayed ? "delay" : "success";
+	if (j->local)
+		r->nu = 0;      /* nothing queued to update */
 	if (r->ndr > 0) {
 		server_job(m->srv, NULL, dsn_work, dsn_composed, r);
 		return;
 	}
 	write_updates_only(r);
+}
+
+void mta_report_delivered(struct mta *m, const struct delivered_report *rep)
+{
+	if (m->stopping && m->stopped == NULL) {
+		/* Shut down already: the store writer may be gone. */
+		log_warn("%s: shutting down: no success notification to <%s> for %zu "
+			 "recipient(s)", rep->qid, rep->sender, rep->nrcpts);
+		return;
+	}
+	struct msg_job *j = xcalloc(1, sizeof *j);
+	j->m = m;
+	memcpy(j->qid, rep->qid, sizeof j->qid);
+	snprintf(j->path, sizeof j->path, "%s", rep->path);
+	j->skip = rep->skip;
+	j->created = now_unix();
+	j->ret = rep->ret;
+	j->envid = rep->envid ? xstrdup(rep->envid) : NULL;
+	j->sender = xstrdup(rep->sender);
+	j->local = true;
+	j->rcpts = xcalloc(rep->nrcpts, sizeof *j->rcpts);
+	j->nrcpts = rep->nrcpts;
+	for (size_t i = 0; i < rep->nrcpts; i++) {
+		struct rcpt_job *rc = &j->rcpts[i];
+		rc->addr = xstrdup(rep->rcpts[i]);
+		rc->orcpt = rep->orcpts[i] ? xstrdup(rep->orcpts[i]) : NULL;
+		rc->notify = DSN_NOTIFY_SUCCESS;
+		rc->outcome = OUT_SENT;
+		snprintf(rc->status, sizeof rc->status, "2.0.0");
+		snprintf(rc->remote, sizeof rc->remote, "%s", m->cfg->hostname);
+		snprintf(rc->reply, sizeof rc->reply, "250 2.0.0 delivered to the mailbox");
+	}
+	mta_job_done(j);
 }
 
 /* ---- start and stop ---- */

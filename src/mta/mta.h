@@ -33,6 +33,11 @@ void mta_cut(struct mta *m);
 /* After mta_shutdown's done; NULL-safe. */
 void mta_free(struct mta **m);
 
+/* Local recipients that asked for NOTIFY=SUCCESS (RFC 3461) got the
+ * message: send the sender a "delivered" notification (copies rep). */
+struct delivered_report;
+void mta_report_delivered(struct mta *m, const struct delivered_report *rep);
+
 /* Counters for the log and tests. */
 struct mta_stats {
 	uint64_t sent, deferred, bounced, dsn_sent, connections, sessions_reused;

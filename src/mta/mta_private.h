@@ -55,6 +55,7 @@ struct msg_job {
 	struct rcpt_job *rcpts;
 	size_t nrcpts;
 	bool remote_dsn;    /* the server that took it offered DSN (it reports success) */
+	bool local;         /* mta_report_delivered: delivered here, not queued */
 	struct msg_job *next;
 };
 

@@ -28,6 +28,20 @@ struct server_mark {
 	uint64_t t;                 /* ms (now_ms) of the last event */
 };
 
+/* What a "delivered" notification (RFC 3461 NOTIFY=SUCCESS) needs; the
+ * receiver copies it. */
+struct delivered_report {
+	const char *qid;
+	const char *path;           /* the body file, store-relative */
+	int64_t skip;               /* the Return-Path line, not quoted */
+	const char *sender;         /* not "" */
+	const char *envid;          /* or NULL */
+	int ret;                    /* DSN_RET_* */
+	const char *const *rcpts;
+	const char *const *orcpts;  /* entries may be NULL */
+	size_t nrcpts;
+};
+
 struct server {
 	uv_loop_t *loop;
 	const struct conf *cfg;
@@ -55,6 +69,9 @@ struct server {
 	/* The outbound queue manager (src/mta), told when a delivery queued
 	 * mail for remote recipients; NULL in tests without one. */
 	void (*queue_kick)(struct server *srv);
+	/* Local recipients that asked for NOTIFY=SUCCESS got their copy: the
+	 * queue manager sends the sender a "delivered" notification. */
+	void (*report_delivered)(struct server *srv, const struct delivered_report *r);
 	void *mta;
 	struct server_mark *auth_fails;     /* SERVER_MARKS, allocated on first use */
 	struct server_mark *relay_ok;       /* POP-before-SMTP */

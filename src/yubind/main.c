@@ -76,6 +76,7 @@ static void stop_store(void)
 		return;
 	d.store_stopped = true;
 	d.srv.queue_kick = NULL;
+	d.srv.report_delivered = NULL;
 	d.srv.mta = NULL;
 	mta_free(&d.mta);           /* stopped by now: closes the resolver */
 	store_writer_stop(&d.srv.writer);
@@ -112,6 +113,11 @@ static void on_mta_stopped(void *arg)
 static void queue_kick(struct server *srv)
 {
 	mta_kick(srv->mta);
+}
+
+static void report_delivered(struct server *srv, const struct delivered_report *r)
+{
+	mta_report_delivered(srv->mta, r);
 }
 
 static void grace_cb(uv_timer_t *t)
@@ -379,6 +385,7 @@ int main(int argc, char **argv)
 		log_fatal("%s", err);
 	d.srv.mta = d.mta;
 	d.srv.queue_kick = queue_kick;
+	d.srv.report_delivered = report_delivered;
 
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);

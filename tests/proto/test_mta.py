@@ -193,6 +193,80 @@ def test_unknown_remote_user_bounces_to_sender(world):
     assert "Mail queue is empty" in a.cli("queue", "list").stdout
 
 
+def test_dsn_parameters_inbound_and_outbound(world):
+    """RFC 3461: NOTIFY, RET, ENVID and ORCPT taken on submission, carried to
+    B, and answered: success from B (the final hop), failure from A (RET=HDRS:
+    headers only), NEVER honoured, success for a local recipient from A."""
+    a, b = world.a, world.b
+    s = smtplib.SMTP(a.ip, a.ports["submission"], timeout=yt.IO_TIMEOUT)
+    s.ehlo("client.a.example")
+    assert s.has_extn("dsn")
+    s.starttls(context=ssl._create_unverified_context())
+    s.ehlo("client.a.example")
+    s.login(*X)
+    mopts = ["RET=HDRS", "ENVID=env+2B42"]
+    code, _ = s.mail(X[0], mopts)
+    assert code == 250
+    assert s.rcpt(Y[0], ["NOTIFY=SUCCESS", "ORCPT=rfc822;orig-y+2Btag@b.example"])[0] == 250
+    assert s.rcpt("nobody@b.example", ["NOTIFY=FAILURE"])[0] == 250
+    assert s.rcpt("never@b.example", ["NOTIFY=NEVER"])[0] == 250
+    assert s.rcpt(X[0], ["NOTIFY=SUCCESS,FAILURE"])[0] == 250
+    code, _ = s.data(message(X[0], Y[0], "dsn params", body="secret body line\r\n"))
+    assert code == 250
+    # bad parameters get a clear 501, and the session goes on
+    code, resp = s.mail(X[0], ["RET=SOME"])
+    assert code == 501 and b"RET" in resp
+    s.rset()
+    s.mail(X[0])
+    code, resp = s.rcpt(Y[0], ["NOTIFY=NEVER,SUCCESS"])
+    assert code == 501 and b"NOTIFY" in resp
+    s.quit()
+
+    # B delivered y's copy and reports it (it was told NOTIFY=SUCCESS)
+    b.wait_log(r"to=<y@b\.example>, relay=local, status=sent")
+    b.wait_log(r"sender success notification: \w+ \(to <x@a\.example>, queued\)")
+    a.wait_log(r"to=<nobody@b\.example>, relay=mx\.b\.example, attempts=1, status=bounced")
+    a.wait_log(r"sender success notification: \w+ \(to <x@a\.example>, local\)")
+    a.wait_log(r"sender non-delivery notification: \w+ \(to <x@a\.example>, local\)")
+
+    def reports():
+        out = []
+        for raw in pop3_all(a, X):
+            m = email.message_from_bytes(raw, policy=email.policy.default)
+            if m.get_content_type() == "multipart/report":
+                out.append((m, raw))
+        return out
+    yt.wait_until(lambda: len(reports()) == 3, what="three notifications for x")
+    by_action = {}
+    for m, raw in reports():
+        status = list(m.iter_parts())[1].as_string()
+        act = re.search(r"Action: (\w+)", status).group(1)
+        by_action.setdefault(act, []).append((m, raw, status))
+    assert sorted(by_action) == ["delivered", "failed"], by_action.keys()
+    assert len(by_action["delivered"]) == 2
+    failed_m, failed_raw, failed_status = by_action["failed"][0]
+    # NEVER: never@b.example is not reported; NOTIFY=FAILURE: nobody is
+    assert "nobody@b.example" in failed_status and "never@b.example" not in failed_status
+    assert "Original-Envelope-Id: env+42" in failed_status
+    # RET=HDRS: only the header comes back
+    third = list(failed_m.iter_parts())[2]
+    assert third.get_content_type() == "text/rfc822-headers"
+    assert b"dsn params" in failed_raw and b"secret body line" not in failed_raw
+    texts = [st for _, _, st in by_action["delivered"]]
+    from_b = [t for t in texts if "Reporting-MTA: dns; mx.b.example" in t]
+    from_a = [t for t in texts if "Reporting-MTA: dns; mx.a.example" in t]
+    assert len(from_b) == 1 and len(from_a) == 1
+    # ORCPT and ENVID travelled from A to B with the message
+    assert "Original-Recipient: rfc822;orig-y+tag@b.example" in from_b[0]
+    assert "Original-Envelope-Id: env+42" in from_b[0]
+    assert "Final-Recipient: rfc822; y@b.example" in from_b[0]
+    assert "Final-Recipient: rfc822; x@a.example" in from_a[0]
+    assert "Status: 2.0.0" in from_a[0]
+    # no notification about a notification: the queues drain
+    yt.wait_until(lambda: "Mail queue is empty" in a.cli("queue", "list").stdout and
+                  "Mail queue is empty" in b.cli("queue", "list").stdout, what="queues empty")
+
+
 def test_destination_down_queued_then_delivered(world):
     a, b = world.a, world.b
     b.stop()

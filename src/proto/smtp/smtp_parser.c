@@ -17,6 +17,11 @@
 #define R_SENDER_BAD "501 5.1.7 Bad sender address syntax"
 #define R_RCPT_BAD "501 5.1.3 Bad recipient address syntax"
 #define R_UTF8 "553 5.6.7 Non-ASCII address requires SMTPUTF8"
+#define R_RET_BAD "501 5.5.4 Bad RET value (FULL or HDRS)"
+#define R_AUTH_BAD "501 5.5.4 Bad AUTH value"
+#define R_ENVID_BAD "501 5.5.4 Bad ENVID value"
+#define R_NOTIFY_BAD "501 5.5.4 Bad NOTIFY value (NEVER, or SUCCESS, FAILURE, DELAY)"
+#define R_ORCPT_BAD "501 5.5.4 Bad ORCPT value (addr-type;xtext)"
 #define R_BDAT_SYNTAX "501 5.5.4 Syntax: BDAT <size> [LAST]"
 #define R_HELO_BAD "501 5.5.4 Error: invalid character in HELO/EHLO name"
 #define R_HELO_LONG "501 5.5.4 Error: HELO/EHLO name too long"
@@ -233,6 +238,100 @@ static int next_param(const char *s, size_t len, size_t *pos, struct param *p)
 	return 1;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;   /* RFC 3461 4: hexchar is upper case only */
+}
+
+/* xtext (RFC 3461 4): chars 33-126 except '+' and '=', or "+HH".  Decodes
+ * v[0..len) into out (outsz > len), NUL-terminated.  Rejects a decoded
+ * NUL or control character (they would reach the delivery-status part),
+ * and non-ASCII unless allow_utf8 (RFC 6533 utf-8-addr-xtext). */
+static bool xtext_decode(const char *v, size_t len, bool allow_utf8, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (ch == '+') {
+			if (len - i < 3)
+				return false;
+			int h = hexval(v[i + 1]), l = hexval(v[i + 2]);
+			if (h < 0 || l < 0)
+				return false;
+			ch = (unsigned char)(h * 16 + l);
+			i += 2;
+			if (ch < 32 || ch == 127)
+				return false;
+		} else if (ch >= 0x80) {
+			if (!allow_utf8)
+				return false;
+		} else if (ch < 33 || ch > 126 || ch == '=') {
+			return false;
+		}
+		if (o + 1 >= outsz)
+			return false;
+		out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return o > 0;
+}
+
+/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */
+static bool parse_notify(const char *v, size_t len, unsigned *out)
+{
+	unsigned bits = 0;
+	size_t i = 0;
+	while (i <= len) {
+		size_t j = i;
+		while (j < len && v[j] != ',')
+			j++;
+		unsigned b;
+		if (word_ieq(v + i, j - i, "NEVER"))
+			b = SMTP_NOTIFY_NEVER;
+		else if (word_ieq(v + i, j - i, "SUCCESS"))
+			b = SMTP_NOTIFY_SUCCESS;
+		else if (word_ieq(v + i, j - i, "FAILURE"))
+			b = SMTP_NOTIFY_FAILURE;
+		else if (word_ieq(v + i, j - i, "DELAY"))
+			b = SMTP_NOTIFY_DELAY;
+		else
+			return false;
+		if (bits & b)
+			return false;
+		bits |= b;
+		i = j + 1;
+	}
+	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
+		return false;
+	*out = bits;
+	return true;
+}
+
+/* ORCPT=addr-type;xtext (RFC 3461 4.2); addr-type is an atom, in practice
+ * rfc822 or utf-8 (RFC 6533, which also allows raw UTF-8 in the address
+ * part under SMTPUTF8). */
+static bool parse_orcpt(const char *v, size_t len, bool allow_utf8, char *out, size_t outsz)
+{
+	if (len > SMTP_ORCPT_MAX)
+		return false;
+	size_t semi = 0;
+	while (semi < len && v[semi] != ';')
+		semi++;
+	if (semi == 0 || semi + 1 >= len)
+		return false;
+	for (size_t i = 0; i < semi; i++)
+		if (!is_alpha(v[i]) && !is_digit(v[i]) && v[i] != '-')
+			return false;
+	bool utf8_type = word_ieq(v, semi, "UTF-8");
+	memcpy(out, v, semi + 1);
+	return xtext_decode(v + semi + 1, len - semi - 1, allow_utf8 && utf8_type, out + semi + 1,
+			    outsz - semi - 1);
+}
+
 /* Skip "FROM:" / "TO:" and at most one space after the colon; the path
  * must start right there. */
 static bool skip_keyword(const char *arg, size_t len, const char *kw, size_t *pos)
@@ -253,7 +352,8 @@ int smtp_parse_mail(const char *arg, size_t len, struct smtp_mail_args *m, const
 	size_t pos;
 	enum addr_error aerr;
 	const char *atext;
-	bool seen_size = false, seen_body = false, seen_utf8 = false;
+	bool seen_size = false, seen_body = false, seen_utf8 = false, seen_ret = false;
+	bool seen_auth = false;
 
 	memset(m, 0, sizeof(*m));
 	if (!skip_keyword(arg, len, "FROM:", &pos)) {
@@ -311,6 +411,48 @@ int smtp_parse_mail(const char *arg, size_t len, struct smtp_mail_args *m, const
 				return -1;
 			}
 			m->smtputf8 = true;
+		} else if (word_ieq(p.key, p.key_len, "RET")) {
+			if (seen_ret) {
+				*reply_r = R_PARAM_DUP;
+				return -1;
+			}
+			seen_ret = true;
+			if (p.value != NULL && word_ieq(p.value, p.value_len, "FULL")) {
+				m->ret = SMTP_RET_FULL;
+			} else if (p.value != NULL && word_ieq(p.value, p.value_len, "HDRS")) {
+				m->ret = SMTP_RET_HDRS;
+			} else {
+				*reply_r = R_RET_BAD;
+				return -1;
+			}
+		} else if (word_ieq(p.key, p.key_len, "ENVID")) {
+			if (m->has_envid) {
+				*reply_r = R_PARAM_DUP;
+				return -1;
+			}
+			if (p.value == NULL || p.value_len > SMTP_ENVID_MAX ||
+			    !xtext_decode(p.value, p.value_len, false, m->envid, sizeof m->envid)) {
+				*reply_r = R_ENVID_BAD;
+				return -1;
+			}
+			m->has_envid = true;
+		} else if (word_ieq(p.key, p.key_len, "AUTH")) {
+			/* RFC 4954 5: the identity the client says submitted the
+			 * message.  We do not trust other servers' claims (RFC 4954
+			 * 5 allows that), so the value is checked, not kept. */
+			char tmp[ADDR_PATH_MAX * 2 + 1];
+			if (seen_auth) {
+				*reply_r = R_PARAM_DUP;
+				return -1;
+			}
+			seen_auth = true;
+			if (p.value == NULL || (!word_ieq(p.value, p.value_len, "<>") &&
+						(p.value_len > ADDR_PATH_MAX * 2 ||
+						 !xtext_decode(p.value, p.value_len, true, tmp,
+							       sizeof tmp)))) {
+				*reply_r = R_AUTH_BAD;
+				return -1;
+			}
 		} else {
 			*reply_r = R_PARAM_UNKNOWN;
 			return -1;
@@ -347,13 +489,37 @@ int smtp_parse_rcpt(const char *arg, size_t len, bool allow_utf8, struct smtp_rc
 	pos += (size_t)n;
 
 	struct param p;
-	int rc = next_param(arg, len, &pos, &p);
+	int rc;
+	bool seen_notify = false;
+	while ((rc = next_param(arg, len, &pos, &p)) == 1) {
+		if (word_ieq(p.key, p.key_len, "NOTIFY")) {
+			if (seen_notify) {
+				*reply_r = R_PARAM_DUP;
+				return -1;
+			}
+			seen_notify = true;
+			if (p.value == NULL || !parse_notify(p.value, p.value_len, &r->notify)) {
+				*reply_r = R_NOTIFY_BAD;
+				return -1;
+			}
+		} else if (word_ieq(p.key, p.key_len, "ORCPT")) {
+			if (r->has_orcpt) {
+				*reply_r = R_PARAM_DUP;
+				return -1;
+			}
+			if (p.value == NULL || !parse_orcpt(p.value, p.value_len, allow_utf8, r->orcpt,
+							    sizeof r->orcpt)) {
+				*reply_r = R_ORCPT_BAD;
+				return -1;
+			}
+			r->has_orcpt = true;
+		} else {
+			*reply_r = R_PARAM_UNKNOWN;
+			return -1;
+		}
+	}
 	if (rc < 0) {
 		*reply_r = R_PARAM_SYNTAX;
-		return -1;
-	}
-	if (rc > 0) {
-		*reply_r = R_PARAM_UNKNOWN;
 		return -1;
 	}
 	if (r->to.utf8 && !allow_utf8) {

@@ -62,6 +62,20 @@ struct smtp_command {
 	size_t arg_len;
 };
 
+/* RFC 3461 limits: ENVID at most 100 characters (4.4), ORCPT at most 500
+ * (4.2), both as sent (xtext). */
+#define SMTP_ENVID_MAX 100
+#define SMTP_ORCPT_MAX 500
+
+/* DSN NOTIFY (RFC 3461 4.1) bits; the same values as the store's. */
+enum {
+	SMTP_NOTIFY_SUCCESS = 1 << 0,
+	SMTP_NOTIFY_FAILURE = 1 << 1,
+	SMTP_NOTIFY_DELAY = 1 << 2,
+	SMTP_NOTIFY_NEVER = 1 << 3,
+};
+enum smtp_ret { SMTP_RET_NONE = 0, SMTP_RET_FULL = 1, SMTP_RET_HDRS = 2 };
+
 /* Split line[0..len) into verb and argument.  Returns 0, or -1 with
  * *reply_r set: unknown verb (verb = UNKNOWN, "500 5.5.2 ..."), or an
  * argument the verb does not take / lacks ("501 5.5.4 ..."). */
@@ -80,23 +94,32 @@ struct smtp_mail_args {
 	uint64_t size;         /* SIZE=; saturates at UINT64_MAX */
 	enum smtp_body body;
 	bool smtputf8;
+	enum smtp_ret ret;     /* RET= */
+	bool has_envid;
+	char envid[SMTP_ENVID_MAX + 1]; /* ENVID=, xtext-decoded (printable ASCII) */
 };
 
 /* "FROM:<path> [params]" (the argument of MAIL).  Errors:
  * 501 5.5.4 (no FROM:, bad parameter syntax, bad SIZE/BODY value,
- * duplicate parameter), 501 5.1.7 (bad path), 555 5.5.4 (unknown or
- * unsupported parameter, BODY=BINARYMIME), 553 5.6.7 (non-ASCII address
- * without SMTPUTF8). */
+ * duplicate parameter, bad RET or ENVID), 501 5.1.7 (bad path), 555 5.5.4
+ * (unknown or unsupported parameter, BODY=BINARYMIME), 553 5.6.7 (non-ASCII
+ * address without SMTPUTF8). */
 int smtp_parse_mail(const char *arg, size_t len, struct smtp_mail_args *m, const char **reply_r);
 
 struct smtp_rcpt_args {
 	struct mail_addr to;
+	unsigned notify;       /* SMTP_NOTIFY_*; 0 = not given */
+	bool has_orcpt;
+	/* ORCPT= as "addr-type;address" with the address xtext-decoded
+	 * ("rfc822;y@b.example"); non-ASCII only with addr-type utf-8. */
+	char orcpt[SMTP_ORCPT_MAX + 1];
 };
 
 /* "TO:<path> [params]" (the argument of RCPT).  allow_utf8: the MAIL
- * command had SMTPUTF8.  Errors: 501 5.5.4 (no TO:, syntax), 501 5.1.3 (bad
- * path, trailing dot in the domain), 555 5.5.4 (any parameter), 553 5.6.7
- * (non-ASCII address without SMTPUTF8). */
+ * command had SMTPUTF8.  Errors: 501 5.5.4 (no TO:, syntax, duplicate
+ * parameter, bad NOTIFY or ORCPT), 501 5.1.3 (bad path, trailing dot in the
+ * domain), 555 5.5.4 (unknown parameter), 553 5.6.7 (non-ASCII address
+ * without SMTPUTF8). */
 int smtp_parse_rcpt(const char *arg, size_t len, bool allow_utf8, struct smtp_rcpt_args *r,
 		    const char **reply_r);
 

@@ -217,8 +217,9 @@ static const struct mail_case mail_cases[] = {
 	{"params extra spaces", "FROM:<a@b.example>   SIZE=10    BODY=7BIT", NULL, false,
 	 "a", "b.example", true, 10, SMTP_BODY_7BIT, false},
 	MAIL_ERR("unknown param", "FROM:<a@b.example> FOO=bar", "555 5.5.4"),
-	MAIL_ERR("unknown param no value", "FROM:<a@b.example> RET", "555 5.5.4"),
-	MAIL_ERR("unknown after known", "FROM:<a@b.example> SIZE=1 AUTH=<>", "555 5.5.4"),
+	MAIL_ERR("unknown param no value", "FROM:<a@b.example> FOO", "555 5.5.4"),
+	MAIL_ERR("auth without value", "FROM:<a@b.example> AUTH", "501 5.5.4"),
+	MAIL_ERR("unknown after known", "FROM:<a@b.example> SIZE=1 FOO=<>", "555 5.5.4"),
 	MAIL_ERR("param glued to path", "FROM:<a@b.example>SIZE=1", "501 5.5.4"),
 	MAIL_ERR("param bad keyword", "FROM:<a@b.example> -SIZE=1", "501 5.5.4"),
 	MAIL_ERR("param double equals", "FROM:<a@b.example> SIZE==1", "501 5.5.4"),
@@ -295,7 +296,7 @@ static const struct rcpt_case rcpt_cases[] = {
 	 true},
 	RCPT_OK("source route", "TO:<@relay.example:bob@example.test>", false, "bob",
 		"example.test"),
-	RCPT_ERR("any param", "TO:<bob@example.test> NOTIFY=NEVER", false, "555 5.5.4"),
+	RCPT_ERR("unknown param", "TO:<bob@example.test> FOO=BAR", false, "555 5.5.4"),
 	RCPT_ERR("param glued", "TO:<bob@example.test>NOTIFY=NEVER", false, "501 5.5.4"),
 	RCPT_OK("trailing spaces", "TO:<bob@example.test>   ", false, "bob", "example.test"),
 	RCPT_OK("utf8 allowed", "TO:<b\xc3\xb6" "b@example.test>", true, "b\xc3\xb6" "b",
@@ -394,6 +395,102 @@ static void test_command_then_mail(void **state)
 	assert_string_equal(m.from.local, "x");
 }
 
+
+/* RFC 3461 parameters on MAIL and RCPT. */
+static void test_dsn_params(void **state)
+{
+	(void)state;
+	struct smtp_mail_args m;
+	struct smtp_rcpt_args r;
+	const char *reply = NULL;
+	const char *a;
+
+	a = "FROM:<a@example.test> RET=HDRS ENVID=QQ314159+2Bx";
+	assert_int_equal(smtp_parse_mail(a, strlen(a), &m, &reply), 0);
+	assert_int_equal(m.ret, SMTP_RET_HDRS);
+	assert_true(m.has_envid);
+	assert_string_equal(m.envid, "QQ314159+x");
+	/* RFC 4954 5: AUTH= is accepted (and not trusted) wherever AUTH is. */
+	a = "FROM:<a@example.test> AUTH=<> RET=FULL";
+	assert_int_equal(smtp_parse_mail(a, strlen(a), &m, &reply), 0);
+	a = "FROM:<a@example.test> AUTH=a+2Bb@example.test";
+	assert_int_equal(smtp_parse_mail(a, strlen(a), &m, &reply), 0);
+	a = "FROM:<a@example.test> ret=full";
+	assert_int_equal(smtp_parse_mail(a, strlen(a), &m, &reply), 0);
+	assert_int_equal(m.ret, SMTP_RET_FULL);
+	assert_false(m.has_envid);
+	const char *bad_mail[][2] = {
+		{"FROM:<a@example.test> RET=ALL", "501 5.5.4 Bad RET"},
+		{"FROM:<a@example.test> RET", "501 5.5.4 Bad RET"},
+		{"FROM:<a@example.test> RET=FULL RET=HDRS", "501 5.5.4 Duplicate"},
+		{"FROM:<a@example.test> ENVID=a ENVID=b", "501 5.5.4 Duplicate"},
+		{"FROM:<a@example.test> ENVID=+2", "501 5.5.4 Bad ENVID"},
+		{"FROM:<a@example.test> ENVID=+2b", "501 5.5.4 Bad ENVID"},   /* lower hex */
+		{"FROM:<a@example.test> ENVID=+00", "501 5.5.4 Bad ENVID"},   /* NUL */
+		{"FROM:<a@example.test> ENVID=+0D+0A", "501 5.5.4 Bad ENVID"},
+		{"FROM:<a@example.test> ENVID=\xc3\xa9", "501 5.5.4 Bad ENVID"},
+	};
+	for (size_t i = 0; i < sizeof bad_mail / sizeof bad_mail[0]; i++) {
+		print_message("mail %s\n", bad_mail[i][0]);
+		assert_int_equal(smtp_parse_mail(bad_mail[i][0], strlen(bad_mail[i][0]), &m,
+						 &reply), -1);
+		assert_true(strncmp(reply, bad_mail[i][1], strlen(bad_mail[i][1])) == 0);
+	}
+	/* ENVID cap: 100 characters as sent. */
+	char big[200];
+	int n = snprintf(big, sizeof big, "FROM:<a@example.test> ENVID=");
+	memset(big + n, 'x', 100);
+	big[n + 100] = '\0';
+	assert_int_equal(smtp_parse_mail(big, strlen(big), &m, &reply), 0);
+	assert_int_equal(strlen(m.envid), 100);
+	big[n + 100] = 'x';
+	big[n + 101] = '\0';
+	assert_int_equal(smtp_parse_mail(big, strlen(big), &m, &reply), -1);
+
+	a = "TO:<b@example.test> NOTIFY=SUCCESS,delay ORCPT=rfc822;b+2Bx@example.test";
+	assert_int_equal(smtp_parse_rcpt(a, strlen(a), false, &r, &reply), 0);
+	assert_int_equal(r.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY);
+	assert_true(r.has_orcpt);
+	assert_string_equal(r.orcpt, "rfc822;b+x@example.test");
+	a = "TO:<b@example.test> NOTIFY=NEVER";
+	assert_int_equal(smtp_parse_rcpt(a, strlen(a), false, &r, &reply), 0);
+	assert_int_equal(r.notify, SMTP_NOTIFY_NEVER);
+	a = "TO:<b@example.test> ORCPT=utf-8;b\xc3\xb6@example.test";
+	assert_int_equal(smtp_parse_rcpt(a, strlen(a), true, &r, &reply), 0);
+	assert_string_equal(r.orcpt, "utf-8;b\xc3\xb6@example.test");
+	const char *bad_rcpt[][2] = {
+		{"TO:<b@example.test> NOTIFY=NEVER,SUCCESS", "501 5.5.4 Bad NOTIFY"},
+		{"TO:<b@example.test> NOTIFY=SUCCESS,SUCCESS", "501 5.5.4 Bad NOTIFY"},
+		{"TO:<b@example.test> NOTIFY=", "501 5.5.4"},
+		{"TO:<b@example.test> NOTIFY=SUCCESS,", "501 5.5.4 Bad NOTIFY"},
+		{"TO:<b@example.test> NOTIFY=SOMETIMES", "501 5.5.4 Bad NOTIFY"},
+		{"TO:<b@example.test> NOTIFY=NEVER NOTIFY=NEVER", "501 5.5.4 Duplicate"},
+		{"TO:<b@example.test> ORCPT=b@example.test", "501 5.5.4 Bad ORCPT"},
+		{"TO:<b@example.test> ORCPT=rfc822;", "501 5.5.4 Bad ORCPT"},
+		{"TO:<b@example.test> ORCPT=;b@example.test", "501 5.5.4 Bad ORCPT"},
+		{"TO:<b@example.test> ORCPT=rfc822;b+0A@example.test", "501 5.5.4 Bad ORCPT"},
+		/* raw UTF-8 only with addr-type utf-8 under SMTPUTF8 */
+		{"TO:<b@example.test> ORCPT=rfc822;b\xc3\xb6@example.test", "501 5.5.4 Bad ORCPT"},
+		{"TO:<b@example.test> ORCPT=rfc822;a ORCPT=rfc822;b", "501 5.5.4 Duplicate"},
+	};
+	for (size_t i = 0; i < sizeof bad_rcpt / sizeof bad_rcpt[0]; i++) {
+		print_message("rcpt %s\n", bad_rcpt[i][0]);
+		assert_int_equal(smtp_parse_rcpt(bad_rcpt[i][0], strlen(bad_rcpt[i][0]), true, &r,
+						 &reply), -1);
+		assert_true(strncmp(reply, bad_rcpt[i][1], strlen(bad_rcpt[i][1])) == 0);
+	}
+	/* ORCPT cap: 500 characters as sent. */
+	char orc[700];
+	n = snprintf(orc, sizeof orc, "TO:<b@example.test> ORCPT=rfc822;");
+	int start = n - (int)strlen("rfc822;");
+	memset(orc + n, 'y', (size_t)(500 - (n - start)));
+	orc[start + 500] = '\0';
+	assert_int_equal(smtp_parse_rcpt(orc, strlen(orc), false, &r, &reply), 0);
+	orc[start + 500] = 'y';
+	orc[start + 501] = '\0';
+	assert_int_equal(smtp_parse_rcpt(orc, strlen(orc), false, &r, &reply), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_helo),
 		cmocka_unit_test(test_mail),
 		cmocka_unit_test(test_rcpt),
+		cmocka_unit_test(test_dsn_params),
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_command_then_mail),
 	};

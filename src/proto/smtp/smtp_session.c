@@ -57,6 +57,8 @@ enum bdat_fate {
 struct rcpt_entry {
 	int64_t mailbox_id;        /* 0 for a remote recipient (queued) */
 	char addr[ADDR_TEXT_MAX];  /* as the client gave it */
+	unsigned notify;           /* DSN NOTIFY= (SMTP_NOTIFY_*), 0 = not given */
+	char *orcpt;               /* DSN ORCPT= ("rfc822;addr"), heap, or NULL */
 };
 
 /* SMTP AUTH (RFC 4954) exchange in progress. */
@@ -93,6 +95,8 @@ struct smtp_session {
 	char from[ADDR_TEXT_MAX];
 	bool smtputf8;
 	bool eightbit;             /* BODY=8BITMIME */
+	int dsn_ret;               /* MAIL RET= (SMTP_RET_*) */
+	char *envid;               /* MAIL ENVID=, heap, or NULL */
 	bool fixed;                /* submission: header fix-ups done */
 	bool from_bad;             /* submission: From is not the user's */
 	char from_bad_addr[ADDR_TEXT_MAX];
@@ -575,8 +579,12 @@ static void reset_txn(struct smtp_session *s)
 	s->from[0] = '\0';
 	s->smtputf8 = false;
 	s->eightbit = false;
+	s->dsn_ret = SMTP_RET_NONE;
+	FREE(s->envid);
 	s->fixed = false;
 	s->from_bad = false;
+	for (size_t i = 0; i < s->nrcpts; i++)
+		FREE(s->rcpts[i].orcpt);
 	s->nrcpts = 0;
 	msg_drop(s);
 	s->bdat_prev_cr = false;
@@ -627,6 +635,44 @@ static void free_delivery(struct smtp_session *s)
 	msg_uncharge(s);
 }
 
+/* RFC 3461 NOTIFY=SUCCESS for local recipients: we are the final hop, so
+ * we say "delivered" (remote ones are answered by the queue manager or the
+ * next server). */
+static void report_success(struct smtp_session *s, struct delivery *d)
+{
+	size_t n = 0;
+	if (s->from[0] == '\0' || !s->srv->report_delivered)
+		return;
+	for (size_t i = 0; i < s->dlv_nrcpts && i < s->nrcpts; i++)
+		if (s->rcpts[i].mailbox_id != 0 && (s->rcpts[i].notify & SMTP_NOTIFY_SUCCESS))
+			n++;
+	if (n == 0)
+		return;
+	const char **rcpts = xreallocarray(NULL, n, sizeof *rcpts);
+	const char **orcpts = xreallocarray(NULL, n, sizeof *orcpts);
+	size_t k = 0;
+	for (size_t i = 0; i < s->dlv_nrcpts && i < s->nrcpts; i++) {
+		if (s->rcpts[i].mailbox_id != 0 && (s->rcpts[i].notify & SMTP_NOTIFY_SUCCESS)) {
+			rcpts[k] = s->rcpts[i].addr;
+			orcpts[k++] = s->rcpts[i].orcpt;
+		}
+	}
+	struct delivered_report r = {
+		.qid = d->qid,
+		.path = d->relpath,
+		.skip = (int64_t)strlen("Return-Path: <>\r\n") + (int64_t)strlen(s->from),
+		.sender = s->from,
+		.envid = s->envid,
+		.ret = s->dsn_ret,
+		.rcpts = rcpts,
+		.orcpts = orcpts,
+		.nrcpts = n,
+	};
+	s->srv->report_delivered(s->srv, &r);
+	free(rcpts);
+	free(orcpts);
+}
+
 static void deliver_done(struct delivery *d)
 {
 	struct smtp_session *s = d->arg;
@@ -650,6 +696,7 @@ static void deliver_done(struct delivery *d)
 		}
 		if (s->qmsg.nrcpts > 0 && s->srv->queue_kick)
 			s->srv->queue_kick(s->srv);
+		report_success(s, d);
 		/* IMAP sessions (IDLE) on those mailboxes learn of it now. */
 		for (size_t i = 0; i < d->nmailboxes; i++) {
 			if (d->uids)
@@ -778,6 +825,8 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 			struct queue_rcpt_in *q = &s->queue_rcpts[nremote++];
 			memset(q, 0, sizeof *q);
 			q->addr = s->rcpts[i].addr;
+			q->notify = s->rcpts[i].notify;
+			q->orcpt = s->rcpts[i].orcpt;
 		}
 	}
 	s->dlv_nrcpts = s->nrcpts;
@@ -789,6 +838,8 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 		 * only to final delivery (RFC 5321 4.4): it is not sent. */
 		s->qmsg.skip = (int64_t)strlen("Return-Path: <>\r\n") + (int64_t)strlen(s->from);
 		s->qmsg.flags = (s->smtputf8 ? QUEUE_SMTPUTF8 : 0) | (s->eightbit ? QUEUE_8BITMIME : 0);
+		s->qmsg.envid = s->envid;
+		s->qmsg.ret = s->dsn_ret;
 		s->qmsg.rcpts = s->queue_rcpts;
 		s->qmsg.nrcpts = nremote;
 		d->extra = queue_extra;
@@ -953,6 +1004,7 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
 		reply(s, "250-AUTH SCRAM-SHA-256 PLAIN LOGIN%s",
 		      s->cfg->auth_cram_md5 ? " CRAM-MD5" : "");
 	reply(s, "250-SMTPUTF8");
+	reply(s, "250-DSN");
 	reply(s, "250 CHUNKING");
 }
 
@@ -989,6 +1041,9 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	s->smtputf8 = m.smtputf8;
 	s->eightbit = m.body == SMTP_BODY_8BITMIME;
+	s->dsn_ret = m.ret;
+	FREE(s->envid);
+	s->envid = m.has_envid ? xstrdup(m.envid) : NULL;
 	s->declared_size = m.has_size ? m.size : 0;
 	s->nrcpts = 0;
 	s->state = ST_MAIL;
@@ -1003,6 +1058,8 @@ struct rcpt_job {
 	char lookup[ADDR_TEXT_MAX];     /* what to resolve first */
 	const char *postmaster;         /* fallback for postmaster@local-domain */
 	bool bare_postmaster;           /* lookup is cfg->postmaster itself */
+	unsigned notify;                /* DSN parameters, kept with the recipient */
+	char orcpt[SMTP_ORCPT_MAX + 1];
 	int rc;
 	struct rcpt_info info;
 };
@@ -1036,7 +1093,8 @@ static bool may_relay(struct smtp_session *s)
 	return s->auth_user[0] != '\0' || server_relay_granted(s->srv, s->c->peer);
 }
 
-static void add_rcpt(struct smtp_session *s, int64_t mailbox_id, const char *addr)
+static void add_rcpt(struct smtp_session *s, int64_t mailbox_id, const char *addr,
+		     unsigned notify, const char *orcpt)
 {
 	if (s->nrcpts == s->caprcpts) {
 		s->caprcpts = s->caprcpts ? s->caprcpts * 2 : 8;
@@ -1045,6 +1103,8 @@ static void add_rcpt(struct smtp_session *s, int64_t mailbox_id, const char *add
 	struct rcpt_entry *e = &s->rcpts[s->nrcpts++];
 	e->mailbox_id = mailbox_id;
 	snprintf(e->addr, sizeof(e->addr), "%s", addr);
+	e->notify = notify;
+	e->orcpt = orcpt && orcpt[0] ? xstrdup(orcpt) : NULL;
 }
 
 static void rcpt_done(void *arg)
@@ -1075,7 +1135,7 @@ static void rcpt_done(void *arg)
 			if (s->rcpts[i].mailbox_id == 0 && str_ieq(s->rcpts[i].addr, j->addr))
 				dup = true;
 		if (!dup)
-			add_rcpt(s, 0, j->addr);
+			add_rcpt(s, 0, j->addr, j->notify, j->orcpt);
 		s->state = ST_RCPT;
 		reply(s, "250 2.1.5 Ok");
 	} else if (j->info.quota > 0 && j->info.used >= j->info.quota) {
@@ -1100,7 +1160,7 @@ static void rcpt_done(void *arg)
 			if (s->rcpts[i].mailbox_id == j->info.mailbox_id)
 				dup = true;
 		if (!dup)
-			add_rcpt(s, j->info.mailbox_id, j->addr);
+			add_rcpt(s, j->info.mailbox_id, j->addr, j->notify, j->orcpt);
 		s->state = ST_RCPT;
 		reply(s, "250 2.1.5 Ok");
 	}
@@ -1140,6 +1200,9 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	j->s = s;
 	j->store = s->srv->store;
 	memcpy(j->addr, addr, sizeof(j->addr));
+	j->notify = r.notify;
+	if (r.has_orcpt)
+		memcpy(j->orcpt, r.orcpt, sizeof j->orcpt);
 	if (r.to.postmaster) {
 		/* Bare <Postmaster>: always ours (RFC 5321 4.5.1). */
 		snprintf(j->lookup, sizeof(j->lookup), "%s", s->cfg->postmaster);
@@ -1887,7 +1950,10 @@ static void smtp_on_free(struct conn *c)
 			spill_discard(sp);
 	}
 	buf_free(&s->msg);
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i].orcpt);
 	free(s->rcpts);
+	free(s->envid);
 	auth_reset(s);
 	free_delivery(s);
 	msg_uncharge(s);
