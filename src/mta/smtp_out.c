@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -22,6 +23,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "mail/dotstuff.h"
+#include "mail/downgrade.h"
 #include "mta/mta_private.h"
 #include "proto/server.h"
 #include "proto/smtp/smtp_reply.h"
@@ -78,6 +80,11 @@ struct out_session {
 	char *chunk;
 	size_t chunk_len;
 	int read_err;
+	/* RFC 6152 3: the message made 7-bit for a server without 8BITMIME
+	 * (downgrade.c), sent from memory instead of the file */
+	char *conv;
+	size_t conv_len, conv_off;
+	bool converting;
 	char host[256];
 	char why[512];          /* the last failure, for the log and the outcome */
 	struct out_session *next, *prev;
@@ -145,6 +152,8 @@ static void job_finish(struct out_session *s)
 		close(s->fd);
 		s->fd = -1;
 	}
+	FREE(s->conv);
+	s->conv_len = s->conv_off = 0;
 	mta_job_done(j);
 }
 
@@ -193,7 +202,7 @@ static void send_cmd(struct out_session *s, size_t k)
 		size_t o = 0;
 		if (s->caps.size_given)
 			o += (size_t)snprintf(params + o, sizeof params - o, " SIZE=%" PRId64,
-					      j->size - j->skip);
+					      s->conv ? (int64_t)s->conv_len : j->size - j->skip);
 		if ((j->flags & QUEUE_8BITMIME) && s->caps.eightbitmime)
 			o += (size_t)snprintf(params + o, sizeof params - o, " BODY=8BITMIME");
 		if ((j->flags & QUEUE_SMTPUTF8) && s->caps.smtputf8)
@@ -304,6 +313,32 @@ static void chunk_work(void *arg)
 	cj->err = cj->n < 0 ? errno : 0;
 }
 
+/* The end of the data: CR LF if needed, then the dot. */
+static void send_dot(struct out_session *s)
+{
+	struct conn *c = s->c;
+	if (!s->bol)
+		conn_write(c, "\r\n", 2);
+	conn_write(c, ".\r\n", 3);
+	conn_clear_deadline(c);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->state = S_DOT;
+	conn_flush(c);
+	conn_resume(c);
+}
+
+static void send_piece(struct out_session *s, const char *p, size_t n)
+{
+	struct buf b;
+	buf_init(&b, n * 2 + 8);
+	dot_encode_chunk(p, n, &s->bol, &b);
+	conn_write(s->c, b.data, b.len);
+	buf_free(&b);
+	conn_flush(s->c);
+}
+
 static void chunk_done(void *arg)
 {
 	struct chunk_job *cj = arg;
@@ -330,26 +365,13 @@ static void chunk_done(void *arg)
 	if (cj->n == 0) {
 		free(cj->buf);
 		free(cj);
-		if (!s->bol)
-			conn_write(c, "\r\n", 2);
-		conn_write(c, ".\r\n", 3);
-		conn_clear_deadline(c);
-		close(s->fd);
-		s->fd = -1;
-		s->state = S_DOT;
-		conn_flush(c);
-		conn_resume(c);
+		send_dot(s);
 		return;
 	}
-	struct buf b;
-	buf_init(&b, (size_t)cj->n * 2 + 8);
-	dot_encode_chunk(cj->buf, (size_t)cj->n, &s->bol, &b);
 	s->off += cj->n;
+	send_piece(s, cj->buf, (size_t)cj->n);
 	free(cj->buf);
 	free(cj);
-	conn_write(c, b.data, b.len);
-	buf_free(&b);
-	conn_flush(c);
 	if (conn_out_pending(c) < OUT_HIGH)
 		read_chunk(s);
 	/* else on_writable continues */
@@ -359,6 +381,19 @@ static void read_chunk(struct out_session *s)
 {
 	if (s->reading || s->state != S_BODY)
 		return;
+	if (s->conv) {
+		/* From memory, a chunk at a time while the socket keeps up. */
+		while (s->state == S_BODY && conn_out_pending(s->c) < OUT_HIGH) {
+			if (s->conv_off >= s->conv_len) {
+				send_dot(s);
+				return;
+			}
+			size_t n = MIN((size_t)CHUNK, s->conv_len - s->conv_off);
+			send_piece(s, s->conv + s->conv_off, n);
+			s->conv_off += n;
+		}
+		return;
+	}
 	struct chunk_job *cj = xcalloc(1, sizeof *cj);
 	cj->s = s;
 	cj->fd = s->fd;
@@ -430,6 +465,121 @@ static void txn_reply(struct out_session *s)
 	send_more(s);
 }
 
+struct conv_job {
+	struct out_session *s;
+	char path[4096];
+	int64_t skip;
+	size_t max;
+	char *out;
+	size_t len;
+	bool seven_bit;            /* nothing to convert after all */
+	const char *why;           /* failed: why (static) */
+	bool read_failed;
+};
+
+/* Pool: read the message and make it 7-bit (or find that it is already). */
+static void conv_work(void *arg)
+{
+	struct conv_job *cj = arg;
+	size_t len = 0;
+	char *msg = NULL;
+	int fd = open(cj->path, O_RDONLY | O_CLOEXEC);
+	struct stat stt;
+	if (fd < 0 || fstat(fd, &stt) < 0 || stt.st_size < cj->skip) {
+		cj->read_failed = true;
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	len = (size_t)(stt.st_size - cj->skip);
+	if (len > DOWNGRADE_MAX) {
+		close(fd);
+		cj->why = "message too large to convert to 7-bit";
+		return;
+	}
+	msg = xmalloc(len + 1);
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, msg + got, len - got, cj->skip + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got != len) {
+		cj->read_failed = true;
+		free(msg);
+		return;
+	}
+	if (!downgrade_has_8bit(msg, len)) {
+		cj->seven_bit = true;
+		cj->out = msg;
+		cj->len = len;
+		return;
+	}
+	struct buf b;
+	buf_init(&b, DOWNGRADE_OUT_MAX(len));
+	if (downgrade_7bit(msg, len, &b, &cj->why) == 0)
+		cj->out = buf_steal(&b, &cj->len);
+	else
+		buf_free(&b);
+	free(msg);
+}
+
+static void conv_done(void *arg)
+{
+	struct conv_job *cj = arg;
+	struct out_session *s = cj->s;
+	s->converting = false;
+	if (conn_is_closed(s->c)) {
+		free(cj->out);
+		free(cj);
+		return;
+	}
+	struct msg_job *j = s->job;
+	if (cj->read_failed) {
+		log_error("%s: reading the queued message %s failed; it stays queued", j->qid,
+			  cj->path);
+		snprintf(s->why, sizeof s->why, "local error: cannot read the queued message");
+		free(cj);
+		job_abort(s, s->why);
+		session_close(s, "queue file read error");
+		return;
+	}
+	if (!cj->out) {
+		char line[512];
+		snprintf(line, sizeof line, "%.200s does not support 8BITMIME and the message "
+			 "cannot be converted to 7-bit: %s", s->host, cj->why);
+		for (size_t i = 0; i < j->nrcpts; i++)
+			set_rcpt(&j->rcpts[i], OUT_PERM, "5.6.3", line, s->host);
+		free(cj);
+		job_finish(s);
+		start_message(s);
+		return;
+	}
+	log_info("%s: %s does not support 8BITMIME: %s", j->qid, s->host,
+		 cj->seven_bit ? "the message is 7-bit after all, sent as it is"
+			       : "8-bit parts converted to quoted-printable (RFC 6152)");
+	s->conv = cj->out;
+	s->conv_len = cj->len;
+	s->conv_off = 0;
+	free(cj);
+	s->state = S_TXN;
+	send_more(s);
+}
+
+static void start_downgrade(struct out_session *s)
+{
+	struct conv_job *cj = xcalloc(1, sizeof *cj);
+	cj->s = s;
+	store_msg_path(s->m->srv->store, s->job->path, cj->path, sizeof cj->path);
+	cj->skip = s->job->skip;
+	s->converting = true;
+	server_job(s->m->srv, s->c, conv_work, conv_done, cj);
+}
+
 static void start_message(struct out_session *s)
 {
 	struct msg_job *j;
@@ -458,9 +608,9 @@ static void start_message(struct out_session *s)
 	} else if ((j->flags & QUEUE_SMTPUTF8) && !s->caps.smtputf8) {
 		why = "the remote server does not support SMTPUTF8 (RFC 6531)";
 		status = "5.6.7";
-	} else if ((j->flags & QUEUE_8BITMIME) && !s->caps.eightbitmime) {
-		why = "the remote server does not support 8BITMIME and the message has 8-bit data";
-		status = "5.6.3";
+	} else if ((j->flags & QUEUE_8BITMIME) && !s->caps.eightbitmime && !s->conv) {
+		start_downgrade(s);
+		return;
 	}
 	if (why) {
 		char line[512];
