@@ -335,3 +335,42 @@ int server_count_add(struct server *srv, const char *key, int delta)
 	srv->imap_counts[srv->nimap_counts++] = (struct server_count){xstrdup(key), delta};
 	return delta;
 }
+
+/* ---- delayed answers ---- */
+
+struct delayed {
+	uv_timer_t t;
+	struct conn *c;
+	void (*fire)(struct conn *c, const char *line);
+	char *line;
+};
+
+static void delayed_closed(uv_handle_t *h)
+{
+	struct delayed *d = h->data;
+	conn_release(d->c);
+	free(d->line);
+	free(d);
+}
+
+static void delayed_fire(uv_timer_t *t)
+{
+	struct delayed *d = t->data;
+	if (!conn_is_closed(d->c))
+		d->fire(d->c, d->line);
+	uv_close((uv_handle_t *)&d->t, delayed_closed);
+}
+
+void server_delay(struct server *srv, struct conn *c, uint64_t delay_ms,
+		  void (*fire)(struct conn *c, const char *line), const char *line)
+{
+	struct delayed *d = xcalloc(1, sizeof *d);
+	d->c = c;
+	d->fire = fire;
+	d->line = xstrdup(line);
+	conn_hold(c);
+	conn_pause(c);
+	uv_timer_init(srv->loop, &d->t);
+	d->t.data = d;
+	uv_timer_start(&d->t, delayed_fire, delay_ms, 0);
+}

@@ -100,7 +100,7 @@ void server_auth_job(struct server *srv, struct conn *c, void (*work)(void *arg)
  * the config allows it for loopback/always). */
 bool server_plaintext_ok(const struct server *srv, const struct conn *c);
 
-/* Failed logins (SMTP AUTH so far; POP3 and IMAP to follow): record the
+/* Failed logins (SMTP AUTH, POP3 and IMAP logins): record the
  * outcome of a login from ip for account (NULL when unknown);
  * server_auth_failed returns how long to hold back the reply to this
  * failure -- 0 for the first, then doubling per
@@ -109,6 +109,10 @@ bool server_plaintext_ok(const struct server *srv, const struct conn *c);
  * IP's: one good password does not buy a guesser more tries). */
 uint64_t server_auth_failed(struct server *srv, const char *ip, const char *account);
 void server_auth_succeeded(struct server *srv, const char *ip, const char *account);
+/* Run fire(c, line) after delay_ms with c held and paused (a failed
+ * login's delayed answer); not at all if c closes first.  line is copied. */
+void server_delay(struct server *srv, struct conn *c, uint64_t delay_ms,
+		  void (*fire)(struct conn *c, const char *line), const char *line);
 
 /* POP-before-SMTP (pop_before_smtp > 0): a POP3/IMAP login from ip lets
  * it relay for that long. */

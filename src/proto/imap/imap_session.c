@@ -418,6 +418,19 @@ static void mailbox_out(struct imap_session *s, struct buf *b, const char *name)
 
 static void resume(struct imap_session *s);
 
+/* A failed login's answer (at once, or after its delay: server_delay). */
+static void auth_fail_fire(struct conn *c, const char *line)
+{
+	struct imap_session *s = c->proto;
+	out(s, line);
+	if (++s->errors >= IMAP_MAX_ERRORS / 2) {
+		out(s, "* BYE Too many failed logins\r\n");
+		conn_close(c, "too many failed logins");
+		return;
+	}
+	resume(s);
+}
+
 /* The tagged reply, then input resumes. */
 static void tagged(struct imap_session *s, const char *text)
 {
@@ -963,16 +976,18 @@ static void auth_done(void *arg)
 	if (j->rc == 0) {
 		char user[IMAP_USER_MAX + 1];
 		log_safe(j->address, strlen(j->address), user, sizeof user);
-		log_info("conn=%s imap: auth failed user=%s method=%s from [%s]", c->idstr, user,
-			 j->method, c->peer);
+		uint64_t delay = server_auth_failed(s->srv, c->peer, user);
+		log_info("conn=%s imap: auth failed user=%s method=%s from [%s]%s", c->idstr, user,
+			 j->method, c->peer, delay ? " (reply delayed)" : "");
 		auth_job_free(j);
-		outf(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", s->tag);
-		if (++s->errors >= IMAP_MAX_ERRORS / 2) {
-			out(s, "* BYE Too many failed logins\r\n");
-			conn_close(c, "too many failed logins");
+		char line[IMAP_TAG_MAX + 64];
+		snprintf(line, sizeof line, "%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
+			 s->tag);
+		if (delay) {
+			server_delay(s->srv, c, delay, auth_fail_fire, line);
 			return;
 		}
-		resume(s);
+		auth_fail_fire(c, line);
 		return;
 	}
 	if (j->rc < 0) {
@@ -981,6 +996,7 @@ static void auth_done(void *arg)
 		tagged(s, "NO [UNAVAILABLE] Authentication temporarily unavailable");
 		return;
 	}
+	server_auth_succeeded(s->srv, c->peer, j->acct.address);
 	snprintf(s->userkey, sizeof s->userkey, "u:%s", j->acct.address);
 	int n = server_count_add(s->srv, s->userkey, 1);
 	if (n > cfg(s)->imap_max_sessions_per_user) {

@@ -129,6 +129,18 @@ static void count_auth_failure(struct pop3_session *s)
 	}
 }
 
+/* A failed login's answer, after its delay (server_delay). */
+static void auth_fail_fire(struct conn *c, const char *line)
+{
+	struct pop3_session *s = c->proto;
+	reply(s, line);
+	count_auth_failure(s);
+	if (!conn_is_closed(c)) {
+		conn_resume(c);
+		conn_flush(c);
+	}
+}
+
 static void unlock_mailbox(struct pop3_session *s)
 {
 	if (s->locked) {
@@ -287,8 +299,14 @@ static void auth_done(void *arg)
 	if (j->rc == 0) {
 		char user[POP3_MAX_USER + 1];
 		log_safe(j->address, user, sizeof user);
-		log_info("conn=%s pop3: auth failed user=%s method=%s from [%s]", c->idstr, user,
-			 j->method, c->peer);
+		uint64_t delay = server_auth_failed(s->srv, c->peer, user);
+		log_info("conn=%s pop3: auth failed user=%s method=%s from [%s]%s", c->idstr, user,
+			 j->method, c->peer, delay ? " (reply delayed)" : "");
+		if (delay) {
+			auth_job_free(j);
+			server_delay(s->srv, c, delay, auth_fail_fire, ERR_AUTH_FAILED);
+			return;
+		}
 		reply(s, ERR_AUTH_FAILED);
 		count_auth_failure(s);
 	} else if (j->rc < 0) {
@@ -298,6 +316,7 @@ static void auth_done(void *arg)
 		log_info("conn=%s pop3: mailbox in use user=%s", c->idstr, j->acct.address);
 		reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 session\r\n");
 	} else {
+		server_auth_succeeded(s->srv, c->peer, j->acct.address);
 		s->locked = true;
 		s->account_id = j->acct.id;
 		s->inbox_id = j->acct.inbox_id;
