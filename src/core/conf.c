@@ -48,6 +48,9 @@ static const struct conf_key conf_table[] = {
 	{"postmaster", T_STR, OFF(postmaster), "", 0, 0, NULL,
 	 "Account that receives mail for postmaster@ every local domain (RFC 5321 4.5.1) when the "
 	 "domain has no postmaster account of its own, e.g. admin@example.test."},
+	{"recipient_delimiter", T_STR, OFF(recipient_delimiter), "+", 0, 0, NULL,
+	 "One character that separates a tag from the user name: mail for user+tag@domain goes "
+	 "to user@domain when no account, list or alias has the full address. Empty: off."},
 	{"tls_cert", T_STR, OFF(tls_cert), "", 0, 0, NULL,
 	 "PEM certificate chain for STARTTLS, STLS and the implicit-TLS listeners. Empty: no TLS."},
 	{"tls_key", T_STR, OFF(tls_key), "", 0, 0, NULL,
@@ -533,6 +536,13 @@ int conf_check(const struct conf *c, char **error_r)
 		*error_r = xasprintf("%s: hostname: \"%s\" is not a host name (letters, digits and "
 				     "hyphens in dot-separated labels; no inline comments)",
 				     f, c->hostname);
+		return -1;
+	}
+	const char *rd = c->recipient_delimiter;
+	if (strlen(rd) > 1 || (rd[0] && (rd[0] == '@' || (unsigned char)rd[0] <= ' ' ||
+					 (unsigned char)rd[0] >= 0x7f))) {
+		*error_r = xasprintf("%s: recipient_delimiter: \"%s\" must be one printable "
+				     "character other than @ (e.g. + or -), or empty", f, rd);
 		return -1;
 	}
 	if (strpbrk(c->user, " \t#") != NULL || strpbrk(c->postmaster, " \t#") != NULL) {

@@ -33,6 +33,7 @@ struct conf {
 	char *data_dir;             /* store: yubin.db and msg/ */
 	char *user;                 /* drop to this user when started as root */
 	char *postmaster;           /* account receiving postmaster@ mail */
+	char *recipient_delimiter;  /* "+" (user+tag@), "" = off */
 	char *tls_cert;             /* PEM chain; empty = no TLS */
 	char *tls_key;              /* PEM private key */
 	enum plaintext_auth plaintext_auth;

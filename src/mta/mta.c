@@ -363,6 +363,12 @@ static void scan_done(void *arg)
 			struct queue_entry *e = &s->v[i];
 			if (inflight_has(m, e->rcpt_id))
 				continue;
+			if (e->expand) {
+				inflight_put(m, e->rcpt_id);
+				mta_expand_list(m, e);
+				taken++;
+				continue;
+			}
 			struct dest *d = dest_find(m, e->domain);
 			if (!d) {
 				d = xcalloc(1, sizeof *d);
@@ -486,6 +492,8 @@ struct result {
 	char dsn_qid[17];
 	struct rcpt_info sender_info;
 	int sender_rc;
+	char sender_route[320];    /* queued: the address it goes to ("" = the sender) */
+	bool sender_list;
 	int64_t now;
 	/* the store step */
 	struct store_op op;
@@ -649,7 +657,26 @@ static void dsn_work(void *arg)
 	if (dsn_compose(&rep, &r->dsn_msg, &r->dsn_len) < 0)
 		r->dsn_msg = NULL;
 	free(orig);
-	r->sender_rc = store_resolve_rcpt(st, j->sender, &r->sender_info);
+	/* Where the sender's mail goes: an account (its INBOX), a list (the
+	 * notification is queued for the list, which sends it to its owner),
+	 * an alias (its first target), or a remote address. */
+	struct rcpt_expansion x;
+	r->sender_rc = store_expand_rcpt(st, j->sender, r->m->cfg->recipient_delimiter[0], &x);
+	if (r->sender_rc == 0) {
+		r->sender_info.status = x.status;
+		const struct rcpt_target *t = x.n > 0 ? &x.v[0] : NULL;
+		for (size_t i = 0; i < x.n && t->kind != TARGET_LOCAL; i++)
+			if (x.v[i].kind == TARGET_LOCAL)
+				t = &x.v[i];
+		if (t && t->kind == TARGET_LOCAL) {
+			r->sender_info.mailbox_id = t->mailbox_id;
+		} else if (t) {
+			r->sender_info.status = RCPT_NOT_LOCAL;    /* queued */
+			snprintf(r->sender_route, sizeof r->sender_route, "%s", t->address);
+			r->sender_list = t->kind == TARGET_LIST;
+		}
+		rcpt_expansion_free(&x);
+	}
 }
 
 static void dsn_composed(void *arg)
@@ -686,7 +713,8 @@ static void dsn_composed(void *arg)
 	} else {
 		/* A remote sender: the notification is queued from <> (RFC 3464
 		 * 2: never answered by another notification). */
-		r->qr.addr = j->sender;
+		r->qr.addr = r->sender_route[0] ? r->sender_route : j->sender;
+		r->qr.expand = r->sender_list;
 		r->qm.qid = d->qid;
 		r->qm.sender = "";
 		r->qm.skip = (int64_t)d->head_len;
@@ -823,6 +851,17 @@ void mta_job_done(struct msg_job *j)
 		return;
 	}
 	write_updates_only(r);
+}
+
+void mta_inflight_done(struct mta *m, int64_t rcpt_id)
+{
+	inflight_del(m, rcpt_id);
+	m->pending--;
+	if (!m->stopping && m->rescan && m->inflight_n == 0) {
+		m->rescan = false;
+		scan(m);
+	}
+	maybe_stopped(m);
 }
 
 void mta_report_delivered(struct mta *m, const struct delivered_report *rep)

@@ -117,5 +117,11 @@ void mta_session_ended(struct dest *d);
  * for d gets this temporary failure. */
 void mta_dest_unreachable(struct dest *d, const char *why);
 struct msg_job *mta_dest_take(struct dest *d);
+/* expand.c: a queued list recipient (queue_entry.expand) is sent on to the
+ * list's members; m->pending is counted and mta_inflight_done called. */
+struct queue_entry;
+void mta_expand_list(struct mta *m, const struct queue_entry *e);
+/* Work on recipient rcpt_id (counted in m->pending) is over. */
+void mta_inflight_done(struct mta *m, int64_t rcpt_id);
 
 #endif

@@ -154,6 +154,21 @@ static const char *const migrations[] = {
 	"  port INTEGER NOT NULL,"
 	"  mx INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
 	"ALTER TABLE accounts ADD COLUMN scram TEXT;",
+	/* 7 -> 8: local routing (store_alias.c); queue_rcpt.expand marks a
+	 * list address waiting to be sent on to its members. */
+	"CREATE TABLE aliases ("
+	"  address TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  PRIMARY KEY (address, target)) WITHOUT ROWID;"
+	"CREATE INDEX aliases_target ON aliases(target);"
+	"CREATE TABLE lists ("
+	"  address TEXT PRIMARY KEY,"
+	"  owner TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE list_members ("
+	"  list TEXT NOT NULL,"
+	"  member TEXT NOT NULL,"
+	"  PRIMARY KEY (list, member)) WITHOUT ROWID;"
+	"ALTER TABLE queue_rcpt ADD COLUMN expand INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* ---- errors ---- */

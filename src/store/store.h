@@ -132,6 +132,53 @@ void account_free(struct account *a);
  * 0 ok (r filled), -1 error (temporary failure). */
 int store_resolve_rcpt(struct store *st, const char *address, struct rcpt_info *r);
 
+/* Local routing (store_alias.c).  Addresses are kept lower-case. */
+#define STORE_EXPAND_MAX 1000       /* targets one recipient expands to */
+#define STORE_EXPAND_DEPTH 8        /* aliases of aliases */
+struct store_pair {
+	char *a, *b;
+};
+void store_pairs_free(struct store_pair *v, size_t n);
+/* address: user@domain or "@domain" (catch-all), domain local; target any
+ * address.  0 ok (adding twice is ok), -1 error. */
+int store_alias_add(struct store *st, const char *address, const char *target, char **error_r);
+/* target NULL: every target.  1 deleted, 0 no such alias, -1 error. */
+int store_alias_del(struct store *st, const char *address, const char *target, char **error_r);
+int store_alias_list(struct store *st, struct store_pair **v_r, size_t *n_r, char **error_r);
+/* A list (user@local-domain, not an account or alias) and its owner. */
+int store_list_add(struct store *st, const char *list, const char *owner, char **error_r);
+/* 1 deleted (with its members), 0 no such list, -1 error. */
+int store_list_del(struct store *st, const char *list, char **error_r);
+/* add or remove: 1 done, 0 nothing to do (no list, not a member), -1 error. */
+int store_list_member(struct store *st, const char *list, const char *member, bool add,
+		      char **error_r);
+int store_list_list(struct store *st, struct store_pair **v_r, size_t *n_r, char **error_r);
+/* 1 with *owner_r and the members (heap), 0 no such list, -1 error. */
+int store_list_members(struct store *st, const char *list, char **owner_r, char ***v_r,
+		       size_t *n_r, char **error_r);
+
+enum rcpt_target_kind { TARGET_LOCAL, TARGET_REMOTE, TARGET_LIST };
+struct rcpt_target {
+	enum rcpt_target_kind kind;
+	int64_t account_id, mailbox_id;     /* TARGET_LOCAL: the INBOX */
+	int64_t quota, used;
+	char address[320];                  /* the account, remote address or list */
+};
+struct rcpt_expansion {
+	enum rcpt_status status;    /* RCPT_LOCAL when n > 0 */
+	struct rcpt_target *v;
+	size_t n;
+	bool capped;                /* STORE_EXPAND_MAX or _DEPTH cut it */
+};
+/* Resolve an envelope recipient through accounts, lists, aliases,
+ * user+tag (delim, 0 for none) and the domain's catch-all.  0 ok, -1 error
+ * (temporary).  Free with rcpt_expansion_free. */
+int store_expand_rcpt(struct store *st, const char *address, char delim,
+		      struct rcpt_expansion *x);
+void rcpt_expansion_free(struct rcpt_expansion *x);
+/* The aliases that name account as a target (what it may send as). */
+int store_own_addresses(struct store *st, const char *account, char ***v_r, size_t *n_r);
+
 /* Mailboxes. 1 found, 0 not, -1 error. */
 int store_mailbox_find(struct store *st, int64_t account_id, const char *name, struct mailbox_info *mb_r);
 int store_mailbox_get(struct store *st, int64_t mailbox_id, struct mailbox_info *mb_r);
@@ -378,6 +425,7 @@ struct queue_rcpt_in {
 	const char *addr;           /* "y@b.example" */
 	const char *orcpt;          /* ORCPT as given ("rfc822;y@b.example"), or NULL */
 	unsigned notify;            /* DSN_NOTIFY_* */
+	bool expand;                /* a local list: send on to its members */
 };
 struct queue_msg_in {
 	const char *qid;
@@ -407,6 +455,7 @@ struct queue_entry {
 	int attempts;
 	int64_t next_try, last_try;
 	bool warned, hold;
+	bool expand;                /* a local list (queue_rcpt_in.expand) */
 };
 void queue_entries_free(struct queue_entry *v, size_t n);
 /* Recipients due at now (not held), at most max, oldest first; *next_r the

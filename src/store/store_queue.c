@@ -20,7 +20,7 @@ int store_txn_queue_add(struct store_txn *t, int64_t body_id, const struct queue
 	q = store_prep(t->db, "INSERT INTO queue (qid, body_id, skip, sender, created, flags, "
 		       "envid, ret) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 	r = store_prep(t->db, "INSERT INTO queue_rcpt (queue_id, addr, domain, orcpt, notify, "
-		       "next_try) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+		       "next_try, expand) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
 	ref = store_prep(t->db, "UPDATE messages SET refs = refs + 1 WHERE id = ?1");
 	if (!q || !r || !ref)
 		goto out;
@@ -52,6 +52,7 @@ int store_txn_queue_add(struct store_txn *t, int64_t body_id, const struct queue
 			sqlite3_bind_null(r, 4);
 		sqlite3_bind_int(r, 5, (int)m->rcpts[i].notify);
 		sqlite3_bind_int64(r, 6, m->next_try ? m->next_try : now);
+		sqlite3_bind_int(r, 7, m->rcpts[i].expand ? 1 : 0);
 		if (store_step_done(r) < 0)
 			goto out;
 	}
@@ -84,7 +85,7 @@ void queue_entries_free(struct queue_entry *v, size_t n)
 #define ENTRY_COLS                                                                       \
 	"r.id, q.id, q.body_id, q.qid, m.path, q.skip, m.size, q.created, q.flags, q.ret, " \
 	"q.envid, q.sender, r.addr, r.domain, r.orcpt, r.last_reply, r.notify, r.attempts, " \
-	"r.next_try, r.last_try, r.warned, q.hold "                                          \
+	"r.next_try, r.last_try, r.warned, q.hold, r.expand "                                \
 	"FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id JOIN messages m ON m.id = q.body_id "
 
 static void read_entry(sqlite3_stmt *s, struct queue_entry *e)
@@ -112,6 +113,7 @@ static void read_entry(sqlite3_stmt *s, struct queue_entry *e)
 	e->last_try = sqlite3_column_int64(s, 19);
 	e->warned = sqlite3_column_int(s, 20) != 0;
 	e->hold = sqlite3_column_int(s, 21) != 0;
+	e->expand = sqlite3_column_int(s, 22) != 0;
 	if (!e->sender)
 		e->sender = xstrdup("");
 	if (!e->addr)

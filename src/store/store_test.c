@@ -537,6 +537,108 @@ static void test_reopen(void **state)
 	store_close(NULL);
 }
 
+/* Local routing: plus-addressing, catch-all, alias loops, and the caps on
+ * what one recipient may expand to. */
+static void test_expand(void **state)
+{
+	struct fixture *f = *state;
+	char *err = NULL;
+	struct rcpt_expansion x;
+
+	assert_int_equal(store_domain_add(f->st, "ex.test", &err), 0);
+	assert_int_equal(store_account_add(f->st, "u@ex.test", "h", &err), 0);
+	/* plain account, +tag, unknown, remote */
+	assert_int_equal(store_expand_rcpt(f->st, "U@ex.test", '+', &x), 0);
+	assert_int_equal(x.status, RCPT_LOCAL);
+	assert_int_equal(x.n, 1);
+	assert_int_equal(x.v[0].kind, TARGET_LOCAL);
+	rcpt_expansion_free(&x);
+	assert_int_equal(store_expand_rcpt(f->st, "u+tag@ex.test", '+', &x), 0);
+	assert_int_equal(x.n, 1);
+	rcpt_expansion_free(&x);
+	assert_int_equal(store_expand_rcpt(f->st, "u+tag@ex.test", 0, &x), 0);
+	assert_int_equal(x.status, RCPT_UNKNOWN_USER);
+	rcpt_expansion_free(&x);
+	assert_int_equal(store_expand_rcpt(f->st, "who@else.test", '+', &x), 0);
+	assert_int_equal(x.status, RCPT_NOT_LOCAL);
+	rcpt_expansion_free(&x);
+
+	/* an alias loop a -> b -> a, with u at the end: one copy for u */
+	assert_int_equal(store_alias_add(f->st, "a@ex.test", "b@ex.test", &err), 0);
+	assert_int_equal(store_alias_add(f->st, "b@ex.test", "a@ex.test", &err), 0);
+	assert_int_equal(store_alias_add(f->st, "b@ex.test", "u@ex.test", &err), 0);
+	assert_int_equal(store_alias_add(f->st, "b@ex.test", "r@far.test", &err), 0);
+	assert_int_equal(store_expand_rcpt(f->st, "a@ex.test", '+', &x), 0);
+	assert_int_equal(x.status, RCPT_LOCAL);
+	assert_int_equal(x.n, 2);
+	assert_false(x.capped);
+	rcpt_expansion_free(&x);
+	/* an alias may not shadow an account; the catch-all takes the rest */
+	assert_int_equal(store_alias_add(f->st, "u@ex.test", "r@far.test", &err), -1);
+	free(err);
+	err = NULL;
+	assert_int_equal(store_alias_add(f->st, "@ex.test", "u@ex.test", &err), 0);
+	assert_int_equal(store_expand_rcpt(f->st, "nobody@ex.test", '+', &x), 0);
+	assert_int_equal(x.status, RCPT_LOCAL);
+	assert_int_equal(x.n, 1);
+	rcpt_expansion_free(&x);
+
+	/* depth: d0 -> d1 -> ... -> d9 -> u is deeper than STORE_EXPAND_DEPTH */
+	char k[64], t[64];
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof k, "d%d@ex.test", i);
+		snprintf(t, sizeof t, "d%d@ex.test", i + 1);
+		assert_int_equal(store_alias_add(f->st, k, i == 9 ? "r2@far.test" : t, &err), 0);
+	}
+	assert_int_equal(store_expand_rcpt(f->st, "d0@ex.test", '+', &x), 0);
+	assert_true(x.capped);
+	assert_int_equal(x.n, 0);
+	assert_int_equal(x.status, RCPT_UNKNOWN_USER);
+	rcpt_expansion_free(&x);
+
+	/* breadth: an alias of STORE_EXPAND_MAX + 5 remote targets is cut */
+	for (int i = 0; i < STORE_EXPAND_MAX + 5; i++) {
+		snprintf(t, sizeof t, "m%d@far.test", i);
+		assert_int_equal(store_alias_add(f->st, "big@ex.test", t, &err), 0);
+	}
+	assert_int_equal(store_expand_rcpt(f->st, "big@ex.test", '+', &x), 0);
+	assert_true(x.capped);
+	assert_int_equal(x.n, STORE_EXPAND_MAX);
+	rcpt_expansion_free(&x);
+
+	/* lists: a target of kind LIST; members and owner read back */
+	assert_int_equal(store_list_add(f->st, "team@ex.test", "u@ex.test", &err), 0);
+	assert_int_equal(store_list_add(f->st, "u@ex.test", "u@ex.test", &err), -1);
+	free(err);
+	err = NULL;
+	assert_int_equal(store_list_member(f->st, "team@ex.test", "r@far.test", true, &err), 1);
+	assert_int_equal(store_list_member(f->st, "team@ex.test", "r@far.test", true, &err), 0);
+	assert_int_equal(store_list_member(f->st, "none@ex.test", "r@far.test", true, &err), 0);
+	assert_int_equal(store_expand_rcpt(f->st, "team@ex.test", '+', &x), 0);
+	assert_int_equal(x.n, 1);
+	assert_int_equal(x.v[0].kind, TARGET_LIST);
+	rcpt_expansion_free(&x);
+	char *owner, **m;
+	size_t n;
+	assert_int_equal(store_list_members(f->st, "team@ex.test", &owner, &m, &n, &err), 1);
+	assert_string_equal(owner, "u@ex.test");
+	assert_int_equal(n, 1);
+	assert_string_equal(m[0], "r@far.test");
+	free(owner);
+	free(m[0]);
+	free(m);
+	assert_int_equal(store_list_del(f->st, "team@ex.test", &err), 1);
+	assert_int_equal(store_list_members(f->st, "team@ex.test", &owner, &m, &n, &err), 0);
+
+	/* what u may send as: a and b name... only b names u directly */
+	char **own;
+	assert_int_equal(store_own_addresses(f->st, "u@ex.test", &own, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(own[0], "b@ex.test");
+	free(own[0]);
+	free(own);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -548,6 +650,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trash_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expand, setup, teardown),
 	};
 
 	log_init("store_test", LOG_WARN);

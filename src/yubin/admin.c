@@ -44,6 +44,15 @@ static int cmd_user_quota(struct store *st, const struct admin_args *a, char *se
 static int cmd_route_add(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_route_del(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_route_list(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_alias_add(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_alias_del(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_alias_list(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_list_create(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_list_delete(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_list_add(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_list_remove(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_list_show(struct store *st, const struct admin_args *a, char *secret);
+static int cmd_list_list(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_queue_list(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_queue_show(struct store *st, const struct admin_args *a, char *secret);
 static int cmd_queue_flush(struct store *st, const struct admin_args *a, char *secret);
@@ -77,6 +86,24 @@ static const struct admin_cmd commands[] = {
 	  "remove the route of DOMAIN (back to its MX records)" },
 	{ "route", "list", NULL, false, SECRET_NONE, cmd_route_list,
 	  "list the routes, one a line" },
+	{ "alias", "add", "ADDRESS TARGET", false, SECRET_NONE, cmd_alias_add,
+	  "deliver mail for ADDRESS (or @DOMAIN: the catch-all) to TARGET too" },
+	{ "alias", "del", "ADDRESS [TARGET]", false, SECRET_NONE, cmd_alias_del,
+	  "remove one target of an alias, or the whole alias" },
+	{ "alias", "list", NULL, false, SECRET_NONE, cmd_alias_list,
+	  "list the aliases, \"ADDRESS TARGET\" a line" },
+	{ "list", "create", "LIST OWNER", false, SECRET_NONE, cmd_list_create,
+	  "make a mailing list; bounces go to OWNER" },
+	{ "list", "delete", "LIST", false, SECRET_NONE, cmd_list_delete,
+	  "delete a mailing list and its members" },
+	{ "list", "add", "LIST MEMBER", false, SECRET_NONE, cmd_list_add,
+	  "add a member to a list" },
+	{ "list", "remove", "LIST MEMBER", false, SECRET_NONE, cmd_list_remove,
+	  "remove a member from a list" },
+	{ "list", "show", "LIST", false, SECRET_NONE, cmd_list_show,
+	  "show a list's owner and members" },
+	{ "list", "list", NULL, false, SECRET_NONE, cmd_list_list,
+	  "list the mailing lists, \"LIST OWNER\" a line" },
 	{ "queue", "list", NULL, false, SECRET_NONE, cmd_queue_list,
 	  "list the outbound queue (as mailq does)" },
 	{ "queue", "show", "QUEUEID", false, SECRET_NONE, cmd_queue_show,
@@ -201,6 +228,7 @@ int admin_parse(int argc, char **argv, struct admin_args *a)
 		} else if (c->operand && !a->operand) {
 			a->operand = s;
 		} else if (c->operand && strchr(c->operand, ' ') && !a->operand2) {
+			/* "ADDRESS [TARGET]": the second operand is optional */
 			a->operand2 = s;
 		} else {
 			fprintf(stderr, "yubin: %s %s: unexpected argument \"%s\"\n", c->group,
@@ -209,7 +237,8 @@ int admin_parse(int argc, char **argv, struct admin_args *a)
 			return -1;
 		}
 	}
-	if (c->operand && (!a->operand || (strchr(c->operand, ' ') && !a->operand2))) {
+	if (c->operand && (!a->operand || (strchr(c->operand, ' ') && !strchr(c->operand, '[') &&
+					   !a->operand2))) {
 		fprintf(stderr, "yubin: %s %s: missing %s\n", c->group, c->verb, c->operand);
 		command_usage(stderr, c);
 		return -1;
@@ -539,6 +568,136 @@ static int cmd_route_list(struct store *st, const struct admin_args *a, char *se
 		       v[i].mx ? "" : "]", v[i].port);
 	free(v);
 	return ADMIN_EXIT_OK;
+}
+
+/* ---- aliases and lists ---- */
+
+static int cmd_alias_add(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	if (store_alias_add(st, a->operand, a->operand2, &err) < 0)
+		return fail(err);
+	printf("alias %s -> %s\n", a->operand, a->operand2);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_alias_del(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	int r = store_alias_del(st, a->operand, a->operand2, &err);
+	if (r < 0)
+		return fail(err);
+	if (r == 0) {
+		fprintf(stderr, "yubin: alias del: no alias %s%s%s (see yubin alias list)\n",
+			a->operand, a->operand2 ? " -> " : "", a->operand2 ? a->operand2 : "");
+		return ADMIN_EXIT_ERROR;
+	}
+	return ADMIN_EXIT_OK;
+}
+
+static int print_pairs(int (*fn)(struct store *, struct store_pair **, size_t *, char **),
+		       struct store *st)
+{
+	struct store_pair *v;
+	size_t n;
+	char *err = NULL;
+	if (fn(st, &v, &n, &err) < 0)
+		return fail(err);
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s\n", v[i].a, v[i].b);
+	store_pairs_free(v, n);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_alias_list(struct store *st, const struct admin_args *a, char *secret)
+{
+	(void)a;
+	(void)secret;
+	return print_pairs(store_alias_list, st);
+}
+
+static int cmd_list_create(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	if (store_list_add(st, a->operand, a->operand2, &err) < 0)
+		return fail(err);
+	printf("list %s created, owner %s\n", a->operand, a->operand2);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_list_delete(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL;
+	(void)secret;
+	int r = store_list_del(st, a->operand, &err);
+	if (r < 0)
+		return fail(err);
+	if (r == 0) {
+		fprintf(stderr, "yubin: list delete: no list %s\n", a->operand);
+		return ADMIN_EXIT_ERROR;
+	}
+	return ADMIN_EXIT_OK;
+}
+
+static int list_member(const struct admin_args *a, struct store *st, bool add)
+{
+	char *err = NULL;
+	int r = store_list_member(st, a->operand, a->operand2, add, &err);
+	if (r < 0)
+		return fail(err);
+	if (r == 0) {
+		fprintf(stderr, "yubin: list %s: %s\n", add ? "add" : "remove",
+			add ? "no such list (yubin list create LIST OWNER makes one), or a member "
+			      "already"
+			    : "no such list or not a member");
+		return ADMIN_EXIT_ERROR;
+	}
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_list_add(struct store *st, const struct admin_args *a, char *secret)
+{
+	(void)secret;
+	return list_member(a, st, true);
+}
+
+static int cmd_list_remove(struct store *st, const struct admin_args *a, char *secret)
+{
+	(void)secret;
+	return list_member(a, st, false);
+}
+
+static int cmd_list_show(struct store *st, const struct admin_args *a, char *secret)
+{
+	char *err = NULL, *owner;
+	char **v;
+	size_t n;
+	(void)secret;
+	int r = store_list_members(st, a->operand, &owner, &v, &n, &err);
+	if (r < 0)
+		return fail(err);
+	if (r == 0) {
+		fprintf(stderr, "yubin: list show: no list %s\n", a->operand);
+		return ADMIN_EXIT_ERROR;
+	}
+	printf("list: %s\nowner: %s\nmembers: %zu\n", a->operand, owner, n);
+	for (size_t i = 0; i < n; i++) {
+		printf("  %s\n", v[i]);
+		free(v[i]);
+	}
+	free(v);
+	free(owner);
+	return ADMIN_EXIT_OK;
+}
+
+static int cmd_list_list(struct store *st, const struct admin_args *a, char *secret)
+{
+	(void)a;
+	(void)secret;
+	return print_pairs(store_list_list, st);
 }
 
 /* ---- the queue ---- */

@@ -150,7 +150,7 @@ def test_submission_mx_delivery_pop3_imap(world):
     rec = m.get_all("Received")
     assert len(rec) == 2, rec
     assert "by mx.b.example" in rec[0] and "from mx.a.example" in rec[0]
-    assert "by mx.a.example" in rec[1] and "ESMTPSA" in rec[1] or "ESMTPS" in rec[1]
+    assert "by mx.a.example" in rec[1] and "with ESMTPSA" in rec[1]
     # submission added what was missing and removed Bcc
     assert m["Message-ID"] and m["Message-ID"].endswith("@mx.a.example>")
     assert m["Date"]
@@ -301,7 +301,10 @@ def test_null_mx_and_nxdomain_bounce_at_once(world):
                                                               "v@nosuch.b.example"])
     a.wait_log(r"to=<u@null\.example>, relay=none, attempts=1, status=bounced")
     a.wait_log(r"to=<v@nosuch\.b\.example>, relay=none, attempts=1, status=bounced")
-    a.wait_log(r"sender non-delivery notification")
+    # one report per destination domain: both must be in before reading
+    yt.wait_until(lambda: len(re.findall(r"sender non-delivery notification: \w+ \(to "
+                                         r"<x@a\.example>, local\)", a.log())) == 2,
+                  what="two notifications")
     text = b"\n".join(pop3_all(a, X)).decode()
     assert "Status: 5.1.10" in text
     assert "Status: 5.1.2" in text
@@ -461,3 +464,209 @@ def test_queue_survives_kill9_and_sends_once(world):
     assert [email.message_from_bytes(m)["Subject"] for m in pop3_all(b, Y)] == \
         ["queued across a crash"]
     assert "Mail queue is empty" in a.cli("queue", "list").stdout
+
+
+def test_aliases_plus_catchall_lists(world):
+    """Local routing on B: an alias to a local and a remote address,
+    user+tag, a catch-all, a list (List-Id, the list as envelope sender,
+    bounces to its owner), two lists naming each other; on A the sender
+    check accepts the user's aliases and +tags and nothing else."""
+    a, b = world.a, world.b
+    b.cli("alias", "add", "team@b.example", "y@b.example")
+    b.cli("alias", "add", "team@b.example", "x@a.example")
+    b.cli("alias", "add", "@c.example", "z@c.example")
+    b.cli("list", "create", "devs@b.example", "y@b.example")
+    for mem in ("y@b.example", "z@c.example", "x@a.example", "nobody@a.example"):
+        b.cli("list", "add", "devs@b.example", mem)
+    b.cli("list", "create", "l1@b.example", "y@b.example")
+    b.cli("list", "create", "l2@b.example", "y@b.example")
+    b.cli("list", "add", "l1@b.example", "l2@b.example")
+    b.cli("list", "add", "l2@b.example", "l1@b.example")
+    b.cli("list", "add", "l2@b.example", "y@b.example")
+    assert b.cli("alias", "list").stdout.splitlines() == [
+        "@c.example z@c.example", "team@b.example x@a.example", "team@b.example y@b.example"]
+    show = b.cli("list", "show", "devs@b.example").stdout
+    assert "owner: y@b.example" in show and "members: 4" in show
+    # an alias cannot take an account's address; a list member needs a list
+    assert b.cli("alias", "add", "y@b.example", "x@a.example", check=False).returncode != 0
+    assert b.cli("list", "add", "nolist@b.example", "y@b.example", check=False).returncode != 0
+
+    a.cli("alias", "add", "boss@a.example", "x@a.example")
+    s = smtplib.SMTP(a.ip, a.ports["submission"], timeout=yt.IO_TIMEOUT)
+    s.starttls(context=ssl._create_unverified_context())
+    s.login(*X)
+    # sending as an alias of x, and as x+tag: allowed
+    s.sendmail("boss@a.example", ["team@b.example"],
+               message("Boss <boss@a.example>", "team@b.example", "to the team"))
+    s.sendmail("x+lists@a.example", ["devs@b.example"],
+               message("x+lists@a.example", "devs@b.example", "to the list"))
+    s.sendmail(X[0], ["y+news@b.example", "anyone@c.example", "l1@b.example"],
+               message(X[0], "y+news@b.example", "tagged and caught"))
+    # not an address of x
+    code, resp = s.mail("other@a.example")
+    assert code == 553 and b"not owned by user x@a.example" in resp
+    s.rset()
+    s.quit()
+
+    b.wait_log(r"to=<devs@b\.example>, relay=list, status=expanded \(2 local, 2 queued")
+    b.wait_log(r"list l1@b\.example: dropped: mail loop")
+    # the list's copy to nobody@a.example bounced back to the list: the owner got it
+    a.wait_log(r"550 5\.1\.1 <nobody@a\.example>")
+    yt.wait_until(lambda: len(re.findall(r"to=<x@a\.example>, relay=mx\.a\.example, "
+                                         r"attempts=1, status=sent", b.log())) >= 2,
+                  what="B sent x's copies (alias and list)")
+
+    def subjects(d, user):
+        out = {}
+        for raw in pop3_all(d, user):
+            m = email.message_from_bytes(raw, policy=email.policy.default)
+            out.setdefault(str(m["Subject"]), []).append(m)
+        return out
+    yt.wait_until(lambda: len(subjects(b, Y)) >= 4, what="y mail: %r" % sorted(subjects(b, Y)))
+    ys = subjects(b, Y)
+    # team alias, list, +tag, and l2's copy (not a second one from the loop)
+    assert len(ys["to the team"]) == 1
+    assert len(ys["tagged and caught"]) == 2, [m["List-Id"] for m in ys["tagged and caught"]]
+    lst = ys["to the list"][0]
+    assert lst["List-Id"] == "<devs.b.example>"
+    assert lst["List-Post"] == "<mailto:devs@b.example>"
+    assert lst["Return-Path"] == "<devs@b.example>"
+    # the owner's copy of the bounce for nobody@a.example
+    yt.wait_until(lambda: any(m.get_content_type() == "multipart/report"
+                              for ms in subjects(b, Y).values() for m in ms),
+                  what="the list bounce at the owner")
+    zs = subjects(b, Z)
+    assert "to the list" in zs and "tagged and caught" in zs      # catch-all
+    xs = subjects(a, X)
+    assert "to the team" in xs and "to the list" in xs
+    assert xs["to the list"][0]["Return-Path"] == "<devs@b.example>"
+
+
+class SevenBitServer:
+    """A minimal SMTP server without 8BITMIME (old software): it keeps what
+    it is sent, and says nothing about 8BITMIME, DSN or SMTPUTF8."""
+
+    def __init__(self, host):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.messages = []
+        self.mail_lines = []
+        self.done = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self.done:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            c.settimeout(yt.IO_TIMEOUT)
+            f = c.makefile("rb")
+            c.sendall(b"220 seven.example old ESMTP\r\n")
+            try:
+                while True:
+                    line = f.readline()
+                    if not line:
+                        break
+                    cmd = line.strip().upper()
+                    if cmd.startswith(b"EHLO"):
+                        c.sendall(b"250-seven.example\r\n250-PIPELINING\r\n250 SIZE 10000000\r\n")
+                    elif cmd.startswith(b"MAIL"):
+                        self.mail_lines.append(line)
+                        c.sendall(b"250 ok\r\n")
+                    elif cmd.startswith(b"RCPT") or cmd.startswith(b"RSET"):
+                        c.sendall(b"250 ok\r\n")
+                    elif cmd == b"DATA":
+                        c.sendall(b"354 go\r\n")
+                        data = []
+                        while True:
+                            d = f.readline()
+                            if d in (b".\r\n", b""):
+                                break
+                            data.append(d[1:] if d.startswith(b"..") else d)
+                        self.messages.append(b"".join(data))
+                        c.sendall(b"250 ok stored\r\n")
+                    elif cmd == b"QUIT":
+                        c.sendall(b"221 bye\r\n")
+                        break
+                    else:
+                        c.sendall(b"502 no\r\n")
+            except OSError:
+                pass
+            c.close()
+
+    def stop(self):
+        self.done = True
+        self.t.join()
+        self.sock.close()
+
+
+def test_8bit_to_a_server_without_8bitmime(world):
+    """RFC 6152 3: 8-bit body parts become quoted-printable for a server
+    that lacks 8BITMIME; 8-bit in a header cannot be converted: bounce 5.6.3."""
+    a = world.a
+    old = SevenBitServer("127.0.0.6")
+    try:
+        a.cli("route", "add", "seven.example", f"[127.0.0.6]:{old.port}")
+        body = "Gr\u00fc\u00dfe aus Yubin, = and a long line " + "\u00e9" * 60 + "\r\n"
+        msg = (f"From: {X[0]}\r\nTo: u@seven.example\r\nSubject: eight bit\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Content-Transfer-Encoding: 8bit\r\n\r\n" + body).encode()
+        s = smtplib.SMTP(a.ip, a.ports["submission"], timeout=yt.IO_TIMEOUT)
+        s.starttls(context=ssl._create_unverified_context())
+        s.login(*X)
+        s.sendmail(X[0], ["u@seven.example"], msg, mail_options=["BODY=8BITMIME"])
+        bad = (f"From: {X[0]}\r\nTo: u@seven.example\r\nSubject: caf\u00e9\r\n\r\n"
+               "8-bit header\r\n").encode()
+        s.sendmail(X[0], ["v@seven.example"], bad, mail_options=["BODY=8BITMIME"])
+        s.quit()
+        a.wait_log(r"to=<u@seven\.example>, relay=127\.0\.0\.6, attempts=1, status=sent")
+        a.wait_log(r"does not support 8BITMIME: 8-bit parts converted to quoted-printable")
+        a.wait_log(r"to=<v@seven\.example>, relay=127\.0\.0\.6, attempts=1, status=bounced "
+                   r"\(127\.0\.0\.6 does not support 8BITMIME and the message cannot be "
+                   r"converted to 7-bit: 8-bit data in a header field\)")
+        assert len(old.messages) == 1
+        got = old.messages[0]
+        assert all(b < 0x80 for b in got)
+        assert max(len(l) for l in got.split(b"\r\n")) <= 78
+        assert b"BODY=8BITMIME" not in b"".join(old.mail_lines)
+        m = email.message_from_bytes(got, policy=email.policy.default)
+        assert m["Content-Transfer-Encoding"] == "quoted-printable"
+        assert m.get_content().replace("\r\n", "\n") == body.replace("\r\n", "\n")
+        # the bounce for the header case reached x
+        a.wait_log(r"sender non-delivery notification: \w+ \(to <x@a\.example>, local\)")
+        text = b"\n".join(pop3_all(a, X)).decode("utf-8", "replace")
+        assert "Status: 5.6.3" in text
+    finally:
+        old.stop()
+
+
+@pytest.mark.yubind_conf(auth_fail_delay_max="2s")
+def test_pop3_and_imap_failed_logins_slow_down(yubind):
+    """The failed-login delays cover POP3 and IMAP too, shared with SMTP
+    AUTH: after a failure from this IP the next wrong password's answer is
+    held back (and logged so); a right password still works."""
+    for i in range(2):
+        p = poplib.POP3("127.0.0.1", yubind.ports["pop3"], timeout=yt.IO_TIMEOUT)
+        p.user("demo@example.test")
+        with pytest.raises(poplib.error_proto) as e:
+            p.pass_("wrong-%d" % i)
+        assert b"[AUTH] Authentication failed" in e.value.args[0]
+        p.quit()
+    yubind.wait_log(r"pop3: auth failed user=demo@example\.test method=PASS from "
+                    r"\[127\.0\.0\.1\] \(reply delayed\)")
+    im = imaplib.IMAP4("127.0.0.1", yubind.ports["imap"], timeout=yt.IO_TIMEOUT)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        im.login("demo@example.test", "wrong-imap")
+    assert b"AUTHENTICATIONFAILED" in str(e.value).encode()
+    yubind.wait_log(r"imap: auth failed user=demo@example\.test method=LOGIN from "
+                    r"\[127\.0\.0\.1\] \(reply delayed\)")
+    # the session goes on after the delayed answer
+    typ, _ = im.noop()
+    assert typ == "OK"
+    im.logout()

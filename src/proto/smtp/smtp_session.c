@@ -59,6 +59,7 @@ struct rcpt_entry {
 	char addr[ADDR_TEXT_MAX];  /* as the client gave it */
 	unsigned notify;           /* DSN NOTIFY= (SMTP_NOTIFY_*), 0 = not given */
 	char *orcpt;               /* DSN ORCPT= ("rfc822;addr"), heap, or NULL */
+	bool expand;               /* a local list: queued, sent on to its members */
 };
 
 /* SMTP AUTH (RFC 4954) exchange in progress. */
@@ -83,6 +84,11 @@ struct smtp_session {
 	bool submission;           /* port 587/465 role: AUTH required, relaying allowed */
 	/* SMTP AUTH */
 	char auth_user[ADDR_TEXT_MAX]; /* authenticated account, "" when not */
+	/* The aliases naming auth_user (what it may also send as), read at
+	 * the first MAIL after AUTH. */
+	char **own;
+	size_t nown;
+	bool own_loaded;
 	enum auth_step auth;
 	char auth_mech[32];
 	char *login_user;          /* AUTH LOGIN: the user, while the password comes */
@@ -478,12 +484,14 @@ struct from_check {
 	char first[ADDR_TEXT_MAX];
 };
 
+static bool user_owns(const struct smtp_session *s, const char *addr);
+
 static void from_cb(const char *addr, void *arg)
 {
 	struct from_check *fc = arg;
 	if (fc->n++ == 0)
 		snprintf(fc->first, sizeof fc->first, "%s", addr);
-	if (str_ieq(addr, fc->s->auth_user))
+	if (user_owns(fc->s, addr))
 		fc->ok = true;
 }
 
@@ -596,13 +604,15 @@ static void reset_txn(struct smtp_session *s)
 
 /* ---- delivery ---------------------------------------------------------- */
 
+/* RFC 3848 (and RFC 6531 for UTF8SMTP): S for TLS, A for AUTH. */
 static const char *proto_name(const struct smtp_session *s)
 {
+	bool a = s->auth_user[0] != '\0';
 	if (s->smtputf8)
-		return s->c->tls ? "UTF8SMTPS" : "UTF8SMTP";
+		return s->c->tls ? (a ? "UTF8SMTPSA" : "UTF8SMTPS") : (a ? "UTF8SMTPA" : "UTF8SMTP");
 	if (!s->esmtp)
 		return "SMTP";
-	return s->c->tls ? "ESMTPS" : "ESMTP";
+	return s->c->tls ? (a ? "ESMTPSA" : "ESMTPS") : (a ? "ESMTPA" : "ESMTP");
 }
 
 /* Return-Path and Received (RFC 5321 4.4) for queue id qid. */
@@ -685,8 +695,9 @@ static void deliver_done(struct delivery *d)
 		size_t k = 0;
 		for (size_t i = 0; i < s->dlv_nrcpts && i < s->nrcpts; i++) {
 			if (s->rcpts[i].mailbox_id == 0) {
-				log_info("%s: to=<%s>, status=queued (for delivery to a remote "
-					 "server)", d->qid, s->rcpts[i].addr);
+				log_info("%s: to=<%s>, status=queued (%s)", d->qid, s->rcpts[i].addr,
+					 s->rcpts[i].expand ? "a list: for its members"
+							    : "for delivery to a remote server");
 				continue;
 			}
 			log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s uid=%" PRIu32
@@ -827,6 +838,7 @@ static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf
 			q->addr = s->rcpts[i].addr;
 			q->notify = s->rcpts[i].notify;
 			q->orcpt = s->rcpts[i].orcpt;
+			q->expand = s->rcpts[i].expand;
 		}
 	}
 	s->dlv_nrcpts = s->nrcpts;
@@ -1008,6 +1020,93 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
 	reply(s, "250 CHUNKING");
 }
 
+/* addr is the authenticated user's: the account itself, user+tag@ (with
+ * recipient_delimiter) or an alias naming the account. */
+static bool user_owns(const struct smtp_session *s, const char *addr)
+{
+	if (str_ieq(addr, s->auth_user))
+		return true;
+	char delim = s->cfg->recipient_delimiter[0];
+	const char *at = strrchr(addr, '@'), *uat = strrchr(s->auth_user, '@');
+	if (delim && at && uat) {
+		size_t ulen = (size_t)(uat - s->auth_user);
+		if ((size_t)(at - addr) > ulen && addr[ulen] == delim &&
+		    strncasecmp(addr, s->auth_user, ulen) == 0 && str_ieq(at, uat))
+			return true;
+	}
+	for (size_t i = 0; i < s->nown; i++)
+		if (str_ieq(addr, s->own[i]))
+			return true;
+	return false;
+}
+
+static void own_free(struct smtp_session *s)
+{
+	for (size_t i = 0; i < s->nown; i++)
+		free(s->own[i]);
+	FREE(s->own);
+	s->nown = 0;
+	s->own_loaded = false;
+}
+
+struct own_job {
+	struct smtp_session *s;
+	struct store *store;
+	char user[ADDR_TEXT_MAX];
+	char *line;                /* the MAIL argument, run again when done */
+	size_t len;
+	char **v;
+	size_t n;
+	int rc;
+};
+
+static void own_work(void *arg)
+{
+	struct own_job *j = arg;
+	j->rc = store_own_addresses(j->store, j->user, &j->v, &j->n);
+}
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd);
+
+static void own_done(void *arg)
+{
+	struct own_job *j = arg;
+	struct smtp_session *s = j->s;
+	if (!conn_is_closed(s->c)) {
+		if (j->rc < 0) {
+			reply(s, "451 4.3.0 Temporary lookup failure, try again");
+		} else {
+			own_free(s);
+			s->own = j->v;
+			s->nown = j->n;
+			j->v = NULL;
+			j->n = 0;
+			s->own_loaded = true;
+			struct smtp_command cmd = {
+				.verb = SMTP_VERB_MAIL, .arg = j->line, .arg_len = j->len};
+			cmd_mail(s, &cmd);
+		}
+		conn_resume(s->c);
+	}
+	for (size_t i = 0; i < j->n; i++)
+		free(j->v[i]);
+	free(j->v);
+	free(j->line);
+	free(j);
+}
+
+static void load_own(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct own_job *j = xcalloc(1, sizeof *j);
+	j->s = s;
+	j->store = s->srv->store;
+	snprintf(j->user, sizeof j->user, "%s", s->auth_user);
+	j->line = xstrndup(cmd->arg, cmd->arg_len);
+	j->len = cmd->arg_len;
+	conn_pause(s->c);
+	server_job(s->srv, s->c, own_work, own_done, j);
+}
+
 static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	struct smtp_mail_args m;
@@ -1029,8 +1128,12 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		err(s, r);
 		return;
 	}
+	if (s->auth_user[0] != '\0' && !s->own_loaded) {
+		load_own(s, cmd);      /* comes back here once they are known */
+		return;
+	}
 	addr_format(&m.from, s->from, sizeof(s->from));
-	if (s->auth_user[0] != '\0' && !str_ieq(s->from, s->auth_user)) {
+	if (s->auth_user[0] != '\0' && !user_owns(s, s->from)) {
 		char line[ADDR_TEXT_MAX * 2 + 96];
 		snprintf(line, sizeof line, "553 5.7.1 <%s>: Sender address rejected: not owned "
 			 "by user %s", s->from, s->auth_user);
@@ -1060,8 +1163,9 @@ struct rcpt_job {
 	bool bare_postmaster;           /* lookup is cfg->postmaster itself */
 	unsigned notify;                /* DSN parameters, kept with the recipient */
 	char orcpt[SMTP_ORCPT_MAX + 1];
+	char delim;                     /* recipient_delimiter, 0 = off */
 	int rc;
-	struct rcpt_info info;
+	struct rcpt_expansion x;
 };
 
 static void rcpt_work(void *arg)
@@ -1070,19 +1174,20 @@ static void rcpt_work(void *arg)
 	if (j->lookup[0] == '\0') {
 		/* Bare <Postmaster> with no postmaster configured. */
 		j->rc = 0;
-		j->info.status = RCPT_UNKNOWN_USER;
+		j->x.status = RCPT_UNKNOWN_USER;
 		return;
 	}
-	j->rc = store_resolve_rcpt(j->store, j->lookup, &j->info);
-	if (j->rc == 0 && j->bare_postmaster && j->info.status == RCPT_NOT_LOCAL)
-		j->info.status = RCPT_UNKNOWN_USER;
-	if (j->rc == 0 && j->info.status == RCPT_UNKNOWN_USER && j->postmaster != NULL &&
+	j->rc = store_expand_rcpt(j->store, j->lookup, j->delim, &j->x);
+	if (j->rc == 0 && j->bare_postmaster && j->x.status == RCPT_NOT_LOCAL)
+		j->x.status = RCPT_UNKNOWN_USER;
+	if (j->rc == 0 && j->x.status == RCPT_UNKNOWN_USER && j->postmaster != NULL &&
 	    j->postmaster[0] != '\0') {
-		j->rc = store_resolve_rcpt(j->store, j->postmaster, &j->info);
+		rcpt_expansion_free(&j->x);
+		j->rc = store_expand_rcpt(j->store, j->postmaster, j->delim, &j->x);
 		/* A postmaster account outside our domains is a config error:
 		 * the address is still ours, so it is an unknown user. */
-		if (j->rc == 0 && j->info.status == RCPT_NOT_LOCAL)
-			j->info.status = RCPT_UNKNOWN_USER;
+		if (j->rc == 0 && j->x.status == RCPT_NOT_LOCAL)
+			j->x.status = RCPT_UNKNOWN_USER;
 	}
 }
 
@@ -1105,6 +1210,39 @@ static void add_rcpt(struct smtp_session *s, int64_t mailbox_id, const char *add
 	snprintf(e->addr, sizeof(e->addr), "%s", addr);
 	e->notify = notify;
 	e->orcpt = orcpt && orcpt[0] ? xstrdup(orcpt) : NULL;
+	e->expand = false;
+}
+
+/* A queued recipient: remote, or a local list; once per address. */
+static void add_remote(struct smtp_session *s, const char *addr, unsigned notify,
+		       const char *orcpt, bool expand)
+{
+	for (size_t i = 0; i < s->nrcpts; i++)
+		if (s->rcpts[i].mailbox_id == 0 && str_ieq(s->rcpts[i].addr, addr))
+			return;
+	add_rcpt(s, 0, addr, notify, orcpt);
+	s->rcpts[s->nrcpts - 1].expand = expand;
+}
+
+/* A local target that is full (452) or would be with SIZE= (552). */
+static bool quota_refusal(struct smtp_session *s, const struct rcpt_job *j, char *line,
+			  size_t size)
+{
+	for (size_t i = 0; i < j->x.n; i++) {
+		const struct rcpt_target *t = &j->x.v[i];
+		if (t->kind != TARGET_LOCAL || t->quota <= 0)
+			continue;
+		if (t->used >= t->quota) {
+			snprintf(line, size, "452 4.2.2 <%s>: Mailbox full, try again later", j->addr);
+			return true;
+		}
+		if (s->declared_size > 0 && (uint64_t)t->used + s->declared_size > (uint64_t)t->quota) {
+			snprintf(line, size, "552 5.2.2 <%s>: Message would exceed the recipient's "
+				 "storage quota", j->addr);
+			return true;
+		}
+	}
+	return false;
 }
 
 static void rcpt_done(void *arg)
@@ -1116,6 +1254,7 @@ static void rcpt_done(void *arg)
 
 	s->job_running = false;
 	if (conn_is_closed(c)) {
+		rcpt_expansion_free(&j->x);
 		free(j);
 		return;
 	}
@@ -1124,46 +1263,54 @@ static void rcpt_done(void *arg)
 		log_error("conn=%s smtp: recipient lookup failed for <%s>: store error",
 			  c->idstr, j->addr);
 		reply(s, "451 4.3.0 <%s>: Temporary lookup failure", j->addr);
-	} else if (j->info.status == RCPT_NOT_LOCAL && !may_relay(s)) {
+	} else if (j->x.status == RCPT_NOT_LOCAL && !may_relay(s)) {
 		snprintf(line, sizeof(line), "554 5.7.1 <%s>: Relay access denied", j->addr);
 		log_reject(s, "RCPT", line, j->addr);
 		closed = err(s, line);
-	} else if (j->info.status == RCPT_NOT_LOCAL) {
+	} else if (j->x.status == RCPT_NOT_LOCAL) {
 		/* Relayed: into the outbound queue with the message. */
-		bool dup = false;
-		for (size_t i = 0; i < s->nrcpts; i++)
-			if (s->rcpts[i].mailbox_id == 0 && str_ieq(s->rcpts[i].addr, j->addr))
-				dup = true;
-		if (!dup)
-			add_rcpt(s, 0, j->addr, j->notify, j->orcpt);
+		add_remote(s, j->addr, j->notify, j->orcpt, false);
 		s->state = ST_RCPT;
 		reply(s, "250 2.1.5 Ok");
-	} else if (j->info.quota > 0 && j->info.used >= j->info.quota) {
-		snprintf(line, sizeof(line), "452 4.2.2 <%s>: Mailbox full, try again later",
-			 j->addr);
-		log_reject(s, "RCPT", line, j->addr);
-		reply(s, "%s", line);
-	} else if (j->info.quota > 0 && s->declared_size > 0 &&
-		   (uint64_t)j->info.used + s->declared_size > (uint64_t)j->info.quota) {
-		snprintf(line, sizeof(line), "552 5.2.2 <%s>: Message would exceed the "
-			 "recipient's storage quota", j->addr);
-		log_reject(s, "RCPT", line, j->addr);
-		reply(s, "%s", line);
-	} else if (j->info.status == RCPT_UNKNOWN_USER) {
+	} else if (j->x.status == RCPT_UNKNOWN_USER) {
 		snprintf(line, sizeof(line),
 			 "550 5.1.1 <%s>: Recipient address rejected: User unknown", j->addr);
 		log_reject(s, "RCPT", line, j->addr);
 		closed = err(s, line);
+	} else if (quota_refusal(s, j, line, sizeof line)) {
+		log_reject(s, "RCPT", line, j->addr);
+		reply(s, "%s", line);
 	} else {
-		bool dup = false;
-		for (size_t i = 0; i < s->nrcpts; i++)
-			if (s->rcpts[i].mailbox_id == j->info.mailbox_id)
-				dup = true;
-		if (!dup)
-			add_rcpt(s, j->info.mailbox_id, j->addr, j->notify, j->orcpt);
+		if (j->x.capped)
+			log_warn("conn=%s smtp: <%s> expands to more than %d addresses or %d "
+				 "levels of aliases; the rest are left out (check yubin alias list)",
+				 c->idstr, j->addr, STORE_EXPAND_MAX, STORE_EXPAND_DEPTH);
+		/* RFC 3461 6.2.7.3: what an alias expands to keeps the address
+		 * the sender used as its original recipient. */
+		char orig[ADDR_TEXT_MAX + 16];
+		if (j->orcpt[0])
+			snprintf(orig, sizeof orig, "%s", j->orcpt);
+		else
+			snprintf(orig, sizeof orig, "rfc822;%s", j->addr);
+		for (size_t i = 0; i < j->x.n; i++) {
+			const struct rcpt_target *t = &j->x.v[i];
+			if (t->kind == TARGET_LOCAL) {
+				bool dup = false;
+				for (size_t k = 0; k < s->nrcpts; k++)
+					if (s->rcpts[k].mailbox_id == t->mailbox_id)
+						dup = true;
+				if (!dup)
+					add_rcpt(s, t->mailbox_id, j->addr, j->notify, j->orcpt);
+			} else {
+				bool same = str_ieq(t->address, j->addr);
+				add_remote(s, t->address, j->notify, same ? j->orcpt : orig,
+					   t->kind == TARGET_LIST);
+			}
+		}
 		s->state = ST_RCPT;
 		reply(s, "250 2.1.5 Ok");
 	}
+	rcpt_expansion_free(&j->x);
 	free(j);
 	if (!closed)
 		conn_resume(c);
@@ -1201,6 +1348,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	j->store = s->srv->store;
 	memcpy(j->addr, addr, sizeof(j->addr));
 	j->notify = r.notify;
+	j->delim = s->cfg->recipient_delimiter[0];
 	if (r.has_orcpt)
 		memcpy(j->orcpt, r.orcpt, sizeof j->orcpt);
 	if (r.to.postmaster) {
@@ -1889,6 +2037,7 @@ static void smtp_on_tls(struct conn *c, bool ok)
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	s->auth_user[0] = '\0';
+	own_free(s);
 	auth_reset(s);
 	reset_txn(s);
 	log_info("conn=%s smtp: STARTTLS from [%s] version=%s cipher=%s", c->idstr, c->peer,
@@ -1954,6 +2103,7 @@ static void smtp_on_free(struct conn *c)
 		free(s->rcpts[i].orcpt);
 	free(s->rcpts);
 	free(s->envid);
+	own_free(s);
 	auth_reset(s);
 	free_delivery(s);
 	msg_uncharge(s);
