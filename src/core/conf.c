@@ -131,6 +131,12 @@ static const struct conf_key conf_table[] = {
 	 "Send all outbound mail through this smart host instead of looking up MX records: "
 	 "host:port looks up the host's MX first, [host]:port only its addresses. Empty: "
 	 "deliver to each domain's MX. Per-domain routes (yubin route) come first."},
+	{"relayhost_user", T_STR, OFF(relayhost_user), "", 0, 0, NULL,
+	 "Log in to the relayhost (SMTP AUTH PLAIN or LOGIN) as this user. The session to it then "
+	 "requires STARTTLS: without TLS nothing is sent and the mail waits. Empty: no login."},
+	{"relayhost_password_file", T_STR, OFF(relayhost_password_file), "", 0, 0, NULL,
+	 "File holding the relayhost password (its first line), readable by yubind only; read "
+	 "at start. Required with relayhost_user."},
 	{"dns_server", T_STR, OFF(dns_server), "", 0, 0, NULL,
 	 "DNS resolver to ask (ADDR or ADDR@PORT, comma-separated), e.g. 127.0.0.1@53 for a "
 	 "local validating resolver or a test server. Empty: the servers in /etc/resolv.conf."},

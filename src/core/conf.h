@@ -67,6 +67,8 @@ struct conf {
 	int64_t store_batch_max;    /* deliveries per group commit */
 	/* outbound (src/mta) */
 	char *relayhost;            /* smart host "[host]:port" / "host:port"; empty = MX */
+	char *relayhost_user;       /* SMTP AUTH to the relayhost, "" = none */
+	char *relayhost_password_file;
 	char *dns_server;           /* "" = /etc/resolv.conf; else ADDR[@PORT],... */
 	char *dns_trust_anchor;     /* root key for DNSSEC validation; "" = none */
 	int64_t smtp_out_port;      /* port of MX hosts */

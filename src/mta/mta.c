@@ -339,6 +339,7 @@ static void set_hop(struct mta *m, struct dest *d, const struct store_route *rou
 		d->port = colon ? atoi(colon + 1) : 25;
 		d->hop_mx = !brackets;
 		d->routed = true;
+		d->auth = m->cfg->relayhost_user[0] != '\0' && m->relay_password != NULL;
 		return;
 	}
 	snprintf(d->hop, sizeof d->hop, "%s", d->domain);
@@ -932,6 +933,29 @@ struct mta *mta_start(uv_loop_t *loop, struct server *srv, char **error_r)
 		return NULL;
 	}
 	m->tls = client_ctx();
+	if (cfg->relayhost_user[0] != '\0') {
+		/* Read once at start (before the loop serves anyone). */
+		FILE *f = cfg->relayhost_password_file[0] ? fopen(cfg->relayhost_password_file, "r")
+							 : NULL;
+		char line[1024];
+		if (!f || !fgets(line, sizeof line, f)) {
+			*error_r = xasprintf("relayhost_user is set but the password cannot be read "
+					     "from relayhost_password_file \"%s\"%s%s",
+					     cfg->relayhost_password_file, errno ? ": " : "",
+					     errno ? strerror(errno) : "");
+			if (f)
+				fclose(f);
+			dns_free(&m->dns);
+			if (m->tls)
+				SSL_CTX_free(m->tls);
+			free(m);
+			return NULL;
+		}
+		fclose(f);
+		line[strcspn(line, "\r\n")] = '\0';
+		m->relay_password = xstrdup(line);
+		explicit_bzero(line, sizeof line);
+	}
 	m->reg.loop = loop;
 	m->reg.server = srv;
 	m->reg.max_conns = SIZE_MAX;
@@ -990,6 +1014,10 @@ void mta_free(struct mta **mp)
 	dns_free(&m->dns);
 	if (m->tls)
 		SSL_CTX_free(m->tls);
+	if (m->relay_password) {
+		explicit_bzero(m->relay_password, strlen(m->relay_password));
+		free(m->relay_password);
+	}
 	free(m->inflight);
 	free(m);
 }

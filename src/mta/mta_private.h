@@ -69,6 +69,7 @@ struct dest {
 	int port;
 	bool hop_mx;        /* look up hop's MX (else only its addresses) */
 	bool routed;        /* a route or the relayhost: DNS "not found" defers, never bounces */
+	bool auth;          /* the relayhost with relayhost_user: STARTTLS, then AUTH */
 	struct msg_job *head, **tail;
 	size_t njobs;
 	int sessions;
@@ -86,6 +87,7 @@ struct mta {
 	struct dns *dns;
 	struct conn_registry reg;  /* outbound connections */
 	SSL_CTX *tls;              /* client context (opportunistic: no verification) */
+	char *relay_password;      /* relayhost_password_file's first line, or NULL */
 	uv_timer_t timer;
 	bool timer_open;
 	int64_t timer_due;         /* unix time the timer fires, 0 = not armed */

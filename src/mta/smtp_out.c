@@ -39,6 +39,9 @@ enum state {
 	S_HELO,
 	S_STARTTLS,
 	S_TLS,
+	S_AUTH,         /* AUTH PLAIN sent, or AUTH LOGIN's last step */
+	S_AUTH_LOGIN_USER,
+	S_AUTH_LOGIN_PASS,
 	S_READY,        /* between messages */
 	S_TXN,          /* MAIL/RCPT/DATA replies outstanding */
 	S_BODY,         /* sending the data */
@@ -57,6 +60,7 @@ struct out_session {
 	size_t tried;           /* targets tried */
 	bool connected;         /* greeted by some server */
 	bool plain_retry;       /* STARTTLS failed on this target: once more without */
+	bool authed;            /* AUTH to the relayhost succeeded */
 	bool no_tls;
 	bool closing;
 	bool ended;
@@ -645,6 +649,57 @@ static void fail_target(struct out_session *s, const char *fmt, ...)
 	session_close(s, s->why);
 }
 
+/* Send one base64 line without logging it. */
+static void send_b64(struct out_session *s, const char *prefix, const unsigned char *p,
+		     size_t n)
+{
+	char *b = xmalloc(((n + 2) / 3) * 4 + 1);
+	size_t bl = base64_encode(p, n, b);
+	out_printf(s, "%s%.*s", prefix, (int)bl, b);
+	explicit_bzero(b, bl);
+	free(b);
+	conn_flush(s->c);
+}
+
+/* RFC 4954 with the relayhost, over TLS only: PLAIN when offered (one
+ * round trip), else LOGIN. */
+static void start_auth(struct out_session *s)
+{
+	const char *user = s->m->cfg->relayhost_user, *pw = s->m->relay_password;
+	if (s->caps.auth & SMTP_AUTH_PLAIN) {
+		size_t ul = strlen(user), pl = strlen(pw);
+		unsigned char *msg = xmalloc(ul + pl + 2);
+		msg[0] = '\0';
+		memcpy(msg + 1, user, ul);
+		msg[ul + 1] = '\0';
+		memcpy(msg + ul + 2, pw, pl);
+		s->state = S_AUTH;
+		send_b64(s, "AUTH PLAIN ", msg, ul + pl + 2);
+		explicit_bzero(msg, ul + pl + 2);
+		free(msg);
+	} else if (s->caps.auth & SMTP_AUTH_LOGIN) {
+		s->state = S_AUTH_LOGIN_USER;
+		out_printf(s, "AUTH LOGIN");
+		conn_flush(s->c);
+	} else {
+		fail_target(s, "offers neither AUTH PLAIN nor LOGIN: cannot log in as %s; the mail "
+			    "waits", user);
+	}
+}
+
+static void auth_login_step(struct out_session *s)
+{
+	if (s->state == S_AUTH_LOGIN_USER) {
+		const char *u = s->m->cfg->relayhost_user;
+		s->state = S_AUTH_LOGIN_PASS;
+		send_b64(s, "", (const unsigned char *)u, strlen(u));
+	} else {
+		const char *p = s->m->relay_password;
+		s->state = S_AUTH;
+		send_b64(s, "", (const unsigned char *)p, strlen(p));
+	}
+}
+
 static void on_reply(struct out_session *s)
 {
 	char line[512];
@@ -666,6 +721,15 @@ static void on_reply(struct out_session *s)
 			return;
 		}
 		smtp_caps_parse(&s->reply, &s->caps);
+		if (s->d->auth && !s->c->tls && !(s->caps.starttls && s->m->tls)) {
+			fail_target(s, "offers no STARTTLS: the relayhost password is not sent "
+				    "without TLS (relayhost_user); the mail waits");
+			return;
+		}
+		if (s->d->auth && s->c->tls && !s->authed) {
+			start_auth(s);
+			return;
+		}
 		if (s->caps.starttls && !s->c->tls && s->m->tls && !s->no_tls) {
 			s->state = S_STARTTLS;
 			out_printf(s, "STARTTLS");
@@ -683,6 +747,11 @@ static void on_reply(struct out_session *s)
 		start_message(s);
 		return;
 	case S_STARTTLS:
+		if (s->reply.code != 220 && s->d->auth) {
+			fail_target(s, "STARTTLS refused (%s): the relayhost password is not sent "
+				    "without TLS; the mail waits", line);
+			return;
+		}
 		if (s->reply.code != 220) {
 			/* Offered but refused: go on in plaintext. */
 			log_info("smtp_out: %s: STARTTLS refused (%s), continuing without TLS",
@@ -693,6 +762,25 @@ static void on_reply(struct out_session *s)
 		s->state = S_TLS;
 		if (conn_start_tls_client(s->c, s->m->tls, s->host) < 0)
 			fail_target(s, "cannot start TLS");
+		return;
+	case S_AUTH_LOGIN_USER:
+	case S_AUTH_LOGIN_PASS:
+		if (s->reply.code == 334) {
+			auth_login_step(s);
+			return;
+		}
+		__attribute__((fallthrough));   /* a final answer */
+	case S_AUTH:
+		if (s->reply.code != 235) {
+			fail_target(s, "AUTH as %s refused: %s (check relayhost_user and "
+				    "relayhost_password_file)", s->m->cfg->relayhost_user, line);
+			return;
+		}
+		s->authed = true;
+		log_info("smtp_out: conn=%s AUTH %s as %s to %s accepted", s->c->idstr,
+			 (s->caps.auth & SMTP_AUTH_PLAIN) ? "PLAIN" : "LOGIN",
+			 s->m->cfg->relayhost_user, s->host);
+		start_message(s);
 		return;
 	case S_TXN:
 		txn_reply(s);
@@ -788,8 +876,9 @@ static void out_on_tls(struct conn *c, bool ok)
 {
 	struct out_session *s = c->proto;
 	if (!ok) {
-		/* Opportunistic TLS: one more try of this server without it. */
-		s->plain_retry = true;
+		/* Opportunistic TLS: one more try of this server without it --
+		 * never with the relayhost password to send. */
+		s->plain_retry = !s->d->auth;
 		snprintf(s->why, sizeof s->why, "TLS handshake with %s failed", s->host);
 		return;   /* conn closes */
 	}

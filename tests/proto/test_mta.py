@@ -16,6 +16,7 @@ import imaplib
 import os
 import poplib
 import re
+import shutil
 import smtplib
 import socket
 import ssl
@@ -670,3 +671,61 @@ def test_pop3_and_imap_failed_logins_slow_down(yubind):
     typ, _ = im.noop()
     assert typ == "OK"
     im.logout()
+
+
+def test_relayhost_with_auth_over_tls(world, template, cert, tmp_path):
+    """A smart host with relayhost_user: STARTTLS, then AUTH, then the mail;
+    a wrong password defers (logged), it never bounces.  The satellite
+    serves y's address too (as a laptop's local MTA would), so B, the smart
+    host, sees its own user sending as himself."""
+    b = world.b
+    secrets = yt.mkdtemp("yubin-relay-")
+    pw, bad = os.path.join(secrets, "relay-pass"), os.path.join(secrets, "relay-bad")
+    for path, text in ((pw, Y[1]), (bad, "not-the-password")):
+        with open(path, "w") as f:
+            f.write(text + "\n")
+        os.chmod(path, 0o600)     # readable by the daemon's user only
+    yt.chown_tree(secrets)
+    made = []
+
+    def sat(pwfile):
+        d = yt.Yubind(template, cert, {
+            "dns_server": world.dns.server,
+            "hostname": "sat.b.example",
+            "listen_smtp": "127.0.0.7:0",
+            "listen_submission": "127.0.0.7:0",
+            "listen_submissions": "",
+            "listen_pop3": "127.0.0.7:0", "listen_pop3s": "",
+            "listen_imap": "127.0.0.7:0", "listen_imaps": "",
+            "relayhost": f"[127.0.0.3]:{b.ports['submission']}",
+            "relayhost_user": Y[0],
+            "relayhost_password_file": str(pwfile),
+            "queue_retry_min": "1s", "queue_retry_max": "2s",
+        })
+        d.ip = "127.0.0.7"
+        d.cli("domain", "add", "b.example")
+        d.cli("user", "add", Y[0], input="local-Pass-9\n")
+        d.start()
+        made.append(d)
+        return d
+    try:
+        c = sat(pw)
+        submit(c, (Y[0], "local-Pass-9"), message(Y[0], Z[0], "via the smart host"), [Z[0]])
+        c.wait_log(r"smtp_out: conn=\d+ AUTH PLAIN as y@b\.example to 127\.0\.0\.3 accepted")
+        c.wait_log(r"to=<z@c\.example>, relay=127\.0\.0\.3, attempts=1, status=sent")
+        b.wait_log(r"AUTH PLAIN user=y@b\.example")
+        got = pop3_all(b, Z)
+        assert len(got) == 1 and b"via the smart host" in got[0]
+        c.stop()
+        c.cleanup()
+        made.clear()
+        c = sat(bad)
+        submit(c, (Y[0], "local-Pass-9"), message(Y[0], Z[0], "refused"), [Z[0]])
+        c.wait_log(r"AUTH as y@b\.example refused: 535 5\.7\.8")
+        c.wait_log(r"to=<z@c\.example>, relay=none, attempts=1, status=deferred")
+        assert "z@c.example" in c.cli("queue", "list").stdout
+    finally:
+        for d in made:
+            d.stop()
+            d.cleanup()
+        shutil.rmtree(secrets)
