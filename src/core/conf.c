@@ -159,6 +159,15 @@ static const struct conf_key conf_table[] = {
 	 "Messages sent over one outbound connection before it is closed (connection reuse)."},
 	{"smtp_out_ipv6", T_INT, OFF(smtp_out_ipv6), "1", 0, 1, NULL,
 	 "1: try the IPv6 addresses of a mail exchanger first, then IPv4; 0: IPv4 only."},
+	{"smtp_out_ca_file", T_STR, OFF(smtp_out_ca_file), "", 0, 0, NULL,
+	 "PEM file of the certificate authorities trusted, instead of the system's, when a "
+	 "certificate must be verified (MTA-STS policy fetches and MX hosts under an MTA-STS "
+	 "policy); for private CAs and tests. Empty: the system trust store."},
+	{"mta_sts", T_INT, OFF(mta_sts), "1", 0, 1, NULL,
+	 "1: honour the MTA-STS policies (RFC 8461) that destination domains publish (TLS with a "
+	 "verified certificate to their listed MX hosts); 0: ignore them."},
+	{"mta_sts_port", T_INT, OFF(mta_sts_port), "443", 1, 65535, NULL,
+	 "HTTPS port of the mta-sts.DOMAIN policy host (443; other values for tests)."},
 	{"queue_retry_min", T_DURATION, OFF(queue_retry_min), "5m", 100, DAY, NULL,
 	 "Delay before the first retry of a temporarily failed delivery; each later delay "
 	 "doubles, up to queue_retry_max."},

@@ -78,6 +78,9 @@ struct conf {
 	int64_t smtp_out_max_per_domain;
 	int64_t smtp_out_max_messages; /* per connection before QUIT */
 	int64_t smtp_out_ipv6;      /* 0/1 */
+	char *smtp_out_ca_file;     /* extra CAs for verified TLS ("" = system only) */
+	int64_t mta_sts;            /* 0/1: honour RFC 8461 policies */
+	int64_t mta_sts_port;       /* 443 */
 	int64_t queue_retry_min;    /* ms: first retry delay, doubled each time */
 	int64_t queue_retry_max;    /* ms: longest delay between attempts */
 	int64_t queue_lifetime;     /* ms: bounce after this long */

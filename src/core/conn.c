@@ -719,7 +719,8 @@ int conn_start_tls(struct conn *c)
 	return conn_tls_begin(c);
 }
 
-int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni,
+			  int (*setup)(SSL *ssl, void *arg), void *arg)
 {
 	if (ctx == NULL || c->ssl)
 		return -1;
@@ -728,7 +729,10 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
 	if (tls_new(c, ctx) < 0)
 		return -1;
 	SSL_set_connect_state(c->ssl);
-	if (sni && sni[0] != '\0' && sni[0] != '[') {
+	if (setup) {
+		if (setup(c->ssl, arg) < 0)
+			return -1;     /* c->ssl is freed with c */
+	} else if (sni && sni[0] != '\0' && sni[0] != '[') {
 		SSL_set_tlsext_host_name(c->ssl, sni);
 		SSL_set1_host(c->ssl, sni);
 	}

@@ -147,7 +147,11 @@ int conn_start_tls(struct conn *c);
  * (may be NULL) as the server name; h->on_tls when done.  Input buffered
  * so far is dropped as above.  The caller checks the peer certificate in
  * on_tls (SSL_get_verify_result(c->ssl)) as its policy requires. */
-int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni);
+/* setup (optional) configures the SSL before the ClientHello instead of
+ * the default SNI and host name check (DANE: SSL_dane_enable...); -1 from
+ * it fails the call. */
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni,
+			  int (*setup)(SSL *ssl, void *arg), void *arg);
 bool conn_tls_available(const struct conn *c);
 
 /* RFC 4978 COMPRESS=DEFLATE: from now on everything read is inflated and

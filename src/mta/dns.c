@@ -11,10 +11,13 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "mta/mtasts.h"
 
 #define RR_A 1
 #define RR_MX 15
 #define RR_AAAA 28
+#define RR_TLSA 52
+#define RR_TXT 16
 
 struct dns {
 	uv_loop_t *loop;
@@ -23,6 +26,7 @@ struct dns {
 	int poll_open;              /* handles open (poll and kick) */
 	uv_timer_t kick;            /* starts new lookups from the loop */
 	struct dns_mx_lookup *lookups;      /* in flight */
+	bool validating;            /* a trust anchor: TLSA lookups for DANE */
 };
 
 struct query {
@@ -40,6 +44,7 @@ struct mx_host {
 	struct sockaddr_storage v6[4], v4[4];
 	bool v6sec[4], v4sec[4];
 	bool tempfail;
+	struct dns_tlsa tlsa;
 };
 
 struct dns_mx_lookup {
@@ -48,6 +53,7 @@ struct dns_mx_lookup {
 	int port;
 	bool ipv6;
 	bool host_only;             /* dns_host: no MX step */
+	void (*txt_cb)(void *arg, enum dns_status st, const char *const *txt, size_t n);
 	bool started;
 	void (*cb)(void *arg, const struct dns_mx_result *r);
 	void *arg;
@@ -55,7 +61,8 @@ struct dns_mx_lookup {
 	size_t nhosts;
 	bool implicit;
 	bool mx_secure;
-	struct query queries[2 * DNS_MX_MAX + 1];
+	bool tlsa_started;
+	struct query queries[3 * DNS_MX_MAX + 1];
 	size_t nqueries, pending;
 	struct dns_mx_lookup *next, *prev;
 };
@@ -93,8 +100,10 @@ struct dns *dns_new(uv_loop_t *loop, const char *server, const char *trust_ancho
 		if (r == 0)
 			r = ub_ctx_hosts(d->ctx, NULL);
 	}
-	if (r == 0 && trust_anchor && trust_anchor[0] != '\0')
+	if (r == 0 && trust_anchor && trust_anchor[0] != '\0') {
 		r = ub_ctx_add_ta_file(d->ctx, trust_anchor);
+		d->validating = true;
+	}
 	if (r != 0) {
 		*error_r = xasprintf("dns: cannot configure the resolver (dns_server=%s, "
 				     "dns_trust_anchor=%s): %s", server ? server : "",
@@ -207,11 +216,13 @@ static void finish(struct dns_mx_lookup *l, enum dns_status st, const char *fmt,
 		for (size_t h = 0; h < l->nhosts; h++) {
 			struct mx_host *m = &l->hosts[h];
 			tempfail |= m->tempfail;
+			r->tlsa[h] = m->tlsa;
 			for (int fam = 0; fam < 2; fam++) {
 				size_t n = fam == 0 ? m->naddrs6 : m->naddrs4;
 				for (size_t k = 0; k < n && r->ntargets < DNS_TARGETS_MAX; k++) {
 					struct dns_target *t = &r->targets[r->ntargets++];
 					snprintf(t->host, sizeof t->host, "%s", m->name);
+					t->hostidx = (unsigned)h;
 					t->pref = m->pref;
 					t->addr = fam == 0 ? m->v6[k] : m->v4[k];
 					t->secure = m->secure && (fam == 0 ? m->v6sec[k] : m->v4sec[k]);
@@ -389,17 +400,113 @@ static void on_addr(struct dns_mx_lookup *l, struct query *q, int err, struct ub
 	}
 }
 
+static void on_txt(struct dns_mx_lookup *l, int err, struct ub_result *res)
+{
+	char *txt[DNS_TXT_MAX];
+	size_t n = 0;
+	enum dns_status st = DNS_OK;
+	if (err != 0 || res->bogus || (res->rcode != 0 && res->rcode != 3))
+		st = DNS_TEMPFAIL;
+	else if (res->rcode == 3 || res->nxdomain)
+		st = DNS_NOTFOUND;
+	for (int i = 0; st == DNS_OK && res->havedata && res->data[i] && n < DNS_TXT_MAX; i++) {
+		/* <len><bytes> character-strings, joined (RFC 8461 3.1) */
+		const unsigned char *rd = (const unsigned char *)res->data[i];
+		size_t len = (size_t)res->len[i], k = 0, o = 0;
+		char *t = xmalloc(DNS_TXT_LEN + 1);
+		while (k < len) {
+			size_t sl = rd[k++];
+			if (k + sl > len || o + sl > DNS_TXT_LEN)
+				break;
+			memcpy(t + o, rd + k, sl);
+			o += sl;
+			k += sl;
+		}
+		t[o] = '\0';
+		txt[n++] = t;
+	}
+	void (*cb)(void *, enum dns_status, const char *const *, size_t) = l->txt_cb;
+	void *arg = l->arg;
+	lookup_free(l);
+	cb(arg, st, (const char *const *)txt, n);
+	for (size_t i = 0; i < n; i++)
+		free(txt[i]);
+}
+
+/* RFC 7672 2.2: the TLSA records of every MX host whose MX and address
+ * answers validated; others stay opportunistic (DNS_TLSA_NONE). */
+static bool tlsa_queries(struct dns_mx_lookup *l)
+{
+	if (!l->d->validating || l->tlsa_started)
+		return false;
+	l->tlsa_started = true;
+	for (size_t h = 0; h < l->nhosts; h++) {
+		struct mx_host *m = &l->hosts[h];
+		bool any = false;
+		for (size_t k = 0; k < m->naddrs4; k++)
+			any |= m->v4sec[k];
+		for (size_t k = 0; k < m->naddrs6; k++)
+			any |= m->v6sec[k];
+		if (!m->secure || !any)
+			continue;
+		char name[300];
+		snprintf(name, sizeof name, "_%d._tcp.%s", l->port, m->name);
+		start_query(l, name, RR_TLSA, (int)h);
+	}
+	return l->pending > 0;
+}
+
+static void on_tlsa(struct dns_mx_lookup *l, struct query *q, int err, struct ub_result *res)
+{
+	struct mx_host *m = &l->hosts[q->host];
+	struct dns_tlsa *t = &m->tlsa;
+	if (err != 0 || res->bogus || (res->rcode != 0 && res->rcode != 3)) {
+		/* A validated zone whose TLSA answer cannot be had: this host
+		 * must not be used (a downgrade could hide behind the failure). */
+		t->state = DNS_TLSA_FAIL;
+		log_info("dns: _%d._tcp.%s TLSA lookup failed: %s; that host is not used", l->port,
+			 m->name, err ? ub_strerror(err) : res->bogus ? "DNSSEC validation failed"
+								  : "server failure");
+		return;
+	}
+	if (!res->secure || !res->havedata) {
+		t->state = DNS_TLSA_NONE;
+		return;
+	}
+	t->state = DNS_TLSA_UNUSABLE;
+	for (int i = 0; res->data[i] && t->n < DNS_TLSA_MAX; i++) {
+		struct tlsa_rr rr;
+		if (tlsa_parse_rdata((const unsigned char *)res->data[i], (size_t)res->len[i],
+				     &rr) < 0 ||
+		    !tlsa_usable_for_smtp(&rr) || rr.mtype == 0 || rr.len > 64)
+			continue;     /* full-data (mtype 0) records are not kept */
+		struct dns_tlsa_rr *o = &t->rr[t->n++];
+		o->usage = rr.usage;
+		o->selector = rr.selector;
+		o->mtype = rr.mtype;
+		o->len = (uint8_t)rr.len;
+		memcpy(o->data, rr.data, rr.len);
+		t->state = DNS_TLSA_USABLE;
+	}
+}
+
 static void ub_cb(void *arg, int err, struct ub_result *res)
 {
 	struct query *q = arg;
 	struct dns_mx_lookup *l = q->l;
 	q->id = 0;
 	l->pending--;
-	if (q->host < 0)
+	if (q->host == -2) {
+		on_txt(l, err, res);
+	} else if (q->host < 0) {
 		on_mx(l, err, res);
-	else {
-		on_addr(l, q, err, res);
+	} else if (q->rrtype == RR_TLSA) {
+		on_tlsa(l, q, err, res);
 		if (l->pending == 0)
+			finish(l, DNS_OK, NULL);
+	} else {
+		on_addr(l, q, err, res);
+		if (l->pending == 0 && !tlsa_queries(l))
 			finish(l, DNS_OK, NULL);
 	}
 	if (res)
@@ -469,6 +576,17 @@ static void kick_cb(uv_timer_t *t)
 		if (!l)
 			break;
 		l->started = true;
+		if (l->txt_cb) {
+			start_query(l, l->domain, RR_TXT, -2);
+			if (l->pending == 0) {
+				void (*cb)(void *, enum dns_status, const char *const *, size_t) =
+					l->txt_cb;
+				void *arg = l->arg;
+				lookup_free(l);
+				cb(arg, DNS_TEMPFAIL, NULL, 0);
+			}
+			continue;
+		}
 		if (l->host_only) {
 			host_queries(l);
 			continue;
@@ -494,6 +612,17 @@ struct dns_mx_lookup *dns_host(struct dns *d, const char *host, int port, bool i
 	snprintf(l->hosts[0].name, sizeof l->hosts[0].name, "%s", host);
 	l->nhosts = 1;
 	l->host_only = true;
+	uv_timer_start(&d->kick, kick_cb, 0, 0);
+	return l;
+}
+
+struct dns_mx_lookup *dns_txt(struct dns *d, const char *name,
+			      void (*cb)(void *arg, enum dns_status st, const char *const *txt,
+					 size_t n),
+			      void *arg)
+{
+	struct dns_mx_lookup *l = lookup_new(d, name, 0, false, NULL, arg);
+	l->txt_cb = cb;
 	uv_timer_start(&d->kick, kick_cb, 0, 0);
 	return l;
 }

@@ -41,6 +41,27 @@ struct dns_target {
 	struct sockaddr_storage addr;
 	char addrtext[64];          /* "192.0.2.1" / "2001:db8::1" */
 	bool secure;                /* MX and address answers DNSSEC-validated */
+	unsigned hostidx;           /* index of its MX host in dns_mx_result.tlsa */
+};
+
+/* DANE (RFC 7672): the TLSA records of an MX host, looked up when the MX
+ * and the host's addresses validated (a trust anchor is configured). */
+#define DNS_TLSA_MAX 8              /* records kept per host */
+enum dns_tlsa_state {
+	DNS_TLSA_NONE,              /* not looked up, insecure, or no records: opportunistic */
+	DNS_TLSA_USABLE,            /* validated DANE-TA/DANE-EE records: authenticate */
+	DNS_TLSA_UNUSABLE,          /* validated records, none usable: TLS, unauthenticated */
+	DNS_TLSA_FAIL,              /* lookup failed or bogus: do not use this host */
+};
+struct dns_tlsa_rr {
+	uint8_t usage, selector, mtype;
+	uint8_t len;                /* digests only (SHA-256/512): <= 64 */
+	unsigned char data[64];
+};
+struct dns_tlsa {
+	enum dns_tlsa_state state;
+	size_t n;
+	struct dns_tlsa_rr rr[DNS_TLSA_MAX];
 };
 
 struct dns_mx_result {
@@ -49,6 +70,7 @@ struct dns_mx_result {
 	struct dns_target targets[DNS_TARGETS_MAX];
 	size_t ntargets;
 	bool implicit;              /* no MX: the domain's own addresses */
+	struct dns_tlsa tlsa[DNS_MX_MAX];   /* per MX host (dns_target.hostidx) */
 };
 
 /* Resolve where mail for domain goes: MX hosts sorted by preference (equal
@@ -64,6 +86,17 @@ struct dns_mx_lookup *dns_mx(struct dns *d, const char *domain, int port, bool i
 struct dns_mx_lookup *dns_host(struct dns *d, const char *host, int port, bool ipv6,
 			       void (*cb)(void *arg, const struct dns_mx_result *r), void *arg);
 void dns_mx_cancel(struct dns_mx_lookup *l);
+
+/* TXT records of name (MTA-STS, RFC 8461 3.1), each record's strings
+ * joined; at most DNS_TXT_MAX records of DNS_TXT_LEN bytes.  status is
+ * DNS_OK (n may be 0: no TXT), DNS_NOTFOUND or DNS_TEMPFAIL.  Cancel with
+ * dns_mx_cancel. */
+#define DNS_TXT_MAX 8
+#define DNS_TXT_LEN 1024
+struct dns_mx_lookup *dns_txt(struct dns *d, const char *name,
+			      void (*cb)(void *arg, enum dns_status st, const char *const *txt,
+					 size_t n),
+			      void *arg);
 
 /* For tests: parse an MX RDATA (wire format) into preference and name.
  * 0 / -1 malformed. */

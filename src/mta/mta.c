@@ -23,6 +23,7 @@
 #include "mail/dsn.h"
 #include "mta/mta_private.h"
 #include "proto/server.h"
+#include "mta/sts_fetch.h"
 #include "store/store.h"
 #include "store/writer.h"
 
@@ -140,6 +141,9 @@ static void dest_free(struct dest *d)
 		}
 	if (d->lookup)
 		dns_mx_cancel(d->lookup);
+	if (d->sts_lookup)
+		sts_cancel(d->sts_lookup);
+	free(d->sts);
 	free(d->mx);
 	free(d);
 }
@@ -194,6 +198,7 @@ void mta_dest_unreachable(struct dest *d, const char *why)
 }
 
 static void dispatch(struct mta *m);
+static void dispatch_once(struct mta *m);
 
 void mta_session_ended(struct dest *d)
 {
@@ -205,6 +210,12 @@ void mta_session_ended(struct dest *d)
 		if (d->sessions == 0)
 			dest_free(d);
 		maybe_stopped(m);
+		return;
+	}
+	if (m->dispatching) {
+		/* Ended inside smtp_out_start (every target refused by policy):
+		 * dispatch frees d and looks again when its loop is done. */
+		m->redispatch = true;
 		return;
 	}
 	if (d->sessions == 0 && d->njobs == 0)
@@ -240,6 +251,18 @@ static void on_resolved(void *arg, const struct dns_mx_result *r)
 	dispatch(m);
 }
 
+static void on_sts(void *arg, const struct mtasts_policy *p)
+{
+	struct dest *d = arg;
+	d->sts_lookup = NULL;
+	d->sts_done = true;
+	if (p && p->mode != MTASTS_NONE) {
+		d->sts = xmalloc(sizeof *d->sts);
+		*d->sts = *p;
+	}
+	dispatch(d->m);
+}
+
 static void dest_resolve(struct dest *d)
 {
 	struct mta *m = d->m;
@@ -251,20 +274,46 @@ static void dest_resolve(struct dest *d)
 		d->lookup = dns_host(m->dns, d->hop, d->port, ipv6, on_resolved, d);
 }
 
-/* Start lookups and sessions within the limits. */
+/* Start lookups and sessions within the limits.  A session may end inside
+ * smtp_out_start; no dest is freed until the loop is over. */
 static void dispatch(struct mta *m)
 {
-	if (m->stopping)
+	if (m->stopping || m->dispatching)
 		return;
+	m->dispatching = true;
+	dispatch_once(m);
+	m->dispatching = false;
+	while (m->redispatch && !m->stopping) {
+		m->redispatch = false;
+		for (struct dest *d = m->dests, *next; d; d = next) {
+			next = d->next;
+			if (d->sessions == 0 && d->njobs == 0 && !d->resolving && !d->sts_lookup)
+				dest_free(d);
+		}
+		m->dispatching = true;
+		dispatch_once(m);
+		m->dispatching = false;
+	}
+}
+
+static void dispatch_once(struct mta *m)
+{
 	for (struct dest *d = m->dests, *next; d; d = next) {
 		next = d->next;
 		if (d->njobs == 0)
 			continue;
+		/* MTA-STS applies to MX delivery, not to routes or the relayhost. */
+		if (!d->sts_done && (d->routed || !m->cfg->mta_sts))
+			d->sts_done = true;
+		if (!d->sts_done && !d->sts_lookup)
+			d->sts_lookup = sts_lookup(m, d->domain, on_sts, d);
 		if (!d->resolved) {
 			if (!d->resolving)
 				dest_resolve(d);
 			continue;
 		}
+		if (!d->sts_done)
+			continue;
 		while (d->head && d->sessions < m->cfg->smtp_out_max_per_domain &&
 		       m->sessions < (size_t)m->cfg->smtp_out_max_connections &&
 		       (size_t)d->sessions < d->njobs) {
@@ -900,7 +949,7 @@ void mta_report_delivered(struct mta *m, const struct delivered_report *rep)
 
 /* ---- start and stop ---- */
 
-static SSL_CTX *client_ctx(void)
+static SSL_CTX *client_ctx(const char *ca_file)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx)
@@ -909,7 +958,14 @@ static SSL_CTX *client_ctx(void)
 	/* Opportunistic TLS (RFC 3207 with no policy): encrypt, do not
 	 * authenticate; the verification result is logged. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_default_verify_paths(ctx);
+	if (ca_file[0] == '\0')
+		SSL_CTX_set_default_verify_paths(ctx);
+	else if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
+		log_warn("tls: cannot load smtp_out_ca_file %s: no certificate can be verified "
+			 "(MTA-STS deliveries will wait)", ca_file);
+	/* DANE (RFC 7672) per connection when the MX has TLSA records. */
+	if (SSL_CTX_dane_enable(ctx) <= 0)
+		log_warn("tls: OpenSSL cannot do DANE here; TLSA records are not checked");
 	return ctx;
 }
 
@@ -932,7 +988,10 @@ struct mta *mta_start(uv_loop_t *loop, struct server *srv, char **error_r)
 		free(m);
 		return NULL;
 	}
-	m->tls = client_ctx();
+	m->tls = client_ctx(cfg->smtp_out_ca_file);
+	char cwhy[256];
+	if (sts_fetch_init(cwhy, sizeof cwhy) < 0)
+		log_warn("mta-sts: libcurl does not start (%s): policies cannot be fetched", cwhy);
 	if (cfg->relayhost_user[0] != '\0') {
 		/* Read once at start (before the loop serves anyone). */
 		FILE *f = cfg->relayhost_password_file[0] ? fopen(cfg->relayhost_password_file, "r")
@@ -1018,6 +1077,8 @@ void mta_free(struct mta **mp)
 		explicit_bzero(m->relay_password, strlen(m->relay_password));
 		free(m->relay_password);
 	}
+	sts_cache_free(m);
+	sts_fetch_cleanup();      /* after the last fetch: the pool is idle by now */
 	free(m->inflight);
 	free(m);
 }

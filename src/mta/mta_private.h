@@ -10,6 +10,7 @@
 #include "core/listener.h"
 #include "mta/dns.h"
 #include "mta/mta.h"
+#include "mta/mtasts.h"
 
 struct conf;
 struct server;
@@ -70,6 +71,10 @@ struct dest {
 	bool hop_mx;        /* look up hop's MX (else only its addresses) */
 	bool routed;        /* a route or the relayhost: DNS "not found" defers, never bounces */
 	bool auth;          /* the relayhost with relayhost_user: STARTTLS, then AUTH */
+	/* MTA-STS (sts.c): looked up before the sessions start */
+	struct sts_lookup *sts_lookup;
+	bool sts_done;
+	struct mtasts_policy *sts;          /* NULL: no policy */
 	struct msg_job *head, **tail;
 	size_t njobs;
 	int sessions;
@@ -88,10 +93,13 @@ struct mta {
 	struct conn_registry reg;  /* outbound connections */
 	SSL_CTX *tls;              /* client context (opportunistic: no verification) */
 	char *relay_password;      /* relayhost_password_file's first line, or NULL */
+	struct sts_entry *sts_cache;       /* MTA-STS policies (sts.c) */
+	size_t sts_cached;
 	uv_timer_t timer;
 	bool timer_open;
 	int64_t timer_due;         /* unix time the timer fires, 0 = not armed */
 	bool scanning, rescan;
+	bool dispatching, redispatch;   /* dispatch() running; run it again */
 	bool stopping;
 	void (*stopped)(void *arg);
 	void *stopped_arg;
@@ -103,6 +111,14 @@ struct mta {
 	size_t inflight_cap, inflight_n;
 	struct mta_stats stats;
 };
+
+/* sts.c: the MTA-STS policy of domain; cb(arg, policy or NULL) on the
+ * loop thread unless cancelled.  Counted in m->pending. */
+struct sts_lookup;
+struct sts_lookup *sts_lookup(struct mta *m, const char *domain,
+			      void (*cb)(void *arg, const struct mtasts_policy *p), void *arg);
+void sts_cancel(struct sts_lookup *l);
+void sts_cache_free(struct mta *m);
 
 /* smtp_out.c: start one session for d (it takes jobs from d->head). */
 void smtp_out_start(struct dest *d);

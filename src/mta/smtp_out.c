@@ -106,6 +106,60 @@ static const struct dns_target *cur(const struct out_session *s)
 	return &s->d->mx->targets[s->target];
 }
 
+/* DANE (RFC 7672) for the current target's MX host. */
+static const struct dns_tlsa *cur_tlsa(const struct out_session *s)
+{
+	return &s->d->mx->tlsa[cur(s)->hostidx];
+}
+
+static bool dane_required(const struct out_session *s)
+{
+	enum dns_tlsa_state st = cur_tlsa(s)->state;
+	return st == DNS_TLSA_USABLE || st == DNS_TLSA_UNUSABLE;
+}
+
+/* MTA-STS (RFC 8461 4.2): the domain's policy applies when DANE does not
+ * (DANE records win, RFC 8461 2). */
+static const struct mtasts_policy *sts(const struct out_session *s)
+{
+	return s->d->sts && !dane_required(s) ? s->d->sts : NULL;
+}
+
+static bool sts_enforce(const struct out_session *s)
+{
+	return sts(s) && sts(s)->mode == MTASTS_ENFORCE;
+}
+
+/* TLS is mandatory: DANE records, an enforced MTA-STS policy, or the
+ * relayhost password to send. */
+static bool tls_required(const struct out_session *s)
+{
+	return s->d->auth || dane_required(s) || sts_enforce(s);
+}
+
+/* Before the ClientHello: the TLSA records as OpenSSL's DANE verifier
+ * (RFC 7672 3: DANE-EE without name checks, DANE-TA with the MX host name
+ * as reference identifier). */
+static int dane_setup(SSL *ssl, void *arg)
+{
+	struct out_session *s = arg;
+	const struct dns_tlsa *t = cur_tlsa(s);
+	SSL_set_tlsext_host_name(ssl, s->host);
+	if (t->state != DNS_TLSA_USABLE) {
+		SSL_set1_host(ssl, s->host);
+		return 0;
+	}
+	if (SSL_dane_enable(ssl, s->host) <= 0)
+		return -1;
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	int added = 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (SSL_dane_tlsa_add(ssl, t->rr[i].usage, t->rr[i].selector, t->rr[i].mtype,
+				      t->rr[i].data, t->rr[i].len) > 0)
+			added++;
+	return added > 0 ? 0 : -1;
+}
+
 static void out_printf(struct out_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -726,6 +780,20 @@ static void on_reply(struct out_session *s)
 				    "without TLS (relayhost_user); the mail waits");
 			return;
 		}
+		if (sts(s) && !s->c->tls && !(s->caps.starttls && s->m->tls)) {
+			if (sts_enforce(s)) {
+				fail_target(s, "offers no STARTTLS, which the MTA-STS policy of %.200s "
+					    "requires (mode enforce)", s->d->domain);
+				return;
+			}
+			log_warn("smtp_out: %s offers no STARTTLS: the MTA-STS policy of %s (mode "
+				 "testing) would refuse it; sending anyway", s->host, s->d->domain);
+		}
+		if (dane_required(s) && !s->c->tls && !(s->caps.starttls && s->m->tls)) {
+			fail_target(s, "has DNSSEC-validated TLSA records but offers no STARTTLS: "
+				    "not delivering without TLS (DANE, RFC 7672)");
+			return;
+		}
 		if (s->d->auth && s->c->tls && !s->authed) {
 			start_auth(s);
 			return;
@@ -747,9 +815,9 @@ static void on_reply(struct out_session *s)
 		start_message(s);
 		return;
 	case S_STARTTLS:
-		if (s->reply.code != 220 && s->d->auth) {
-			fail_target(s, "STARTTLS refused (%s): the relayhost password is not sent "
-				    "without TLS; the mail waits", line);
+		if (s->reply.code != 220 && tls_required(s)) {
+			fail_target(s, "STARTTLS refused (%s), and TLS is required here (%s)", line,
+				    s->d->auth ? "relayhost_user" : "DANE TLSA records");
 			return;
 		}
 		if (s->reply.code != 220) {
@@ -760,7 +828,7 @@ static void on_reply(struct out_session *s)
 			return;
 		}
 		s->state = S_TLS;
-		if (conn_start_tls_client(s->c, s->m->tls, s->host) < 0)
+		if (conn_start_tls_client(s->c, s->m->tls, s->host, dane_setup, s) < 0)
 			fail_target(s, "cannot start TLS");
 		return;
 	case S_AUTH_LOGIN_USER:
@@ -878,14 +946,46 @@ static void out_on_tls(struct conn *c, bool ok)
 	if (!ok) {
 		/* Opportunistic TLS: one more try of this server without it --
 		 * never with the relayhost password to send. */
-		s->plain_retry = !s->d->auth;
+		s->plain_retry = !tls_required(s);
 		snprintf(s->why, sizeof s->why, "TLS handshake with %s failed", s->host);
 		return;   /* conn closes */
 	}
 	long v = SSL_get_verify_result(c->ssl);
+	if (cur_tlsa(s)->state == DNS_TLSA_USABLE) {
+		uint8_t usage, sel, mt;
+		const unsigned char *data;
+		size_t dlen;
+		if (v != X509_V_OK ||
+		    SSL_get0_dane_tlsa(c->ssl, &usage, &sel, &mt, &data, &dlen) < 0) {
+			log_warn("smtp_out: conn=%s DANE: the certificate of %s [%s] matches none of "
+				 "its TLSA records (%s); not using this host", c->idstr, s->host,
+				 cur(s)->addrtext, X509_verify_cert_error_string(v));
+			fail_target(s, "DANE verification failed: %s",
+				    X509_verify_cert_error_string(v));
+			return;
+		}
+		log_info("smtp_out: conn=%s TLS with %s [%s] %s %s, DANE verified (TLSA %u %u %u)",
+			 c->idstr, s->host, cur(s)->addrtext, c->tls_version, c->tls_cipher, usage,
+			 sel, mt);
+		memset(&s->caps, 0, sizeof s->caps);
+		send_ehlo(s);
+		return;
+	}
 	log_info("smtp_out: conn=%s TLS with %s [%s] %s %s, certificate %s", c->idstr, s->host,
 		 cur(s)->addrtext, c->tls_version, c->tls_cipher,
 		 v == X509_V_OK ? "verified" : X509_verify_cert_error_string(v));
+	if (sts(s) && v != X509_V_OK) {
+		/* RFC 8461 4.2: a valid certificate for the MX host name. */
+		if (sts_enforce(s)) {
+			fail_target(s, "certificate not valid (%s), which the MTA-STS policy of %.200s "
+				    "requires (mode enforce)", X509_verify_cert_error_string(v),
+				    s->d->domain);
+			return;
+		}
+		log_warn("smtp_out: %s: certificate not valid (%s): the MTA-STS policy of %s (mode "
+			 "testing) would refuse it; sending anyway", s->host,
+			 X509_verify_cert_error_string(v), s->d->domain);
+	}
 	memset(&s->caps, 0, sizeof s->caps);
 	send_ehlo(s);
 }
@@ -997,6 +1097,23 @@ static void next_target(struct out_session *s)
 		return;
 	}
 	s->tried++;
+	if (cur_tlsa(s)->state == DNS_TLSA_FAIL) {
+		snprintf(s->why, sizeof s->why, "TLSA lookup for %.200s failed (DNSSEC): host not "
+			 "used (RFC 7672 2.2)", cur(s)->host);
+		next_target(s);
+		return;
+	}
+	if (sts(s) && !mtasts_mx_match(sts(s), cur(s)->host)) {
+		if (sts_enforce(s)) {
+			snprintf(s->why, sizeof s->why, "%.200s is not an MX host the MTA-STS policy "
+				 "of %.200s lists: not used", cur(s)->host, d->domain);
+			log_info("smtp_out: %s", s->why);
+			next_target(s);
+			return;
+		}
+		log_warn("smtp_out: %s is not an MX host the MTA-STS policy of %s (mode testing) "
+			 "lists; using it anyway", cur(s)->host, d->domain);
+	}
 	s->why[0] = '\0';
 	s->no_tls = false;
 	s->connected = false;
