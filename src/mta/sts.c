@@ -121,6 +121,25 @@ static void finish(struct sts_lookup *l, const struct mtasts_policy *p)
 	cb(arg, p);
 }
 
+/* The lookup found nothing new: a cached policy within its max_age stays
+ * in force (RFC 8461 5.1), else none. */
+static void finish_cached(struct sts_lookup *l)
+{
+	const struct mtasts_policy *old = cached(l->m, l->domain);
+	if (old) {
+		struct mtasts_policy p = *old;
+		finish(l, &p);
+	} else {
+		finish(l, NULL);
+	}
+}
+
+static const char *fallback(struct sts_lookup *l)
+{
+	return cached(l->m, l->domain) ? "the cached policy stays in force"
+				       : "delivering without a policy";
+}
+
 static void fetch_work(void *arg)
 {
 	struct sts_lookup *l = arg;
@@ -152,15 +171,9 @@ static void fetch_done(void *arg)
 		finish(l, &p);
 		return;
 	}
-	const struct mtasts_policy *old = cached(m, l->domain);
 	log_warn("mta-sts: %s: cannot fetch policy %s: %s; %s", l->domain, l->id, l->why,
-		 old ? "the cached policy stays in force" : "delivering without a policy");
-	if (old) {
-		struct mtasts_policy p = *old;
-		finish(l, &p);
-	} else {
-		finish(l, NULL);
-	}
+		 fallback(l));
+	finish_cached(l);
 }
 
 static void on_host(void *arg, const struct dns_mx_result *r)
@@ -168,16 +181,9 @@ static void on_host(void *arg, const struct dns_mx_result *r)
 	struct sts_lookup *l = arg;
 	l->dns = NULL;
 	if (r->status != DNS_OK || r->ntargets == 0) {
-		const struct mtasts_policy *old = cached(l->m, l->domain);
 		log_warn("mta-sts: %s: policy %s announced but mta-sts.%s has no address (%s); %s",
-			 l->domain, l->id, l->domain, r->error,
-			 old ? "the cached policy stays in force" : "delivering without a policy");
-		if (old) {
-			struct mtasts_policy p = *old;
-			finish(l, &p);
-		} else {
-			finish(l, NULL);
-		}
+			 l->domain, l->id, l->domain, r->error, fallback(l));
+		finish_cached(l);
 		return;
 	}
 	snprintf(l->addr, sizeof l->addr, "%s", r->targets[0].addrtext);
@@ -190,7 +196,6 @@ static void on_txt(void *arg, enum dns_status st, const char *const *txt, size_t
 	struct sts_lookup *l = arg;
 	struct mta *m = l->m;
 	l->dns = NULL;
-	const struct mtasts_policy *old = cached(m, l->domain);
 	/* RFC 8461 3.1: exactly one record starting with v=STSv1 */
 	size_t found = 0;
 	char id[MTASTS_ID_MAX + 1] = "";
@@ -203,15 +208,10 @@ static void on_txt(void *arg, enum dns_status st, const char *const *txt, size_t
 	}
 	if (st != DNS_OK || found != 1 || id[0] == '\0') {
 		if (st == DNS_TEMPFAIL || found > 1 || (found == 1 && id[0] == '\0'))
-			log_info("mta-sts: %s: %s%s", l->domain,
+			log_info("mta-sts: %s: %s; %s", l->domain,
 				 st == DNS_TEMPFAIL ? "TXT lookup failed" : "unusable _mta-sts record",
-				 old ? "; the cached policy stays in force" : "");
-		if (old) {
-			struct mtasts_policy p = *old;
-			finish(l, &p);
-		} else {
-			finish(l, NULL);
-		}
+				 fallback(l));
+		finish_cached(l);
 		return;
 	}
 	struct sts_entry *e = cache_find(m, l->domain);

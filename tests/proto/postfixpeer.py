@@ -38,6 +38,8 @@ import time
 
 import pytest
 
+import yubintest as yt
+
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 DEADLINE = 20.0
 KEEP = os.environ.get("YUBIN_KEEP") == "1"
@@ -68,25 +70,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-def free_port_on(hosts):
-    """A TCP port free on every address of hosts (checked by binding)."""
-    for _ in range(100):
-        s = socket.socket()
-        s.bind((hosts[0], 0))
-        port = s.getsockname()[1]
-        s.close()
-        ok = True
-        for h in hosts:
-            t = socket.socket()
-            try:
-                t.bind((h, port))
-            except OSError:
-                ok = False
-            finally:
-                t.close()
-        if ok:
-            return port
-    raise RuntimeError("no port free on all of " + ", ".join(hosts))
+free_port_on = yt.free_port_on
 
 
 def run_tty(argv, timeout=60):

@@ -31,24 +31,7 @@ Y = ("y@b.example", "y-Pass-2")
 Z = ("z@c.example", "z-Pass-3")
 
 
-def free_port_on(hosts):
-    for _ in range(100):
-        s = socket.socket()
-        s.bind((hosts[0], 0))
-        port = s.getsockname()[1]
-        s.close()
-        ok = True
-        for h in hosts:
-            t = socket.socket()
-            try:
-                t.bind((h, port))
-            except OSError:
-                ok = False
-            finally:
-                t.close()
-        if ok:
-            return port
-    raise RuntimeError("no port free on all of " + ", ".join(hosts))
+free_port_on = yt.free_port_on
 
 
 class World:

@@ -70,6 +70,27 @@ def require_binaries():
             pytest.fail(f"{b} not built (set YUBIN_BUILD or build {BUILD})", pytrace=False)
 
 
+
+def free_port_on(hosts):
+    """A TCP port free on every address of hosts (checked by binding)."""
+    for _ in range(100):
+        s = socket.socket()
+        s.bind((hosts[0], 0))
+        port = s.getsockname()[1]
+        s.close()
+        ok = True
+        for h in hosts:
+            t = socket.socket()
+            try:
+                t.bind((h, port))
+            except OSError:
+                ok = False
+            finally:
+                t.close()
+        if ok:
+            return port
+    raise RuntimeError("no port free on all of " + ", ".join(hosts))
+
 def mkdtemp(prefix):
     d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     os.chmod(d, 0o711)  # a daemon that dropped to nobody must reach data/
