@@ -159,6 +159,9 @@ static const struct conf_key conf_table[] = {
 	 "Messages sent over one outbound connection before it is closed (connection reuse)."},
 	{"smtp_out_ipv6", T_INT, OFF(smtp_out_ipv6), "1", 0, 1, NULL,
 	 "1: try the IPv6 addresses of a mail exchanger first, then IPv4; 0: IPv4 only."},
+	{"smtp_out_bind", T_STR, OFF(smtp_out_bind), "", 0, 0, NULL,
+	 "Local addresses outbound SMTP connects from: one IPv4 and/or one IPv6 address, "
+	 "comma-separated (hosts with several addresses; SPF). Empty: the system chooses."},
 	{"smtp_out_ca_file", T_STR, OFF(smtp_out_ca_file), "", 0, 0, NULL,
 	 "PEM file of the certificate authorities trusted, instead of the system's, when a "
 	 "certificate must be verified (MTA-STS policy fetches and MX hosts under an MTA-STS "

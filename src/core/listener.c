@@ -173,7 +173,13 @@ struct conn *conn_connect(struct conn_registry *reg, const struct sockaddr *sa,
 	struct connect_req *cr = xcalloc(1, sizeof *cr);
 	cr->c = c;
 	conn_hold(c);                /* the connect request's */
-	int r = uv_tcp_connect(&cr->req, &c->tcp, sa, connect_cb);
+	int r = 0;
+	if (sa->sa_family == AF_INET && reg->bind4.sin_family == AF_INET)
+		r = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&reg->bind4, 0);
+	else if (sa->sa_family == AF_INET6 && reg->bind6.sin6_family == AF_INET6)
+		r = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&reg->bind6, 0);
+	if (r == 0)
+		r = uv_tcp_connect(&cr->req, &c->tcp, sa, connect_cb);
 	if (r < 0) {
 		/* Reported like a failed connection, from the loop. */
 		free(cr);

@@ -28,6 +28,10 @@ struct conn_registry {
 	uint64_t next_id;
 	bool shutting_down;
 	void (*on_empty)(struct conn_registry *r); /* last conn gone during shutdown */
+	/* Outbound: the local address to connect from, per family (sin_family
+	 * 0 = the kernel's choice). */
+	struct sockaddr_in bind4;
+	struct sockaddr_in6 bind6;
 };
 
 struct listener {

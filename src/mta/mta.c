@@ -9,6 +9,7 @@
  * committed, so that a second round never sends it twice. */
 #include "mta/mta.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -969,6 +970,27 @@ static SSL_CTX *client_ctx(const char *ca_file)
 	return ctx;
 }
 
+/* smtp_out_bind: "192.0.2.1", "2001:db8::1" or both, comma-separated. */
+static int set_bind(struct mta *m, const char *spec, char **error_r)
+{
+	char *list = xstrdup(spec), *save = NULL;
+	int ret = 0;
+	for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+		if (inet_pton(AF_INET, a, &m->reg.bind4.sin_addr) == 1) {
+			m->reg.bind4.sin_family = AF_INET;
+		} else if (inet_pton(AF_INET6, a, &m->reg.bind6.sin6_addr) == 1) {
+			m->reg.bind6.sin6_family = AF_INET6;
+		} else {
+			*error_r = xasprintf("smtp_out_bind: \"%s\" is not an IPv4 or IPv6 address",
+					     a);
+			ret = -1;
+			break;
+		}
+	}
+	free(list);
+	return ret;
+}
+
 struct mta *mta_start(uv_loop_t *loop, struct server *srv, char **error_r)
 {
 	struct mta *m = xcalloc(1, sizeof *m);
@@ -1019,6 +1041,10 @@ struct mta *mta_start(uv_loop_t *loop, struct server *srv, char **error_r)
 	m->reg.server = srv;
 	m->reg.max_conns = SIZE_MAX;
 	m->reg.max_per_ip = SIZE_MAX;
+	if (set_bind(m, cfg->smtp_out_bind, error_r) < 0) {
+		mta_free(&m);
+		return NULL;
+	}
 	uv_timer_init(loop, &m->timer);
 	m->timer.data = m;
 	m->timer_open = true;

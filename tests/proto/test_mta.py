@@ -64,6 +64,7 @@ class World:
         d = yt.Yubind(template, cert, {
             **common,
             "hostname": host,
+            "smtp_out_bind": ip,
             "listen_smtp": f"{ip}:{self.port}",
             "listen_submission": f"{ip}:0",
             "listen_submissions": f"{ip}:0",
@@ -134,6 +135,8 @@ def test_submission_mx_delivery_pop3_imap(world):
     rec = m.get_all("Received")
     assert len(rec) == 2, rec
     assert "by mx.b.example" in rec[0] and "from mx.a.example" in rec[0]
+    # A connected from its own address (smtp_out_bind), not 127.0.0.1
+    assert "[127.0.0.2]" in rec[0], rec[0]
     assert "by mx.a.example" in rec[1] and "with ESMTPSA" in rec[1]
     # submission added what was missing and removed Bcc
     assert m["Message-ID"] and m["Message-ID"].endswith("@mx.a.example>")
