@@ -306,7 +306,8 @@ static void dispatch_once(struct mta *m)
 		/* MTA-STS applies to MX delivery, not to routes or the relayhost. */
 		if (!d->sts_done && (d->routed || !m->cfg->mta_sts))
 			d->sts_done = true;
-		if (!d->sts_done && !d->sts_lookup)
+		/* (once the saved policies are in the cache: sts_load) */
+		if (!d->sts_done && !d->sts_lookup && !m->sts_loading)
 			d->sts_lookup = sts_lookup(m, d->domain, on_sts, d);
 		if (!d->resolved) {
 			if (!d->resolving)
@@ -1048,6 +1049,8 @@ struct mta *mta_start(uv_loop_t *loop, struct server *srv, char **error_r)
 	uv_timer_init(loop, &m->timer);
 	m->timer.data = m;
 	m->timer_open = true;
+	if (cfg->mta_sts)
+		sts_load(m);
 	scan(m);
 	return m;
 }

@@ -94,6 +94,7 @@ struct mta {
 	SSL_CTX *tls;              /* client context (opportunistic: no verification) */
 	char *relay_password;      /* relayhost_password_file's first line, or NULL */
 	struct sts_entry *sts_cache;       /* MTA-STS policies (sts.c) */
+	bool sts_loading;                  /* the saved ones are being read */
 	size_t sts_cached;
 	uv_timer_t timer;
 	bool timer_open;
@@ -119,6 +120,8 @@ struct sts_lookup *sts_lookup(struct mta *m, const char *domain,
 			      void (*cb)(void *arg, const struct mtasts_policy *p), void *arg);
 void sts_cancel(struct sts_lookup *l);
 void sts_cache_free(struct mta *m);
+/* At start: the policies saved in the store go into the cache. */
+void sts_load(struct mta *m);
 
 /* smtp_out.c: start one session for d (it takes jobs from d->head). */
 void smtp_out_start(struct dest *d);

@@ -8,8 +8,9 @@
  * for its max_age; a TXT record that disappears or a fetch that fails
  * leaves a cached policy in force until it expires (RFC 8461 5.1: that is
  * what protects against an attacker who blocks the fetch).  No record and
- * nothing cached: no policy.  The cache does not survive a restart (noted
- * in docs/ARCHITECTURE.md).
+ * nothing cached: no policy.  Fetched policies are also written to the
+ * store (sts_policies) and read back at start, so a restart does not open
+ * that window either.
  *
  * What the policy means for the sessions (smtp_out.c): mode enforce -- only
  * MX hosts matching its mx patterns, STARTTLS required, the certificate
@@ -19,12 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "mta/mta_private.h"
 #include "mta/sts_fetch.h"
 #include "proto/server.h"
+#include "store/store.h"
+#include "store/writer.h"
 
 #define STS_CACHE_MAX 10000         /* domains remembered */
 #define STS_FETCH_MS 30000          /* one policy fetch, all of it */
@@ -62,7 +66,7 @@ static struct sts_entry *cache_find(struct mta *m, const char *domain)
 }
 
 static void cache_put(struct mta *m, const char *domain, const char *id,
-		      const struct mtasts_policy *p)
+		      const struct mtasts_policy *p, int64_t expires)
 {
 	struct sts_entry *e = cache_find(m, domain);
 	if (!e) {
@@ -90,7 +94,117 @@ static void cache_put(struct mta *m, const char *domain, const char *id,
 	}
 	snprintf(e->id, sizeof e->id, "%s", id);
 	e->pol = *p;
-	e->expires = now_unix() + (int64_t)p->max_age;
+	e->expires = expires;
+}
+
+/* The policy as text mtasts_parse_policy reads back. */
+static char *format_policy(const struct mtasts_policy *p)
+{
+	static const char *const modes[] = {"none", "testing", "enforce"};
+	struct buf b;
+	buf_init(&b, MTASTS_BODY_MAX);
+	buf_printf(&b, "version: STSv1\nmode: %s\nmax_age: %u\n", modes[p->mode], p->max_age);
+	for (size_t i = 0; i < p->n_mx; i++)
+		buf_printf(&b, "mx: %s\n", p->mx[i]);
+	size_t len;
+	return buf_steal(&b, &len);
+}
+
+/* ---- kept in the store ---- */
+
+struct sts_save {
+	struct mta *m;
+	struct store_op op;
+	char domain[256];
+	char id[MTASTS_ID_MAX + 1];
+	int64_t expires;
+	char *text;
+};
+
+static int save_apply(struct store_op *op, struct store_txn *t, char **error_r)
+{
+	struct sts_save *v = op->arg;
+	return store_txn_sts_put(t, v->domain, v->id, v->expires, v->text, error_r);
+}
+
+static void save_done(struct store_op *op)
+{
+	struct sts_save *v = op->arg;
+	if (op->status != 0)
+		log_warn("mta-sts: %s: cannot save the policy (%s); it is used, but not kept "
+			 "across a restart", v->domain, op->error ? op->error : "store error");
+	v->m->pending--;
+	free(op->error);
+	free(v->text);
+	free(v);
+}
+
+static void save(struct mta *m, const char *domain, const char *id,
+		 const struct mtasts_policy *p, int64_t expires)
+{
+	struct sts_save *v = xcalloc(1, sizeof *v);
+	v->m = m;
+	snprintf(v->domain, sizeof v->domain, "%s", domain);
+	snprintf(v->id, sizeof v->id, "%s", id);
+	v->expires = expires;
+	v->text = format_policy(p);
+	v->op.apply = save_apply;
+	v->op.done = save_done;
+	v->op.arg = v;
+	m->pending++;
+	store_submit(m->srv->writer, &v->op);
+}
+
+struct sts_load {
+	struct mta *m;
+	struct store_sts *v;
+	size_t n;
+	char *error;
+	int rc;
+};
+
+static void load_work(void *arg)
+{
+	struct sts_load *l = arg;
+	l->rc = store_sts_list(l->m->srv->store, now_unix(), &l->v, &l->n, &l->error);
+}
+
+static void load_done(void *arg)
+{
+	struct sts_load *l = arg;
+	struct mta *m = l->m;
+	size_t kept = 0;
+	if (l->rc < 0)
+		log_warn("mta-sts: cannot read the saved policies: %s; they are fetched again",
+			 l->error ? l->error : "store error");
+	for (size_t i = 0; i < l->n; i++) {
+		struct mtasts_policy p;
+		const char *why;
+		if (mtasts_parse_policy(l->v[i].policy, strlen(l->v[i].policy), &p, &why) < 0)
+			continue;
+		/* A policy fetched meanwhile is newer: keep it. */
+		if (!cache_find(m, l->v[i].domain)) {
+			cache_put(m, l->v[i].domain, l->v[i].id, &p, l->v[i].expires);
+			kept++;
+		}
+	}
+	if (kept)
+		log_info("mta-sts: %zu saved policies in force", kept);
+	store_sts_free(l->v, l->n);
+	free(l->error);
+	free(l);
+	m->pending--;
+	m->sts_loading = false;
+	mta_kick(m);     /* destinations waiting for their policy go on */
+}
+
+void sts_load(struct mta *m)
+{
+	struct sts_load *l = xcalloc(1, sizeof *l);
+	l->m = m;
+	m->pending++;
+	m->sts_loading = true;
+	server_job(m->srv, NULL, load_work, load_done, l);
 }
 
 void sts_cache_free(struct mta *m)
@@ -166,7 +280,9 @@ static void fetch_done(void *arg)
 		static const char *const modes[] = {"none", "testing", "enforce"};
 		log_info("mta-sts: %s: policy %s: mode %s, %zu mx pattern(s), max_age %u s",
 			 l->domain, l->id, modes[l->pol.mode], l->pol.n_mx, l->pol.max_age);
-		cache_put(m, l->domain, l->id, &l->pol);
+		int64_t expires = now_unix() + (int64_t)l->pol.max_age;
+		cache_put(m, l->domain, l->id, &l->pol, expires);
+		save(m, l->domain, l->id, &l->pol, expires);
 		struct mtasts_policy p = l->pol;
 		finish(l, &p);
 		return;

@@ -169,6 +169,12 @@ static const char *const migrations[] = {
 	"  member TEXT NOT NULL,"
 	"  PRIMARY KEY (list, member)) WITHOUT ROWID;"
 	"ALTER TABLE queue_rcpt ADD COLUMN expand INTEGER NOT NULL DEFAULT 0;",
+	/* 8 -> 9: MTA-STS policies kept across restarts (RFC 8461 5.1) */
+	"CREATE TABLE sts_policies ("
+	"  domain TEXT PRIMARY KEY,"
+	"  id TEXT NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  policy TEXT NOT NULL) WITHOUT ROWID;",
 };
 
 /* ---- errors ---- */

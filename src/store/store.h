@@ -486,6 +486,22 @@ int store_queue_delete(struct store *st, const char *qid, char **error_r);
 /* Per-domain routes (yubin route): mail for domain goes to host:port,
  * looking up host's MX first when mx is set ("host:port"), else only its
  * addresses ("[host]:port"). */
+/* MTA-STS policies (mta/sts.c): the policy text as fetched, its id, and
+ * when it expires (fetch time + max_age). */
+struct store_sts {
+	char domain[256];
+	char id[40];
+	int64_t expires;
+	char *policy;
+};
+/* Inside a writer transaction: insert or replace one. */
+int store_txn_sts_put(struct store_txn *t, const char *domain, const char *id, int64_t expires,
+		      const char *policy, char **error_r);
+/* The policies not expired at now (expired ones are deleted). */
+int store_sts_list(struct store *st, int64_t now, struct store_sts **v_r, size_t *n_r,
+		   char **error_r);
+void store_sts_free(struct store_sts *v, size_t n);
+
 struct store_route {
 	char domain[256];
 	char host[256];

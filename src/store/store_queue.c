@@ -519,3 +519,83 @@ int store_route_list(struct store *st, struct store_route **v_r, size_t *n_r, ch
 	store_db_put(st, db);
 	return ret;
 }
+
+/* ---- MTA-STS policies ---- */
+
+int store_txn_sts_put(struct store_txn *t, const char *domain, const char *id, int64_t expires,
+		      const char *policy, char **error_r)
+{
+	sqlite3_stmt *s = store_prep(t->db, "INSERT OR REPLACE INTO sts_policies (domain, id, "
+				     "expires, policy) VALUES (lower(?1), ?2, ?3, ?4)");
+	int ret = -1;
+	if (s) {
+		store_bind_text(s, 1, domain);
+		store_bind_text(s, 2, id);
+		sqlite3_bind_int64(s, 3, expires);
+		store_bind_text(s, 4, policy);
+		ret = store_step_done(s);
+	}
+	if (ret < 0)
+		store_set_db_error(t->st, t->db, "saving an MTA-STS policy", error_r);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_sts_list(struct store *st, int64_t now, struct store_sts **v_r, size_t *n_r,
+		   char **error_r)
+{
+	sqlite3 *db = store_db_get(st);
+	struct store_sts *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = SQLITE_ERROR, ret = -1;
+
+	*v_r = NULL;
+	*n_r = 0;
+	if (!db) {
+		store_set_error(error_r, xasprintf("store %s: cannot open database", st->db_path));
+		return -1;
+	}
+	sqlite3_stmt *del = store_prep(db, "DELETE FROM sts_policies WHERE expires < ?1");
+	if (del) {
+		sqlite3_bind_int64(del, 1, now);
+		(void)store_step_done(del);     /* a leftover expired row is harmless */
+	}
+	sqlite3_finalize(del);
+	sqlite3_stmt *s = store_prep(db, "SELECT domain, id, expires, policy FROM sts_policies "
+				     "WHERE expires >= ?1 ORDER BY domain");
+	if (s) {
+		sqlite3_bind_int64(s, 1, now);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				v = xreallocarray(v, cap, sizeof *v);
+			}
+			struct store_sts *e = &v[n++];
+			memset(e, 0, sizeof *e);
+			snprintf(e->domain, sizeof e->domain, "%s", sqlite3_column_text(s, 0));
+			snprintf(e->id, sizeof e->id, "%s", sqlite3_column_text(s, 1));
+			e->expires = sqlite3_column_int64(s, 2);
+			e->policy = store_col_strdup(s, 3);
+			if (!e->policy)
+				e->policy = xstrdup("");
+		}
+	}
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+		*v_r = v;
+		*n_r = n;
+	} else {
+		store_sts_free(v, n);
+		store_set_db_error(st, db, "listing MTA-STS policies", error_r);
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	return ret;
+}
+
+void store_sts_free(struct store_sts *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].policy);
+	free(v);
+}

@@ -63,7 +63,10 @@ class PolicyServer:
         self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.t.start()
 
+    stopped = False
+
     def stop(self):
+        self.stopped = True
         self.httpd.shutdown()
         self.httpd.server_close()
         self.t.join()
@@ -127,6 +130,7 @@ def tlsworld(template, cert, tmp_path):
         a = daemon("127.0.0.2", "mx.a.example", {"smtp_out_ca_file": ca.cert,
                                                  "mta_sts_port": str(web.port)},
                    ["a.example"], [X])
+        a.web = web
         made.append(a)
         b = daemon("127.0.0.3", "mx.b.example", {"tls_cert": bleaf.cert,
                                                  "tls_key": bleaf.key},
@@ -137,7 +141,8 @@ def tlsworld(template, cert, tmp_path):
         for d in made:
             d.stop()
             d.cleanup()
-        web.stop()
+        if not web.stopped:
+            web.stop()
         dns.stop()
         ca.cleanup()
 
@@ -181,3 +186,24 @@ def test_dane_and_mta_sts(tlsworld):
     listing = a.cli("queue", "list").stdout
     for dom in ("bad.example", "stsbad.example", "stsname.example"):
         assert "u@" + dom in listing
+
+
+def test_mta_sts_policy_survives_restart(tlsworld):
+    """RFC 8461 5.1: a policy fetched once stays in force for its max_age,
+    also across a restart and while the policy host cannot be reached:
+    mail for stsbad.example (no MX listed by its policy) keeps waiting
+    instead of going out unprotected."""
+    a, b = tlsworld
+    submit(a, X, message(X[0], "u@stsbad.example", "policy kept"), ["u@stsbad.example"])
+    a.wait_log(r"mta-sts: stsbad\.example: policy 2: mode enforce")
+    a.wait_log(r"to=<u@stsbad\.example>, relay=none, attempts=1, status=deferred")
+    a.stop()
+    a.web.stop()                       # the policy cannot be fetched any more
+    since = a.log_mark()
+    a.start()
+    a.wait_log(r"mta-sts: 1 saved policies in force", since=since)
+    # (the TXT id is unchanged and the policy fresh: no fetch is even tried;
+    # without the saved copy the fetch would fail and the mail would go)
+    a.wait_log(r"to=<u@stsbad\.example>, relay=none, attempts=2, status=deferred .*not an "
+               r"MX host the MTA-STS policy of stsbad\.example lists", since=since)
+    assert len(pop3_all(b, ("u@stsbad.example", "u-Pass-1"))) == 0
