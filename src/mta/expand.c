@@ -40,6 +40,10 @@ struct list_job {
 	int64_t skip;
 	char *sender;
 	char *list;
+	unsigned notify;
+	char *orcpt;
+	char *envid;
+	int ret;
 	/* made on the pool */
 	int rc;                    /* 0 deliver, 1 nothing to do (drop), -1 retry later */
 	char why[512];             /* rc != 0: for the log */
@@ -66,6 +70,8 @@ static void list_job_free(struct list_job *j)
 {
 	free(j->sender);
 	free(j->list);
+	free(j->orcpt);
+	free(j->envid);
 	free(j->owner);
 	free(j->head);
 	free(j->data);
@@ -292,6 +298,17 @@ static void list_delivered(struct delivery *d)
 		}
 		if (j->nremote > 0)
 			mta_kick(m);
+		/* RFC 3461 6.2.7.3: NOTIFY=SUCCESS for a list is answered here,
+		 * "expanded"; the members' copies carry no request of it. */
+		if ((j->notify & DSN_NOTIFY_SUCCESS) && j->sender[0]) {
+			const char *rc[1] = {j->list}, *oc[1] = {j->orcpt};
+			struct delivered_report r = {
+				.qid = j->qid, .path = j->path, .skip = j->skip,
+				.sender = j->sender, .envid = j->envid, .ret = j->ret,
+				.rcpts = rc, .orcpts = oc, .nrcpts = 1, .expanded = true,
+			};
+			mta_report_delivered(m, &r);
+		}
 	} else {
 		log_error("%s: list %s: cannot store the copy for its members: %s; it stays "
 			  "queued", j->qid, j->list, d->error ? d->error : "store error");
@@ -379,6 +396,10 @@ void mta_expand_list(struct mta *m, const struct queue_entry *e)
 	j->skip = e->skip;
 	j->sender = xstrdup(e->sender);
 	j->list = xstrdup(e->addr);
+	j->notify = e->notify;
+	j->orcpt = e->orcpt ? xstrdup(e->orcpt) : NULL;
+	j->envid = e->envid ? xstrdup(e->envid) : NULL;
+	j->ret = e->ret;
 	m->pending++;
 	server_job(m->srv, NULL, list_work, list_built, j);
 }

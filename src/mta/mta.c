@@ -834,7 +834,8 @@ void mta_job_done(struct msg_job *j)
 				struct dsn_rcpt *d = &r->dr[r->ndr++];
 				d->final_rcpt = rc->addr;
 				d->orig_rcpt = rc->orcpt;
-				d->action = j->local ? DSN_DELIVERED : DSN_RELAYED;
+				d->action = j->expanded ? DSN_EXPANDED
+					    : j->local ? DSN_DELIVERED : DSN_RELAYED;
 				d->status = "2.0.0";
 				d->remote_mta = rc->remote[0] ? rc->remote : NULL;
 				d->diagnostic = rc->reply[0] ? rc->reply : NULL;
@@ -934,6 +935,7 @@ void mta_report_delivered(struct mta *m, const struct delivered_report *rep)
 	j->envid = rep->envid ? xstrdup(rep->envid) : NULL;
 	j->sender = xstrdup(rep->sender);
 	j->local = true;
+	j->expanded = rep->expanded;
 	j->rcpts = xcalloc(rep->nrcpts, sizeof *j->rcpts);
 	j->nrcpts = rep->nrcpts;
 	for (size_t i = 0; i < rep->nrcpts; i++) {
@@ -944,7 +946,9 @@ void mta_report_delivered(struct mta *m, const struct delivered_report *rep)
 		rc->outcome = OUT_SENT;
 		snprintf(rc->status, sizeof rc->status, "2.0.0");
 		snprintf(rc->remote, sizeof rc->remote, "%s", m->cfg->hostname);
-		snprintf(rc->reply, sizeof rc->reply, "250 2.0.0 delivered to the mailbox");
+		snprintf(rc->reply, sizeof rc->reply, "%s", rep->expanded
+			 ? "250 2.0.0 sent on to the members of the list"
+			 : "250 2.0.0 delivered to the mailbox");
 	}
 	mta_job_done(j);
 }

@@ -57,6 +57,7 @@ struct msg_job {
 	size_t nrcpts;
 	bool remote_dsn;    /* the server that took it offered DSN (it reports success) */
 	bool local;         /* mta_report_delivered: delivered here, not queued */
+	bool expanded;      /* ... or sent on to a list's members (RFC 3461 "expanded") */
 	struct msg_job *next;
 };
 

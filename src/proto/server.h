@@ -40,6 +40,7 @@ struct delivered_report {
 	const char *const *rcpts;
 	const char *const *orcpts;  /* entries may be NULL */
 	size_t nrcpts;
+	bool expanded;              /* a list sent it on: "expanded", not "delivered" */
 };
 
 struct server {

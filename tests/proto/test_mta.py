@@ -486,7 +486,8 @@ def test_aliases_plus_catchall_lists(world):
     s.sendmail("boss@a.example", ["team@b.example"],
                message("Boss <boss@a.example>", "team@b.example", "to the team"))
     s.sendmail("x+lists@a.example", ["devs@b.example"],
-               message("x+lists@a.example", "devs@b.example", "to the list"))
+               message("x+lists@a.example", "devs@b.example", "to the list"),
+               rcpt_options=["NOTIFY=SUCCESS"])
     s.sendmail(X[0], ["y+news@b.example", "anyone@c.example", "l1@b.example"],
                message(X[0], "y+news@b.example", "tagged and caught"))
     # not an address of x
@@ -524,6 +525,12 @@ def test_aliases_plus_catchall_lists(world):
                   what="the list bounce at the owner")
     zs = subjects(b, Z)
     assert "to the list" in zs and "tagged and caught" in zs      # catch-all
+    # NOTIFY=SUCCESS for the list: B answers "expanded" (RFC 3461 6.2.7.3),
+    # to x+lists@, which is x's INBOX at A
+    b.wait_log(r"sender success notification: \w+ \(to <x\+lists@a\.example>, queued\)")
+    yt.wait_until(lambda: any("Action: expanded" in m.as_string()
+                              for ms in subjects(a, X).values() for m in ms),
+                  what="the expanded notification at x")
     xs = subjects(a, X)
     assert "to the team" in xs and "to the list" in xs
     assert xs["to the list"][0]["Return-Path"] == "<devs@b.example>"
