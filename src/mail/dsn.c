@@ -531,12 +531,14 @@ static void human_part(const struct dsn_report *r, const struct ret *ret, const 
 				buf_append_str(&p, "The receiving mail server (");
 				clean(&p, rc->remote_mta, strlen(rc->remote_mta), CLEAN_ASCII,
 				      DSN_FIELD_MAX);
-				buf_append_str(&p, ") replied: ");
+				buf_append_str(&p, ") replied: \"");
 			} else {
-				buf_append_str(&p, "Reason: ");
+				buf_append_str(&p, "Reason: \"");
 			}
+			/* quoted, so that the reply's own words stand apart */
 			clean(&p, rc->diagnostic, strlen(rc->diagnostic), CLEAN_ASCII,
 			      DSN_DIAG_MAX);
+			buf_append_str(&p, "\".");
 		} else if (rc->remote_mta != NULL) {
 			buf_append_str(&p, "  Mail server: ");
 			clean(&p, rc->remote_mta, strlen(rc->remote_mta), CLEAN_ASCII,

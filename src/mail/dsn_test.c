@@ -334,6 +334,16 @@ static void test_ret_hdrs(void **state)
 	assert_memory_equal(h, original, ORIG_HDR_LEN);
 	free(h);
 	assert_non_null(strstr(m, "The header of your original message is attached"));
+	/* the remote's reply stands apart from our words (the human part is
+	 * folded: compare without line ends) */
+	char *flat = xstrdup(m);
+	size_t k = 0;
+	for (size_t i = 0; flat[i]; i++)
+		if (flat[i] != '\r' && flat[i] != '\n')
+			flat[k++] = flat[i];
+	flat[k] = '\0';
+	assert_non_null(strstr(flat, "replied: \"550 5.1.1 user unknown\"."));
+	free(flat);
 	check_structure(m, len, "text/rfc822-headers");
 	free(m);
 }
