@@ -107,6 +107,27 @@ static void inflight_del(struct mta *m, int64_t id)
 	}
 }
 
+/* Work on id is over.  While a scan is reading the queue its rows may
+ * predate this outcome (the recipient delivered, or rescheduled): the id
+ * stays in the set until that scan has been processed, so that it is not
+ * taken again from the stale rows. */
+static void inflight_release(struct mta *m, int64_t id)
+{
+	if (!m->scanning) {
+		inflight_del(m, id);
+		return;
+	}
+	if (m->nreleased == m->capreleased) {
+		m->capreleased = m->capreleased ? m->capreleased * 2 : 64;
+		m->released = xreallocarray(m->released, m->capreleased, sizeof *m->released);
+	}
+	m->released[m->nreleased++] = id;
+}
+
+/* Rescan while this few are still in flight: the next round's work is
+ * read while the last outcomes are being written. */
+#define RESCAN_BELOW (SCAN_MAX / 2)
+
 /* ---- jobs and destinations ---- */
 
 static void job_free(struct msg_job *j)
@@ -453,10 +474,17 @@ static void scan_done(void *arg)
 				j->envid = e->envid ? xstrdup(e->envid) : NULL;
 				j->sender = xstrdup(e->sender);
 				snprintf(j->domain, sizeof j->domain, "%s", e->domain);
-				j->rcpts = xcalloc(MTA_RCPTS_PER_TXN, sizeof *j->rcpts);
+				/* grown as recipients come: most messages have one */
+				j->caprcpts = 1;
+				j->rcpts = xcalloc(1, sizeof *j->rcpts);
 				job_push(d, j);
 			}
+			if (j->nrcpts == j->caprcpts) {
+				j->caprcpts = MIN(j->caprcpts * 4, (size_t)MTA_RCPTS_PER_TXN);
+				j->rcpts = xreallocarray(j->rcpts, j->caprcpts, sizeof *j->rcpts);
+			}
 			struct rcpt_job *r = &j->rcpts[j->nrcpts++];
+			memset(r, 0, sizeof *r);
 			r->rcpt_id = e->rcpt_id;
 			r->addr = xstrdup(e->addr);
 			r->orcpt = e->orcpt ? xstrdup(e->orcpt) : NULL;
@@ -476,11 +504,15 @@ static void scan_done(void *arg)
 		arm_timer(m, s->next);
 		dispatch(m);
 	}
+	/* Outcomes recorded while the scan ran: their rows have been seen. */
+	for (size_t i = 0; i < m->nreleased; i++)
+		inflight_del(m, m->released[i]);
+	m->nreleased = 0;
 	queue_entries_free(s->v, s->n);
 	free(s->routes);
 	free(s->error);
 	free(s);
-	if (m->rescan && !m->stopping && m->inflight_n == 0) {
+	if (m->rescan && !m->stopping && m->inflight_n < RESCAN_BELOW) {
 		m->rescan = false;
 		scan(m);
 	}
@@ -580,7 +612,7 @@ static void result_finish(struct result *r, int status, const char *error)
 		log_error("%s: cannot record the delivery outcome: %s; the recipients stay "
 			  "queued and will be tried again", j->qid, error ? error : "store error");
 	for (size_t i = 0; i < j->nrcpts; i++)
-		inflight_del(m, j->rcpts[i].rcpt_id);
+		inflight_release(m, j->rcpts[i].rcpt_id);
 	m->pending--;
 	/* A retry earlier than the timer's: move the timer. */
 	int64_t first = 0;
@@ -591,7 +623,7 @@ static void result_finish(struct result *r, int status, const char *error)
 		arm_timer(m, first);
 	result_free(r);
 	if (!m->stopping) {
-		if (m->rescan && m->inflight_n == 0) {
+		if (m->rescan && m->inflight_n < RESCAN_BELOW) {
 			m->rescan = false;
 			scan(m);
 		}
@@ -908,9 +940,9 @@ void mta_job_done(struct msg_job *j)
 
 void mta_inflight_done(struct mta *m, int64_t rcpt_id)
 {
-	inflight_del(m, rcpt_id);
+	inflight_release(m, rcpt_id);
 	m->pending--;
-	if (!m->stopping && m->rescan && m->inflight_n == 0) {
+	if (!m->stopping && m->rescan && m->inflight_n < RESCAN_BELOW) {
 		m->rescan = false;
 		scan(m);
 	}
@@ -1113,6 +1145,7 @@ void mta_free(struct mta **mp)
 	sts_cache_free(m);
 	sts_fetch_cleanup();      /* after the last fetch: the pool is idle by now */
 	free(m->inflight);
+	free(m->released);
 	free(m);
 }
 

@@ -54,7 +54,7 @@ struct msg_job {
 	char *sender;
 	char domain[256];
 	struct rcpt_job *rcpts;
-	size_t nrcpts;
+	size_t nrcpts, caprcpts;
 	bool remote_dsn;    /* the server that took it offered DSN (it reports success) */
 	bool local;         /* mta_report_delivered: delivered here, not queued */
 	bool expanded;      /* ... or sent on to a list's members (RFC 3461 "expanded") */
@@ -111,6 +111,8 @@ struct mta {
 	/* recipient ids in memory (being attempted or recorded) */
 	int64_t *inflight;
 	size_t inflight_cap, inflight_n;
+	int64_t *released;         /* done while a scan ran (inflight_release) */
+	size_t nreleased, capreleased;
 	struct mta_stats stats;
 };
 

@@ -175,6 +175,13 @@ static const char *const migrations[] = {
 	"  id TEXT NOT NULL,"
 	"  expires INTEGER NOT NULL,"
 	"  policy TEXT NOT NULL) WITHOUT ROWID;",
+	/* 9 -> 10: deleting a body checks queue.body_id (a foreign key):
+	 * without this index that is a scan of the whole queue per message.
+	 * Bodies only queued (no mailbox copy) are never searched: indexed = 2
+	 * keeps the full-text catch-up away from them. */
+	"CREATE INDEX queue_body ON queue(body_id);"
+	"UPDATE messages SET indexed = 2 WHERE indexed = 0 AND id IN (SELECT body_id FROM queue) "
+	"  AND NOT EXISTS (SELECT 1 FROM mailbox_messages mm WHERE mm.body_id = messages.id);",
 };
 
 /* ---- errors ---- */

@@ -59,6 +59,15 @@ int store_txn_queue_add(struct store_txn *t, int64_t body_id, const struct queue
 	sqlite3_bind_int64(ref, 1, body_id);
 	if (store_step_done(ref) < 0)
 		goto out;
+	/* Only queued, in no mailbox: nothing to search (see schema 10). */
+	sqlite3_finalize(ref);
+	ref = store_prep(t->db, "UPDATE messages SET indexed = 2 WHERE id = ?1 AND indexed = 0 "
+			 "AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE body_id = ?1)");
+	if (!ref)
+		goto out;
+	sqlite3_bind_int64(ref, 1, body_id);
+	if (store_step_done(ref) < 0)
+		goto out;
 	ret = 0;
 out:
 	if (ret < 0)

@@ -407,7 +407,8 @@ static void extract_text(struct store_writer *w, struct dop *dp)
 	char *whole = NULL;
 	struct buf text;
 
-	if (total == 0 || total > STORE_INDEX_MESSAGE_MAX)
+	/* Only queued for remote recipients: nobody searches it here. */
+	if (total == 0 || total > STORE_INDEX_MESSAGE_MAX || d->nmailboxes == 0)
 		return;
 	whole = xmalloc(total + 1);
 	if (d->prefilled) {
