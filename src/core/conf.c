@@ -155,6 +155,9 @@ static const struct conf_key conf_table[] = {
 	 "Outbound SMTP connections open at once, all destinations together."},
 	{"smtp_out_max_per_domain", T_INT, OFF(smtp_out_max_per_domain), "10", 1, 10000, NULL,
 	 "Outbound SMTP connections open at once to one destination domain."},
+	{"smtp_out_idle_time", T_DURATION, OFF(smtp_out_idle_time), "2s", 0, 300000, NULL,
+	 "An outbound connection with no more mail waits this long for new mail to the same "
+	 "destination before QUIT (a connection cache, like Postfix's); 0: QUIT at once."},
 	{"smtp_out_max_messages", T_INT, OFF(smtp_out_max_messages), "100", 1, 100000, NULL,
 	 "Messages sent over one outbound connection before it is closed (connection reuse)."},
 	{"smtp_out_ipv6", T_INT, OFF(smtp_out_ipv6), "1", 0, 1, NULL,

@@ -78,6 +78,7 @@ struct conf {
 	int64_t smtp_out_max_per_domain;
 	int64_t smtp_out_max_messages; /* per connection before QUIT */
 	int64_t smtp_out_ipv6;      /* 0/1 */
+	int64_t smtp_out_idle_time; /* ms an idle connection waits for more mail */
 	char *smtp_out_bind;        /* "IPv4[,IPv6]" to connect from, "" = any */
 	char *smtp_out_ca_file;     /* extra CAs for verified TLS ("" = system only) */
 	int64_t mta_sts;            /* 0/1: honour RFC 8461 policies */

@@ -144,12 +144,33 @@ static void job_free(struct msg_job *j)
 	free(j);
 }
 
+static void stop_closed(uv_handle_t *h)
+{
+	struct mta *m = h->data;
+	m->stop_armed = false;
+	if (m->sessions || m->pending || m->scanning)
+		return;         /* work came meanwhile: maybe_stopped runs again after it */
+	void (*cb)(void *) = m->stopped;
+	m->stopped = NULL;
+	cb(m->stopped_arg);
+}
+
+static void stop_fire(uv_timer_t *t)
+{
+	uv_close((uv_handle_t *)t, stop_closed);
+}
+
+/* The last piece of work is gone: report it from the loop, never from
+ * inside the callback that ended it (a connection's close, whose caller
+ * still holds the registry the owner is about to free). */
 static void maybe_stopped(struct mta *m)
 {
-	if (m->stopping && m->sessions == 0 && m->pending == 0 && !m->scanning && m->stopped) {
-		void (*cb)(void *) = m->stopped;
-		m->stopped = NULL;
-		cb(m->stopped_arg);
+	if (m->stopping && m->sessions == 0 && m->pending == 0 && !m->scanning && m->stopped &&
+	    !m->stop_armed) {
+		m->stop_armed = true;
+		uv_timer_init(m->loop, &m->stop_timer);
+		m->stop_timer.data = m;
+		uv_timer_start(&m->stop_timer, stop_fire, 0, 0);
 	}
 }
 
@@ -337,6 +358,8 @@ static void dispatch_once(struct mta *m)
 		}
 		if (!d->sts_done)
 			continue;
+		while (d->head && smtp_out_wake(d))
+			;     /* cached connections first */
 		while (d->head && d->sessions < m->cfg->smtp_out_max_per_domain &&
 		       m->sessions < (size_t)m->cfg->smtp_out_max_connections &&
 		       (size_t)d->sessions < d->njobs) {

@@ -79,6 +79,7 @@ struct dest {
 	struct msg_job *head, **tail;
 	size_t njobs;
 	int sessions;
+	int idle;           /* of them, waiting for more mail (smtp_out.c S_IDLE) */
 	bool resolving, resolved;
 	struct dns_mx_lookup *lookup;
 	struct dns_mx_result *mx;
@@ -104,6 +105,8 @@ struct mta {
 	bool dispatching, redispatch;   /* dispatch() running; run it again */
 	bool stopping;
 	void (*stopped)(void *arg);
+	uv_timer_t stop_timer;     /* reports the stop from the loop (maybe_stopped) */
+	bool stop_armed;
 	void *stopped_arg;
 	struct dest *dests;
 	size_t sessions;
@@ -128,6 +131,8 @@ void sts_load(struct mta *m);
 
 /* smtp_out.c: start one session for d (it takes jobs from d->head). */
 void smtp_out_start(struct dest *d);
+/* Hand d's next job to a session of d that is waiting idle; false if none. */
+bool smtp_out_wake(struct dest *d);
 /* Close every session (shutdown). */
 void smtp_out_close_all(struct mta *m);
 

@@ -43,6 +43,7 @@ enum state {
 	S_AUTH_LOGIN_USER,
 	S_AUTH_LOGIN_PASS,
 	S_READY,        /* between messages */
+	S_IDLE,         /* no message for now: kept open smtp_out_idle_time for more */
 	S_TXN,          /* MAIL/RCPT/DATA replies outstanding */
 	S_BODY,         /* sending the data */
 	S_DOT,          /* waiting for the reply to the data */
@@ -641,7 +642,22 @@ static void start_downgrade(struct out_session *s)
 static void start_message(struct out_session *s)
 {
 	struct msg_job *j;
-	if (s->m->stopping || s->messages >= (unsigned)s->m->cfg->smtp_out_max_messages ||
+	const struct conf *cfg = s->m->cfg;
+	if (!s->m->stopping && s->messages < (unsigned)cfg->smtp_out_max_messages &&
+	    cfg->smtp_out_idle_time > 0 && s->state != S_IDLE && s->d->head == NULL) {
+		/* Connection cache: mail for this destination that arrives in
+		 * the next moments reuses the connection (smtp_out_wake). */
+		s->state = S_IDLE;
+		s->d->idle++;
+		conn_set_deadline(s->c, (uint64_t)cfg->smtp_out_idle_time);
+		return;
+	}
+	if (s->state == S_IDLE) {
+		s->d->idle--;
+		conn_clear_deadline(s->c);
+		s->state = S_READY;
+	}
+	if (s->m->stopping || s->messages >= (unsigned)cfg->smtp_out_max_messages ||
 	    (j = mta_dest_take(s->d)) == NULL) {
 		s->state = S_QUIT;
 		s->quit_sent = true;
@@ -928,6 +944,10 @@ static void out_on_too_long(struct conn *c)
 static void out_on_timeout(struct conn *c, enum conn_timeout which)
 {
 	struct out_session *s = c->proto;
+	if (s->state == S_IDLE) {
+		start_message(s);      /* nothing came: QUIT */
+		return;
+	}
 	if (s->state == S_CONNECT) {
 		snprintf(s->why, sizeof s->why, "connect to %s [%s]:%d: timed out", s->host,
 			 cur(s)->addrtext, s->d->port);
@@ -993,6 +1013,10 @@ static void out_on_tls(struct conn *c, bool ok)
 static void out_on_shutdown(struct conn *c)
 {
 	struct out_session *s = c->proto;
+	if (s->state == S_IDLE) {
+		start_message(s);      /* QUIT, as stopping */
+		return;
+	}
 	if (s->state == S_READY || s->state == S_QUIT || s->state == S_CONNECT ||
 	    s->state == S_GREETING) {
 		session_close(s, "shutting down");
@@ -1017,6 +1041,10 @@ static void free_session(struct out_session *s)
 static void out_on_close(struct conn *c, const char *reason)
 {
 	struct out_session *s = c->proto;
+	if (s->state == S_IDLE) {
+		s->d->idle--;          /* the server closed a cached connection */
+		s->state = S_QUIT;
+	}
 	if (s->job) {
 		char why[600];
 		snprintf(why, sizeof why, "lost connection with %.200s while %s: %.300s", s->host,
@@ -1122,6 +1150,19 @@ static void next_target(struct out_session *s)
 	snprintf(s->host, sizeof s->host, "%s", cur(s)->host);
 	s->c = conn_connect(&s->m->reg, (const struct sockaddr *)&cur(s)->addr, &out_handler, s,
 			    (uint64_t)s->m->cfg->smtp_out_connect_timeout);
+}
+
+bool smtp_out_wake(struct dest *d)
+{
+	if (d->idle == 0 || !d->head)
+		return false;
+	for (struct out_session *s = all_sessions; s; s = s->next) {
+		if (s->d == d && s->state == S_IDLE && s->c && !conn_is_closed(s->c)) {
+			start_message(s);
+			return true;
+		}
+	}
+	return false;
 }
 
 void smtp_out_start(struct dest *d)

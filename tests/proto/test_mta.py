@@ -54,6 +54,7 @@ class World:
             "queue_retry_min": "1s",
             "queue_retry_max": "2s",
             "smtp_out_connect_timeout": "5s",
+            "smtp_out_idle_time": "10s",
         }
         self.a = self._daemon(template, cert, "127.0.0.2", "mx.a.example", common,
                               ["a.example"], [X])
@@ -722,3 +723,20 @@ def test_relayhost_with_auth_over_tls(world, template, cert, tmp_path):
             d.stop()
             d.cleanup()
         shutil.rmtree(secrets)
+
+
+def test_connection_cache_reuses_the_connection(world):
+    """Mail for a destination that comes while the last session waits idle
+    (smtp_out_idle_time) goes over the same connection: B sees one
+    connection from A for two messages submitted one after the other."""
+    a, b = world.a, world.b
+    mark = b.log_mark()
+    submit(a, X, message(X[0], Y[0], "first"), [Y[0]])
+    a.wait_log(r"to=<y@b\.example>, relay=mx\.b\.example, attempts=1, status=sent")
+    submit(a, X, message(X[0], Y[0], "second"), [Y[0]])
+    yt.wait_until(lambda: len(re.findall(r"to=<y@b\.example>, relay=mx\.b\.example, "
+                                         r"attempts=1, status=sent", a.log())) == 2,
+                  what="both sent")
+    assert len(re.findall(r"smtp: connect from \[127\.0\.0\.2\]", b.log(mark))) == 1
+    assert [email.message_from_bytes(m)["Subject"] for m in pop3_all(b, Y)] == \
+        ["first", "second"]
