@@ -19,6 +19,10 @@
 #  7. the comparison table (bench/report.py)
 #  8. disk ceiling: shared/bench/fsync_limit.py on the temp directory (last:
 #     its mass file deletion slows file creation for minutes afterwards)
+#  9. outbound (bench/outbound.py, after 8: its 100,000-message drain deletes
+#     as many files): a yubind and a Postfix of its own relaying into
+#     Postfix's smtp-sink (throughput, connection reuse), then 100,000
+#     messages to a dead destination (memory, idle CPU, time to drain)
 #
 # BUILD_DIR defaults to build (relative to the repository).  Environment:
 #   BENCH_MESSAGES=5000     messages per SMTP run (smtp_accept.sh --messages)
@@ -26,7 +30,11 @@
 #   BENCH_VERIFY=apop       how the POP3 poller logs in: apop (default) or
 #                           pass (USER/PASS: 100 argon2id checks a pass,
 #                           seconds of server CPU each; see docs/BENCH.md)
-#   BENCH_SKIP_FSYNC=1      skip step 1        BENCH_SKIP_PEERS=1  skip step 5
+#   BENCH_SKIP_FSYNC=1      skip step 8        BENCH_SKIP_PEERS=1  skip step 6
+#   BENCH_SKIP_OUTBOUND=1   skip step 9
+#   BENCH_OUT_MESSAGES=5000 messages per outbound throughput run (10 KiB)
+#   BENCH_OUT_SESSIONS=10   parallel submitting sessions in step 9
+#   BENCH_DEAD_MESSAGES=100000  messages queued to the dead destination
 #   BENCH_KEEP=1            keep the temp directory (logs, data) for a look
 #   BENCH_KIT, BENCH_PEERS  the shared kit (default ../shared/{bench,peers})
 set -u
@@ -48,6 +56,7 @@ PY=${PYTHON:-python3}
 
 # Deadlines (seconds) for every step; nothing waits forever.
 T_FSYNC=180; T_CLI=60; T_READY=60; T_SMTP=900; T_FETCH=600; T_PEERS=300; T_STOP=30
+T_OUTBOUND=${BENCH_OUT_DEADLINE:-3600}
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$YUBIND" ] || die "$YUBIND not built (ninja -C $BUILD)"
@@ -56,6 +65,9 @@ die() { echo "bench: $*" >&2; exit 1; }
 case $MESSAGES in ''|*[!0-9]*) die "BENCH_MESSAGES must be a number" ;; esac
 case $SESSIONS in ''|*[!0-9]*) die "BENCH_SESSIONS must be a number" ;; esac
 case $VERIFY_LOGIN in apop|pass) ;; *) die "BENCH_VERIFY must be apop or pass" ;; esac
+for v in "${BENCH_OUT_MESSAGES:-1}" "${BENCH_OUT_SESSIONS:-1}" "${BENCH_DEAD_MESSAGES:-1}"; do
+	case $v in ''|*[!0-9]*) die "BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS and BENCH_DEAD_MESSAGES must be numbers" ;; esac
+done
 
 TMP=$(mktemp -d /tmp/yubin-bench.XXXXXX) || die "mktemp failed"
 chmod 0711 "$TMP"   # yubind drops to nobody and must reach data/
@@ -419,6 +431,20 @@ else
 	grep '^RESULT ' "$TMP/fsync.out"
 fi
 
+# ---- 9. outbound ---------------------------------------------------------
+if [ "${BENCH_SKIP_OUTBOUND:-0}" = 1 ]; then
+	echo "== 9. outbound: skipped (BENCH_SKIP_OUTBOUND=1)"
+else
+	OUT_MESSAGES=${BENCH_OUT_MESSAGES:-5000}
+	OUT_SESSIONS=${BENCH_OUT_SESSIONS:-10}
+	DEAD_MESSAGES=${BENCH_DEAD_MESSAGES:-100000}
+	echo "== 9. outbound into Postfix's smtp-sink: $OUT_MESSAGES x 10 KiB, $OUT_SESSIONS" \
+		"submitting sessions; $DEAD_MESSAGES to a dead destination"
+	run outbound "$T_OUTBOUND" "$PY" "$HERE/outbound.py" --yubind "$YUBIND" --yubin "$YUBIN" \
+		--dir "$TMP/outbound" --messages "$OUT_MESSAGES" --sessions "$OUT_SESSIONS" \
+		--dead-messages "$DEAD_MESSAGES" || broke "outbound.py failed"
+	grep '^RESULT ' "$TMP/outbound.out" | sed 's/^/outbound /' >>"$RESULTS"
+fi
 
 # ---- 7. comparison ------------------------------------------------------
 echo "== 7. comparison ($MESSAGES x 10 KiB over $SESSIONS SMTP sessions; same machine, same run)"
