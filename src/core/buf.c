@@ -26,15 +26,15 @@ void buf_free(struct buf *b)
 
 static int reserve(struct buf *b, size_t n)
 {
-	if (b->max - b->len < n)
+	if (b->max - b->len < n || n >= SIZE_MAX - b->len)
 		return -1;
-	size_t need = b->len + n + 1; /* + NUL */
+	size_t need = b->len + n + 1; /* + NUL; cannot wrap (checked above) */
 	if (need <= b->cap)
 		return 0;
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	if (cap > b->max + 1)
+	if (b->max < SIZE_MAX && cap > b->max + 1)   /* (SIZE_MAX + 1 would be 0) */
 		cap = b->max + 1;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;

@@ -75,6 +75,22 @@ static void test_huge_request_refused(void **state)
 	buf_free(&b);
 }
 
+/* buf_init(b, SIZE_MAX): "no limit" must still allocate (max + 1 wrapped
+ * to 0 once) and refuse a length that would wrap. */
+static void test_unlimited(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+	assert_int_equal(b.len, 10000);
+	assert_int_equal(b.data[9999], '9');
+	assert_int_equal(buf_append(&b, "x", SIZE_MAX - 5), -1);
+	assert_int_equal(b.len, 10000);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -82,6 +98,7 @@ int main(void)
 		cmocka_unit_test(test_printf_and_cap),
 		cmocka_unit_test(test_consume_and_steal),
 		cmocka_unit_test(test_huge_request_refused),
+		cmocka_unit_test(test_unlimited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
