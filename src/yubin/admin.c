@@ -147,6 +147,9 @@ void admin_usage(FILE *out)
 		     "Commands:\n");
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
 		cmd_line(out, &commands[i]);
+	fprintf(out, "\nMail client (no -c needed; accounts in ~/.config/yubin/client.conf):\n"
+		     "  %-32s %s\n", "send --to ADDR [OPTIONS]",
+		"compose a message (body from stdin or $EDITOR) and submit it");
 	fprintf(out, "\n%s", secrets_doc);
 }
 

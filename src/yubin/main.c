@@ -18,6 +18,7 @@
 #include "core/util.h"
 #include "store/store.h"
 #include "yubin/admin.h"
+#include "yubin/client.h"
 
 #define DEFAULT_CONF "/etc/yubin/yubin.conf"
 
@@ -115,6 +116,9 @@ int main(int argc, char **argv)
 			return ADMIN_EXIT_USAGE;
 		}
 	}
+	/* The mail client's commands need no server configuration. */
+	if (i < argc && strcmp(argv[i], "send") == 0)
+		return flush_stdout(client_send(argc - i, argv + i));
 	/* Called as mailq (a symlink): the queue listing, as Postfix's. */
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];

@@ -1,0 +1,417 @@
+/* client.c - the mail client commands of yubin (issue 5): compose and send.
+ *
+ *   yubin send [ACCOUNT OPTIONS] --to ADDR... [--cc ADDR]... [--bcc ADDR]...
+ *              [--subject TEXT] [--attach FILE]... [--html FILE]
+ *              [--charset utf-8|iso-2022-jp] [--flowed] [--dry-run]
+ *
+ * The body is read from stdin, or written in $EDITOR when stdin is a
+ * terminal.  The account is the default one of ~/.config/yubin/client.conf
+ * (client/account.h), --account NAME, or given whole on the command line
+ * as swaks and msmtp take it: --server HOST:PORT --tls starttls|tls|none
+ * --user USER --password-cmd CMD --cafile FILE --pin SHA256 --from ADDR
+ * --name "DISPLAY NAME".  --dry-run prints the message instead of sending.
+ *
+ * Exit codes: 0 sent, 1 failed (the server's reply quoted), 2 bad usage. */
+#include "yubin/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/account.h"
+#include "client/smtp_submit.h"
+#include "core/buf.h"
+#include "core/util.h"
+#include "mail/compose.h"
+
+#define CLIENT_RCPTS_MAX 1000
+#define CLIENT_ATT_MAX 100
+#define CLIENT_FILE_MAX (50 * 1024 * 1024)   /* one attachment or body read */
+
+static const char send_usage[] =
+	"usage: yubin send [--account NAME] --to ADDR [--to ADDR]... [--cc ADDR]...\n"
+	"                  [--bcc ADDR]... [--subject TEXT] [--attach FILE]...\n"
+	"                  [--html FILE] [--charset utf-8|iso-2022-jp] [--flowed]\n"
+	"                  [--dry-run]\n"
+	"  account on the command line instead of client.conf:\n"
+	"                  --server HOST:PORT --tls starttls|tls|none --user USER\n"
+	"                  --password-cmd CMD --cafile FILE --pin SHA256\n"
+	"                  --from ADDR --name \"DISPLAY NAME\"\n"
+	"The body comes from stdin, or from $EDITOR when stdin is a terminal.\n"
+	"Bcc recipients get the message but are not named in it.\n";
+
+/* Read all of fd (at most CLIENT_FILE_MAX). */
+static char *read_fd(int fd, size_t *len_r, const char *what)
+{
+	struct buf b;
+	buf_init(&b, CLIENT_FILE_MAX);
+	char tmp[65536];
+	for (;;) {
+		ssize_t n = read(fd, tmp, sizeof tmp);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "yubin send: reading %s: %s\n", what, strerror(errno));
+			buf_free(&b);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		if (buf_append(&b, tmp, (size_t)n) < 0) {
+			fprintf(stderr, "yubin send: %s is larger than %d MiB\n", what,
+				CLIENT_FILE_MAX / (1024 * 1024));
+			buf_free(&b);
+			return NULL;
+		}
+	}
+	if (b.data == NULL)
+		buf_append(&b, "", 0);
+	return buf_steal(&b, len_r);
+}
+
+static char *read_file(const char *path, size_t *len_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "yubin send: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	char *data = read_fd(fd, len_r, path);
+	close(fd);
+	return data;
+}
+
+/* The body written in $EDITOR (VISUAL, EDITOR, else vi) in a private file. */
+static char *edit_body(size_t *len_r)
+{
+	char path[] = "/tmp/yubin-msg-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		fprintf(stderr, "yubin send: cannot make a temporary file: %s\n", strerror(errno));
+		return NULL;
+	}
+	close(fd);
+	const char *ed = getenv("VISUAL");
+	if (!ed || !*ed)
+		ed = getenv("EDITOR");
+	if (!ed || !*ed)
+		ed = "vi";
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("/bin/sh", "sh", "-c", "exec $0 \"$1\"", ed, path, (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	char *body = NULL;
+	if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fprintf(stderr, "yubin send: the editor (%s) failed; nothing sent\n", ed);
+	else
+		body = read_file(path, len_r);
+	unlink(path);
+	if (body && *len_r == 0) {
+		fprintf(stderr, "yubin send: empty message; nothing sent\n");
+		free(body);
+		body = NULL;
+	}
+	return body;
+}
+
+struct send_args {
+	const char *account;
+	const char *server, *tls, *user, *password_cmd, *cafile, *pin, *from, *name;
+	const char *subject, *html, *charset;
+	bool flowed, dry_run;
+	const char *to[CLIENT_RCPTS_MAX], *cc[CLIENT_RCPTS_MAX], *bcc[CLIENT_RCPTS_MAX];
+	size_t nto, ncc, nbcc;
+	const char *attach[CLIENT_ATT_MAX];
+	size_t nattach;
+};
+
+static int usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "yubin send: %s%s%s\n%s", what, arg ? " " : "", arg ? arg : "", send_usage);
+	return 2;
+}
+
+static int parse_args(int argc, char **argv, struct send_args *a)
+{
+	static const char *const valued[] = {
+		"--account", "--server", "--tls", "--user", "--password-cmd", "--cafile", "--pin",
+		"--from", "--name", "--subject", "--html", "--charset", "--to", "--cc", "--bcc",
+		"--attach",
+	};
+	memset(a, 0, sizeof *a);
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
+		if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
+			fputs(send_usage, stdout);
+			return 1;
+		}
+		if (strcmp(o, "--flowed") == 0) {
+			a->flowed = true;
+			continue;
+		}
+		if (strcmp(o, "--dry-run") == 0) {
+			a->dry_run = true;
+			continue;
+		}
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_LEN(valued); k++)
+			known |= strcmp(o, valued[k]) == 0;
+		if (!known)
+			return usage_error("unknown option", o);
+		if (i + 1 >= argc)
+			return usage_error("a value is missing after", o);
+		const char *v = argv[++i];
+		const char **list = NULL;
+		size_t *n = NULL;
+		if (strcmp(o, "--to") == 0) {
+			list = a->to;
+			n = &a->nto;
+		} else if (strcmp(o, "--cc") == 0) {
+			list = a->cc;
+			n = &a->ncc;
+		} else if (strcmp(o, "--bcc") == 0) {
+			list = a->bcc;
+			n = &a->nbcc;
+		} else if (strcmp(o, "--attach") == 0) {
+			if (a->nattach >= CLIENT_ATT_MAX)
+				return usage_error("more than 100 attachments at", v);
+			a->attach[a->nattach++] = v;
+			continue;
+		}
+		if (list) {
+			if (*n >= CLIENT_RCPTS_MAX)
+				return usage_error("more than 1000 addresses in one field at", v);
+			list[(*n)++] = v;
+			continue;
+		}
+		const char **slot = strcmp(o, "--account") == 0      ? &a->account
+				    : strcmp(o, "--server") == 0       ? &a->server
+				    : strcmp(o, "--tls") == 0          ? &a->tls
+				    : strcmp(o, "--user") == 0         ? &a->user
+				    : strcmp(o, "--password-cmd") == 0 ? &a->password_cmd
+				    : strcmp(o, "--cafile") == 0       ? &a->cafile
+				    : strcmp(o, "--pin") == 0          ? &a->pin
+				    : strcmp(o, "--from") == 0         ? &a->from
+				    : strcmp(o, "--name") == 0         ? &a->name
+				    : strcmp(o, "--subject") == 0      ? &a->subject
+				    : strcmp(o, "--html") == 0         ? &a->html
+								       : &a->charset;
+		*slot = v;
+	}
+	if (a->nto + a->ncc + a->nbcc == 0)
+		return usage_error("no recipient: give --to, --cc or --bcc", NULL);
+	if (a->charset && strcasecmp(a->charset, "utf-8") != 0 &&
+	    strcasecmp(a->charset, "iso-2022-jp") != 0)
+		return usage_error("--charset is utf-8 or iso-2022-jp, not", a->charset);
+	if (a->tls && strcmp(a->tls, "starttls") != 0 && strcmp(a->tls, "tls") != 0 &&
+	    strcmp(a->tls, "none") != 0)
+		return usage_error("--tls is starttls, tls or none, not", a->tls);
+	return 0;
+}
+
+/* The account: from client.conf (--account or its default), with every
+ * command-line option on top; only the command line when there is no
+ * file.  1 ok, 0 printed an error. */
+static int resolve_account(const struct send_args *a, struct account *acct)
+{
+	char path[4096], err[512] = "";
+	struct account *v = NULL;
+	size_t n = 0;
+	memset(acct, 0, sizeof *acct);
+	if (accounts_path(path, sizeof path) == 0 &&
+	    accounts_load(path, &v, &n, err, sizeof err) < 0) {
+		fprintf(stderr, "yubin send: %s\n", err);
+		return 0;
+	}
+	const struct account *f = n > 0 ? account_find(v, n, a->account) : NULL;
+	if (a->account && !f) {
+		fprintf(stderr, "yubin send: no account \"%s\" in %s\n", a->account, path);
+		free(v);
+		return 0;
+	}
+	if (f)
+		*acct = *f;
+	free(v);
+	if (a->server) {
+		const char *colon = strrchr(a->server, ':');
+		const char *h = a->server;
+		size_t hl = colon ? (size_t)(colon - h) : strlen(h);
+		if (h[0] == '[' && colon && colon > h && colon[-1] == ']') {
+			h++;
+			hl -= 2;
+		}
+		long port = colon ? strtol(colon + 1, NULL, 10) : 587;
+		if (hl == 0 || hl >= sizeof acct->smtp_host || port < 1 || port > 65535) {
+			fprintf(stderr, "yubin send: --server %s: HOST:PORT\n", a->server);
+			return 0;
+		}
+		snprintf(acct->smtp_host, sizeof acct->smtp_host, "%.*s", (int)hl, h);
+		acct->smtp_port = (int)port;
+		acct->smtp_tls = port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
+	}
+	if (a->tls)
+		acct->smtp_tls = strcmp(a->tls, "tls") == 0  ? TLS_IMPLICIT
+				 : strcmp(a->tls, "none") == 0 ? TLS_NONE
+							     : TLS_STARTTLS;
+	if (a->from)
+		snprintf(acct->address, sizeof acct->address, "%s", a->from);
+	if (a->name)
+		snprintf(acct->display_name, sizeof acct->display_name, "%s", a->name);
+	if (a->user)
+		snprintf(acct->smtp_user, sizeof acct->smtp_user, "%s", a->user);
+	else if (!acct->smtp_user[0])
+		snprintf(acct->smtp_user, sizeof acct->smtp_user, "%s", acct->address);
+	if (a->password_cmd)
+		snprintf(acct->password_cmd, sizeof acct->password_cmd, "%s", a->password_cmd);
+	if (a->cafile)
+		snprintf(acct->cafile, sizeof acct->cafile, "%s", a->cafile);
+	if (a->pin)
+		snprintf(acct->pin_sha256, sizeof acct->pin_sha256, "%s", a->pin);
+	if (!acct->address[0]) {
+		fprintf(stderr, "yubin send: no sender: give --from, or an account in %s\n", path);
+		return 0;
+	}
+	if (!acct->smtp_host[0] && !a->dry_run) {
+		fprintf(stderr, "yubin send: no submission server: give --server HOST:PORT, or an "
+			"account in %s\n", path);
+		return 0;
+	}
+	return 1;
+}
+
+/* The host part of an address, for the Message-ID. */
+static const char *addr_host(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at && at[1] ? at + 1 : "localhost";
+}
+
+int client_send(int argc, char **argv)
+{
+	struct send_args a;
+	int r = parse_args(argc, argv, &a);
+	if (r != 0)
+		return r == 1 ? 0 : 2;
+	struct account acct;
+	if (!resolve_account(&a, &acct))
+		return 1;
+
+	int ret = 1;
+	size_t text_len = 0, html_len = 0;
+	char *text = isatty(STDIN_FILENO) ? edit_body(&text_len)
+					  : read_fd(STDIN_FILENO, &text_len, "stdin");
+	char *html = NULL;
+	struct compose_attachment att[CLIENT_ATT_MAX];
+	char *att_data[CLIENT_ATT_MAX] = {0};
+	struct compose_addr to[CLIENT_RCPTS_MAX], cc[CLIENT_RCPTS_MAX];
+	const char *rcpts[3 * CLIENT_RCPTS_MAX];
+	size_t nrcpts = 0;
+	struct buf msg;
+	buf_init(&msg, COMPOSE_OUT_MAX);
+	char *password = NULL;
+
+	if (!text)
+		goto out;
+	if (a.html && !(html = read_file(a.html, &html_len)))
+		goto out;
+	for (size_t i = 0; i < a.nattach; i++) {
+		size_t len;
+		if (!(att_data[i] = read_file(a.attach[i], &len)))
+			goto out;
+		const char *base = strrchr(a.attach[i], '/');
+		att[i] = (struct compose_attachment){
+			.filename = base ? base + 1 : a.attach[i],
+			.content_type = NULL,
+			.data = (const unsigned char *)att_data[i],
+			.len = len,
+		};
+	}
+	for (size_t i = 0; i < a.nto; i++) {
+		to[i] = (struct compose_addr){NULL, a.to[i]};
+		rcpts[nrcpts++] = a.to[i];
+	}
+	for (size_t i = 0; i < a.ncc; i++) {
+		cc[i] = (struct compose_addr){NULL, a.cc[i]};
+		rcpts[nrcpts++] = a.cc[i];
+	}
+	for (size_t i = 0; i < a.nbcc; i++)
+		rcpts[nrcpts++] = a.bcc[i];      /* envelope only */
+
+	char msgid[COMPOSE_MSGID_SIZE];
+	if (compose_message_id(addr_host(acct.address), msgid, sizeof msgid) < 0)
+		snprintf(msgid, sizeof msgid, "%s", "");
+	struct compose_msg m = {
+		.from = {acct.display_name[0] ? acct.display_name : NULL, acct.address},
+		.to = to,
+		.nto = a.nto,
+		.cc = cc,
+		.ncc = a.ncc,
+		.subject = a.subject ? a.subject : "",
+		.text = text,
+		.text_len = text_len,
+		.html = html,
+		.html_len = html_len,
+		.charset = a.charset,
+		.flowed = a.flowed,
+		.att = att,
+		.natt = a.nattach,
+		.message_id = msgid[0] ? msgid : NULL,
+		.date = (int64_t)time(NULL),
+	};
+	const char *why = NULL;
+	if (compose_message(&m, &msg, &why) < 0) {
+		fprintf(stderr, "yubin send: cannot make the message: %s\n", why ? why : "?");
+		goto out;
+	}
+	if (a.dry_run) {
+		ret = fwrite(msg.data, 1, msg.len, stdout) == msg.len && fflush(stdout) == 0 ? 0 : 1;
+		goto out;
+	}
+	char err[1024] = "";
+	char prompt[700];
+	snprintf(prompt, sizeof prompt, "%s at %s", acct.smtp_user, acct.smtp_host);
+	password = account_password(&acct, prompt, err, sizeof err);
+	if (!password) {
+		fprintf(stderr, "yubin send: %s\n", err);
+		goto out;
+	}
+	struct smtp_submit_opts so = {
+		.host = acct.smtp_host,
+		.port = (unsigned)acct.smtp_port,
+		.tls = acct.smtp_tls == TLS_IMPLICIT ? SMTP_SUBMIT_TLS
+		       : acct.smtp_tls == TLS_NONE   ? SMTP_SUBMIT_NONE
+						     : SMTP_SUBMIT_STARTTLS,
+		.user = acct.smtp_user,
+		.password = password,
+		.cafile = acct.cafile[0] ? acct.cafile : NULL,
+		.pin = acct.pin_sha256[0] ? acct.pin_sha256 : NULL,
+	};
+	if (smtp_submit(&so, acct.address, rcpts, nrcpts, msg.data, msg.len, err, sizeof err) < 0) {
+		fprintf(stderr, "yubin send: %s\n", err);
+		goto out;
+	}
+	printf("sent to %zu recipient(s) via %s:%d\n", nrcpts, acct.smtp_host, acct.smtp_port);
+	ret = 0;
+out:
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	free(text);
+	free(html);
+	for (size_t i = 0; i < a.nattach; i++)
+		free(att_data[i]);
+	buf_free(&msg);
+	return ret;
+}

@@ -1,0 +1,9 @@
+/* client.h - the mail client commands of yubin (send; fetch and reading to
+ * follow).  They need no server configuration. */
+#ifndef YUBIN_YUBIN_CLIENT_H
+#define YUBIN_YUBIN_CLIENT_H
+
+/* argv[0] is "send".  Returns the exit code. */
+int client_send(int argc, char **argv);
+
+#endif
