@@ -597,14 +597,18 @@ static int parse_list(const char *v, size_t n, void (*cb)(const char *, void *),
 }
 
 /* One pass over the From and Sender fields. */
-static int from_pass(const char *msg, size_t len, void (*cb)(const char *, void *), void *arg)
+static int fields_pass(const char *msg, size_t len, const char *const *names, size_t nnames,
+		       void (*cb)(const char *, void *), void *arg)
 {
 	size_t w = window(len), pos = 0;
 	struct mime_field f;
 	int total = 0;
 
 	while (mime_header_next(msg, w, &pos, &f)) {
-		if (!field_is(&f, "From") && !field_is(&f, "Sender"))
+		bool want = false;
+		for (size_t i = 0; i < nnames; i++)
+			want |= field_is(&f, names[i]);
+		if (!want)
 			continue;
 		int k = parse_list(f.value, f.value_len, cb, arg);
 		if (k < 0)
@@ -616,13 +620,20 @@ static int from_pass(const char *msg, size_t len, void (*cb)(const char *, void 
 	return total;
 }
 
-int submit_from_addresses(const char *msg, size_t len, void (*cb)(const char *addr, void *arg),
-			  void *arg)
+int submit_field_addresses(const char *msg, size_t len, const char *const *names,
+			   size_t nnames, void (*cb)(const char *addr, void *arg), void *arg)
 {
 	if (msg == NULL)
 		len = 0;
-	int n = from_pass(msg, len, NULL, NULL);
+	int n = fields_pass(msg, len, names, nnames, NULL, NULL);
 	if (n <= 0 || cb == NULL)
 		return n;
-	return from_pass(msg, len, cb, arg);
+	return fields_pass(msg, len, names, nnames, cb, arg);
+}
+
+int submit_from_addresses(const char *msg, size_t len, void (*cb)(const char *addr, void *arg),
+			  void *arg)
+{
+	static const char *const from[] = {"From", "Sender"};
+	return submit_field_addresses(msg, len, from, 2, cb, arg);
 }

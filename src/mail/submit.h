@@ -82,5 +82,9 @@ int submit_rewrite(const char *msg, size_t len, const struct submit_fix *f, int6
  * characters or malformed UTF-8. */
 int submit_from_addresses(const char *msg, size_t len, void (*cb)(const char *addr, void *arg),
 			  void *arg);
+/* The same for the fields named (case-insensitive), e.g. To, Cc, Bcc for
+ * `sendmail -t`. */
+int submit_field_addresses(const char *msg, size_t len, const char *const *names,
+			   size_t nnames, void (*cb)(const char *addr, void *arg), void *arg);
 
 #endif

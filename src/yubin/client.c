@@ -30,6 +30,7 @@
 #include "core/buf.h"
 #include "core/util.h"
 #include "mail/compose.h"
+#include "mail/submit.h"
 
 #define CLIENT_RCPTS_MAX 1000
 #define CLIENT_ATT_MAX 100
@@ -413,5 +414,166 @@ out:
 	for (size_t i = 0; i < a.nattach; i++)
 		free(att_data[i]);
 	buf_free(&msg);
+	return ret;
+}
+
+/* ---- sendmail ---- */
+
+static const char sendmail_usage[] =
+	"usage: yubin sendmail [-t] [-i] [-f SENDER] [-F NAME] [--account NAME] [RECIPIENT...]\n"
+	"       (also as \"sendmail\", a symlink name)\n"
+	"The message, header included, comes on stdin and is submitted to the account's\n"
+	"server.  -t adds the To, Cc and Bcc addresses to the recipients; Bcc fields are\n"
+	"always removed; From, Date and Message-ID are added when missing.  -i, -oi and\n"
+	"other -o options are accepted and ignored (a line with a single dot is data).\n";
+
+struct rcpt_list {
+	char **v;
+	size_t n;
+	bool over;
+};
+
+static void add_rcpt(const char *addr, void *arg)
+{
+	struct rcpt_list *l = arg;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], addr) == 0)
+			return;
+	if (l->n >= CLIENT_RCPTS_MAX) {
+		l->over = true;
+		return;
+	}
+	l->v = xreallocarray(l->v, l->n + 1, sizeof *l->v);
+	l->v[l->n++] = xstrdup(addr);
+}
+
+int client_sendmail(int argc, char **argv)
+{
+	struct send_args a;
+	bool from_headers = false;
+	const char *sender = NULL, *fullname = NULL;
+	struct rcpt_list rl = {0};
+	int ret = 1;
+	memset(&a, 0, sizeof a);
+
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *o = argv[i];
+		if (strcmp(o, "--") == 0) {
+			i++;
+			break;
+		} else if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
+			fputs(sendmail_usage, stdout);
+			return 0;
+		} else if (strcmp(o, "-t") == 0) {
+			from_headers = true;
+		} else if (strcmp(o, "-i") == 0 || strncmp(o, "-o", 2) == 0 ||
+			   strcmp(o, "-bm") == 0 || strcmp(o, "-U") == 0) {
+			/* -i/-oi: dots are data anyway; other -o options do not apply */
+		} else if ((strcmp(o, "-f") == 0 || strcmp(o, "-F") == 0 ||
+			    strcmp(o, "--account") == 0) && i + 1 < argc) {
+			const char **slot = o[1] == 'f' ? &sender : o[1] == 'F' ? &fullname : &a.account;
+			*slot = argv[++i];
+		} else if (strncmp(o, "-f", 2) == 0 && o[2]) {
+			sender = o + 2;
+		} else if (strncmp(o, "-F", 2) == 0 && o[2]) {
+			fullname = o + 2;
+		} else {
+			fprintf(stderr, "yubin sendmail: unknown option %s\n%s", o, sendmail_usage);
+			return 64;     /* EX_USAGE */
+		}
+	}
+	for (; i < argc; i++)
+		add_rcpt(argv[i], &rl);
+	/* the account needs a sender: -f, or the account's own address */
+	a.from = sender;
+	a.name = fullname;
+	a.to[0] = "x";      /* recipients are checked below, not by resolve_account */
+	a.nto = 1;
+	struct account acct;
+	if (!resolve_account(&a, &acct))
+		goto out;
+
+	size_t len = 0;
+	char *msg = read_fd(STDIN_FILENO, &len, "stdin");
+	if (!msg)
+		goto out;
+	struct submit_fix fix;
+	struct buf out;
+	buf_init(&out, (size_t)CLIENT_FILE_MAX + 65536);
+	if (submit_scan(msg, len, &fix) < 0) {
+		fprintf(stderr, "yubin sendmail: the message header cannot be read (too long, too "
+			"many Bcc fields, or it starts with a blank)\n");
+		free(msg);
+		buf_free(&out);
+		goto out;
+	}
+	if (from_headers) {
+		static const char *const fields[] = {"To", "Cc", "Bcc"};
+		if (submit_field_addresses(msg, len, fields, 3, add_rcpt, &rl) < 0) {
+			fprintf(stderr, "yubin sendmail: -t: a To, Cc or Bcc field does not parse\n");
+			free(msg);
+			buf_free(&out);
+			goto out;
+		}
+	}
+	if (rl.over || rl.n == 0) {
+		fprintf(stderr, "yubin sendmail: %s\n", rl.over ? "more than 1000 recipients"
+			: "no recipients (give them as arguments, or -t)");
+		free(msg);
+		buf_free(&out);
+		ret = rl.n == 0 ? 64 : 1;
+		goto out;
+	}
+	if (!fix.has_from) {
+		/* RFC 5322 3.6.2: a message has a From; ours, as the user set it. */
+		if (acct.display_name[0])
+			buf_printf(&out, "From: \"%s\" <%s>%s", acct.display_name, acct.address,
+				   fix.lf ? "\n" : "\r\n");
+		else
+			buf_printf(&out, "From: %s%s", acct.address, fix.lf ? "\n" : "\r\n");
+	}
+	char id[COMPOSE_MSGID_SIZE] = "", local[COMPOSE_MSGID_SIZE] = "";
+	if (compose_message_id(addr_host(acct.address), id, sizeof id) == 0) {
+		/* "<local@host>" -> local, host */
+		const char *at = strrchr(id, '@');
+		snprintf(local, sizeof local, "%.*s", at ? (int)(at - id - 1) : 0, id + 1);
+	}
+	if (submit_rewrite(msg, len, &fix, (int64_t)time(NULL), local[0] ? local : "yubin",
+			   addr_host(acct.address), &out) < 0) {
+		fprintf(stderr, "yubin sendmail: the message is too large\n");
+		free(msg);
+		buf_free(&out);
+		goto out;
+	}
+	free(msg);
+	char err[1024] = "", prompt[700];
+	snprintf(prompt, sizeof prompt, "%s at %s", acct.smtp_user, acct.smtp_host);
+	char *password = account_password(&acct, prompt, err, sizeof err);
+	if (password) {
+		struct smtp_submit_opts so = {
+			.host = acct.smtp_host,
+			.port = (unsigned)acct.smtp_port,
+			.tls = acct.smtp_tls == TLS_IMPLICIT ? SMTP_SUBMIT_TLS
+			       : acct.smtp_tls == TLS_NONE   ? SMTP_SUBMIT_NONE
+							     : SMTP_SUBMIT_STARTTLS,
+			.user = acct.smtp_user,
+			.password = password,
+			.cafile = acct.cafile[0] ? acct.cafile : NULL,
+			.pin = acct.pin_sha256[0] ? acct.pin_sha256 : NULL,
+		};
+		if (smtp_submit(&so, acct.address, (const char *const *)rl.v, rl.n, out.data, out.len,
+				err, sizeof err) == 0)
+			ret = 0;
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	if (ret != 0)
+		fprintf(stderr, "yubin sendmail: %s\n", err);
+	buf_free(&out);
+out:
+	for (size_t k = 0; k < rl.n; k++)
+		free(rl.v[k]);
+	free(rl.v);
 	return ret;
 }

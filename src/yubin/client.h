@@ -5,5 +5,9 @@
 
 /* argv[0] is "send".  Returns the exit code. */
 int client_send(int argc, char **argv);
+/* argv[0] is "fetch".  Returns the exit code. */
+int client_fetch(int argc, char **argv);
+/* The sendmail interface (argv[0] "sendmail" or "yubin sendmail"). */
+int client_sendmail(int argc, char **argv);
 
 #endif

@@ -97,6 +97,12 @@ int main(int argc, char **argv)
 	int i, r;
 
 	log_init("yubin", LOG_WARN);
+	{
+		const char *b0 = strrchr(argv[0], '/');
+		b0 = b0 ? b0 + 1 : argv[0];
+		if (strcmp(b0, "sendmail") == 0)
+			return flush_stdout(client_sendmail(argc, argv));
+	}
 	/* global options, up to the command word */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -119,6 +125,10 @@ int main(int argc, char **argv)
 	/* The mail client's commands need no server configuration. */
 	if (i < argc && strcmp(argv[i], "send") == 0)
 		return flush_stdout(client_send(argc - i, argv + i));
+	if (i < argc && strcmp(argv[i], "fetch") == 0)
+		return flush_stdout(client_fetch(argc - i, argv + i));
+	if (i < argc && strcmp(argv[i], "sendmail") == 0)
+		return flush_stdout(client_sendmail(argc - i, argv + i));
 	/* Called as mailq (a symlink): the queue listing, as Postfix's. */
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];

@@ -131,3 +131,50 @@ def test_send_with_account_file_and_server_reply_quoted(yubind, cert, tmp_path):
     r = yubin_send(["--to", "nobody@example.test", "--subject", "x"], b"x\n", env=env,
                    check=False)
     assert r.returncode == 1 and b"550 5.1.1" in r.stderr
+
+
+def account_env(yubind, cert, tmp_path):
+    conf = tmp_path / "yubin"
+    conf.mkdir(exist_ok=True)
+    pw = tmp_path / "pw"
+    pw.write_text(DEMO[1] + "\n")
+    (conf / "client.conf").write_text(
+        "[account home]\n"
+        "name = Demo User\n"
+        "address = demo@example.test\n"
+        f"smtp = 127.0.0.1:{yubind.ports['submission']}\n"
+        f"cafile = {cert.cert}\n"
+        f"password_cmd = cat {pw}\n")
+    os.chmod(conf / "client.conf", 0o600)
+    return {"XDG_CONFIG_HOME": str(tmp_path)}
+
+
+def test_sendmail_t_and_symlink_name(yubind, cert, tmp_path):
+    """The classic interface programs use: -t takes the recipients from To,
+    Cc and Bcc, Bcc is removed, From/Date/Message-ID are added when missing;
+    recipients as arguments; the same binary called "sendmail"."""
+    env = account_env(yubind, cert, tmp_path)
+    msg = (b"To: alice@example.test\nBcc: bob@example.org\nSubject: from cron\n\n"
+           b"job done\n.\nstill body\n")
+    e = {**yt.sanitizer_env(), **os.environ, **env}
+    r = subprocess.run([yt.YUBIN, "sendmail", "-t", "-oi"], input=msg, capture_output=True,
+                       env=e, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for user in (ALICE, BOB):
+        got = yt.wait_until(lambda: pop3_messages(yubind, user), what=f"mail for {user[0]}")
+        m = parse(got[0])
+        assert m["Subject"] == "from cron"
+        assert "Bcc" not in m and m["Date"] and m["Message-ID"]
+        assert m["From"].addresses[0].addr_spec == "demo@example.test"
+        assert "job done\n.\nstill body" in m.get_content().replace("\r\n", "\n")
+    link = tmp_path / "sendmail"
+    os.symlink(yt.YUBIN, link)
+    r = subprocess.run([str(link), "-f", "demo@example.test", "alice@example.test"],
+                       input=b"Subject: second\n\nvia the symlink name\n", capture_output=True,
+                       env=e, timeout=60)
+    assert r.returncode == 0, r.stderr
+    yt.wait_until(lambda: len(pop3_messages(yubind, ALICE)) == 2, what="second mail")
+    # no recipients at all: usage error (EX_USAGE), nothing sent
+    r = subprocess.run([yt.YUBIN, "sendmail"], input=b"Subject: x\n\nx\n",
+                       capture_output=True, env=e, timeout=60)
+    assert r.returncode == 64 and b"no recipients" in r.stderr
