@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 
 /* Read buffer: a whole line of NET_LINE_MAX plus CR LF must fit after the
@@ -681,6 +682,38 @@ int net_write(struct net *n, const void *p, size_t len, unsigned timeout_ms, cha
 		done += (size_t)r;
 	}
 	return 0;
+}
+
+int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeout_ms, char *err,
+		      size_t errsz)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	buf_reset(out);
+	for (;;) {
+		const char *start = n->rbuf + n->rpos;
+		size_t avail = n->rlen - n->rpos;
+		const char *lf = memchr(start, '\n', avail);
+		size_t take = lf ? (size_t)(lf - start) : avail;
+		if (out->len + take > max + 1 || buf_append(out, start, take) < 0) {
+			seterr(err, errsz, "%s sent a line longer than %zu bytes", n->name, max);
+			return -1;
+		}
+		if (lf) {
+			n->rpos += take + 1;
+			if (out->len > 0 && out->data[out->len - 1] == '\r')
+				out->data[--out->len] = '\0';
+			if (out->len > max) {
+				seterr(err, errsz, "%s sent a line longer than %zu bytes", n->name, max);
+				return -1;
+			}
+			return 0;
+		}
+		n->rpos = n->rlen = 0;
+		long r = io(n, false, n->rbuf, sizeof n->rbuf, deadline, timeout_ms, err, errsz);
+		if (r < 0)
+			return -1;
+		n->rlen = (size_t)r;
+	}
 }
 
 int net_read_line(struct net *n, char line[NET_LINE_MAX + 1], size_t *len_r,

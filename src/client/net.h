@@ -105,6 +105,12 @@ int net_write(struct net *n, const void *p, size_t len, unsigned timeout_ms, cha
  * -1 with err set: the peer closed, a read or TLS error, a line longer than
  * NET_LINE_MAX, no complete line within timeout_ms.  A line may hold NUL
  * bytes (the caller's parser decides). */
+/* A line of up to max bytes (CR LF or LF removed) into out (reset first;
+ * out's own max must allow max + 2): for message data, whose lines may be
+ * longer than NET_LINE_MAX. */
+struct buf;
+int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeout_ms, char *err,
+		      size_t errsz);
 int net_read_line(struct net *n, char line[NET_LINE_MAX + 1], size_t *len_r,
 		  unsigned timeout_ms, char *err, size_t errsz);
 
