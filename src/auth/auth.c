@@ -212,7 +212,7 @@ int auth_login_cached(struct store *st, const char *address, const char *passwor
 }
 
 /* Lower-case hex MD5(timestamp || secret) into out[33]; 0 ok, -1 error. */
-static int apop_digest(const char *timestamp, const char *secret, char out[33])
+int auth_apop_digest(const char *timestamp, const char *secret, char out[33])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -248,7 +248,7 @@ int auth_apop(struct store *st, const char *address, const char *timestamp,
 		account_free(a_r);
 		return 0;
 	}
-	if (apop_digest(timestamp, a_r->apop_secret, want) < 0) {
+	if (auth_apop_digest(timestamp, a_r->apop_secret, want) < 0) {
 		account_free(a_r);
 		return -1;
 	}

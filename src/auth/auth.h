@@ -52,4 +52,8 @@ int sasl_plain_decode(const char *b64, char **buf_r, const char **authzid_r,
 /* Zero memory that held a secret, then free it. NULL-safe. */
 void auth_wipe(char *s, size_t len);
 
+/* Lower-case hex MD5(timestamp || secret) (RFC 1939 7): what the server
+ * checks and what a client sends.  0, or -1 if MD5 is unavailable. */
+int auth_apop_digest(const char *timestamp, const char *secret, char out[33]);
+
 #endif

@@ -17,6 +17,7 @@
 
 #include "client/maildir.h"
 #include "client/net.h"
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/util.h"
 
@@ -416,32 +417,6 @@ static void find_timestamp(struct fetch *f)
 	snprintf(f->timestamp, sizeof f->timestamp, "%.*s", (int)(z - a + 1), a);
 }
 
-/* Lower-case hex MD5(timestamp || password) (RFC 1939 7), as the server's
- * auth_apop computes it. */
-static int apop_digest(const char *timestamp, const char *secret, char out[33])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (!ctx)
-		return -1;
-	int ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-		 EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) == 1 &&
-		 EVP_DigestUpdate(ctx, secret, strlen(secret)) == 1 &&
-		 EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16;
-	EVP_MD_CTX_free(ctx);
-	if (!ok)
-		return -1;
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[32] = '\0';
-	explicit_bzero(md, sizeof md);
-	return 0;
-}
 
 static bool arg_ok(const char *s)
 {
@@ -460,7 +435,7 @@ static int login(struct fetch *f)
 	if (o->tls == POP3_FETCH_NONE && !net_is_tls(f->n) && f->timestamp[0] &&
 	    !strchr(o->user, ' ')) {
 		char d[33];
-		if (apop_digest(f->timestamp, o->password, d) < 0)
+		if (auth_apop_digest(f->timestamp, o->password, d) < 0)
 			return fail(f, "APOP: MD5 failed");
 		char shown[CMD_MAX];
 		snprintf(shown, sizeof shown, "APOP %s <redacted>", o->user);

@@ -149,3 +149,22 @@ def test_fetch_long_lines(yubind, cert, tmp_path):
     assert b"fetched 1 new message(s)" in r.stdout
     got = new_files(md)
     assert len(got) == 1 and (long_line + "\nshort\n").encode() in got[0]
+
+
+def test_fetch_apop_without_tls(yubind, tmp_path):
+    """--tls none and a server timestamp: APOP (the password never crosses
+    the wire); alice has an APOP secret in the test template."""
+    alice = ("alice@example.test", yt.APOP_SECRETS["alice@example.test"])
+    yubind.send("sender@example.net", [alice[0]],
+                yt.make_message(subject="apop", to=alice[0], body="over APOP\n"))
+    pw = tmp_path / "apop"
+    pw.write_text(alice[1] + "\n")
+    md = tmp_path / "MA"
+    yt.wait_until(lambda: pop3_stat(yubind, ("alice@example.test", "alice-Pass-2")) >= 1,
+                  what="alice's mail")
+    r = yubin_fetch(["--server", f"127.0.0.1:{yubind.ports['pop3']}", "--tls", "none",
+                     "--user", alice[0], "--password-cmd", f"cat {pw}", "--keep",
+                     "--maildir", str(md)])
+    assert b"fetched 1 new message(s)" in r.stdout
+    yubind.wait_log(r"pop3: login user=alice@example\.test method=APOP")
+    assert b"over APOP" in new_files(md)[0]
