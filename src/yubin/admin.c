@@ -150,6 +150,10 @@ void admin_usage(FILE *out)
 	fprintf(out, "\nMail client (no -c needed; accounts in ~/.config/yubin/client.conf):\n"
 		     "  %-32s %s\n", "send --to ADDR [OPTIONS]",
 		"compose a message (body from stdin or $EDITOR) and submit it");
+	fprintf(out, "  %-32s %s\n", "fetch [--keep]", "new mail over POP3 into the account's Maildir");
+	fprintf(out, "  %-32s %s\n", "ls [--json]", "list the Maildir's messages");
+	fprintf(out, "  %-32s %s\n", "read N", "show message N decoded");
+	fprintf(out, "  %-32s %s\n", "save N PART [DIR]", "write one attachment to DIR");
 	fprintf(out, "  %-32s %s\n", "sendmail [-t] [-f ADDR] [RCPT...]",
 		"the sendmail interface: a whole message on stdin (also as \"sendmail\")");
 	fprintf(out, "\n%s", secrets_doc);

@@ -127,6 +127,12 @@ int main(int argc, char **argv)
 		return flush_stdout(client_send(argc - i, argv + i));
 	if (i < argc && strcmp(argv[i], "fetch") == 0)
 		return flush_stdout(client_fetch(argc - i, argv + i));
+	if (i < argc && strcmp(argv[i], "ls") == 0)
+		return flush_stdout(client_ls(argc - i, argv + i));
+	if (i < argc && strcmp(argv[i], "read") == 0)
+		return flush_stdout(client_read(argc - i, argv + i));
+	if (i < argc && strcmp(argv[i], "save") == 0)
+		return flush_stdout(client_save(argc - i, argv + i));
 	if (i < argc && strcmp(argv[i], "sendmail") == 0)
 		return flush_stdout(client_sendmail(argc - i, argv + i));
 	/* Called as mailq (a symlink): the queue listing, as Postfix's. */

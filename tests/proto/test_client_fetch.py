@@ -168,3 +168,50 @@ def test_fetch_apop_without_tls(yubind, tmp_path):
     assert b"fetched 1 new message(s)" in r.stdout
     yubind.wait_log(r"pop3: login user=alice@example\.test method=APOP")
     assert b"over APOP" in new_files(md)[0]
+
+
+def test_ls_read_save_after_fetch(yubind, cert, tmp_path):
+    """The fetched Maildir read back: ls (and --json) with decoded From and
+    Subject, read renders the ISO-2022-JP body as UTF-8 with escapes
+    neutralised, save writes the attachment byte for byte under its own
+    name inside the directory given."""
+    import base64
+    import json
+    blob = bytes(range(256)) * 10
+    jp = "会議は十時から".encode("iso-2022-jp")
+    msg = ("From: =?UTF-8?B?" + base64.b64encode("山田 太郎".encode()).decode() +
+           "?= <taro@example.net>\r\nTo: demo@example.test\r\n"
+           "Subject: =?ISO-2022-JP?B?" + base64.b64encode("件名".encode("iso-2022-jp")).decode()
+           + "?=\r\nDate: Tue, 1 Dec 2026 10:00:00 +0900\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+           "Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n").encode() + jp + \
+        b"\r\nbell\x07 escape\x1b[31m red\r\n--XX\r\n" \
+        b"Content-Type: application/octet-stream\r\n" \
+        b"Content-Disposition: attachment; filename=\"../../evil.bin\"\r\n" \
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + \
+        base64.encodebytes(blob).replace(b"\n", b"\r\n") + b"--XX--\r\n"
+    yubind.send("taro@example.net", [DEMO[0]], msg)
+    yt.wait_until(lambda: pop3_stat(yubind) >= 1, what="the message")
+    md = tmp_path / "MR"
+    yubin_fetch(account_args(yubind, cert, tmp_path) + ["--maildir", str(md)])
+    e = {**yt.sanitizer_env(), **os.environ}
+    r = subprocess.run([yt.YUBIN, "ls", "--maildir", str(md)], capture_output=True, env=e,
+                       timeout=60)
+    assert r.returncode == 0 and "山田 太郎" in r.stdout.decode() and "件名" in r.stdout.decode()
+    r = subprocess.run([yt.YUBIN, "ls", "--json", "--maildir", str(md)], capture_output=True,
+                       env=e, timeout=60)
+    items = json.loads(r.stdout)
+    assert len(items) == 1 and items[0]["subject"] == "件名" and items[0]["n"] == 1
+    r = subprocess.run([yt.YUBIN, "read", "1", "--maildir", str(md)], capture_output=True,
+                       env=e, timeout=60)
+    out = r.stdout.decode()
+    assert r.returncode == 0 and "会議は十時から" in out and "件名" in out
+    assert "\x1b" not in out and "\x07" not in out          # no terminal control
+    assert "evil.bin" in out                                 # the attachment is listed
+    dest = tmp_path / "saved"
+    dest.mkdir()
+    r = subprocess.run([yt.YUBIN, "save", "1", "2", str(dest), "--maildir", str(md)],
+                       capture_output=True, env=e, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (dest / "evil.bin").read_bytes() == blob          # inside dest, not ../../
+    assert not (tmp_path / "evil.bin").exists()
