@@ -684,6 +684,27 @@ int net_write(struct net *n, const void *p, size_t len, unsigned timeout_ms, cha
 	return 0;
 }
 
+void net_trace(FILE *t, const char *prefix, const char *text, size_t len)
+{
+	if (t == NULL)
+		return;
+	fputs(prefix, t);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		fputc(c < 0x20 || c == 0x7f ? '?' : c, t);
+	}
+	fputc('\n', t);
+	fflush(t);
+}
+
+int net_err_context(char *err, size_t errsz, const char *ctx)
+{
+	size_t l = errsz ? strnlen(err, errsz) : 0;
+	if (errsz && l < errsz - 1)
+		snprintf(err + l, errsz - l, " (%s)", ctx);
+	return -1;
+}
+
 int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeout_ms, char *err,
 		      size_t errsz)
 {

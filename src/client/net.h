@@ -108,6 +108,14 @@ int net_write(struct net *n, const void *p, size_t len, unsigned timeout_ms, cha
 /* A line of up to max bytes (CR LF or LF removed) into out (reset first;
  * out's own max must allow max + 2): for message data, whose lines may be
  * longer than NET_LINE_MAX. */
+/* For the protocol clients: a trace line "prefix text" with control bytes
+ * shown as '?' (a trace goes to a terminal); NULL t: nothing. */
+#include <stdio.h>
+void net_trace(FILE *t, const char *prefix, const char *text, size_t len);
+/* Append " (ctx)" to the error already in err, e.g. "... closed the
+ * connection (waiting for the greeting)".  Returns -1. */
+int net_err_context(char *err, size_t errsz, const char *ctx);
+
 struct buf;
 int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeout_ms, char *err,
 		      size_t errsz);

@@ -67,25 +67,12 @@ static int fail(struct fetch *f, const char *fmt, ...)
 
 static int fail_ctx(struct fetch *f, const char *ctx)
 {
-	char tmp[1024];
-
-	snprintf(tmp, sizeof tmp, "%s", f->err);
-	return fail(f, "%s (%s)", tmp, ctx);
+	return net_err_context(f->err, f->errsz, ctx);
 }
 
 static void trace(struct fetch *f, const char *prefix, const char *text, size_t len)
 {
-	FILE *t = f->o->trace;
-
-	if (t == NULL)
-		return;
-	fputs(prefix, t);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)text[i];
-		fputc(c < 0x20 || c == 0x7f ? '?' : c, t);
-	}
-	fputc('\n', t);
-	fflush(t);
+	net_trace(f->o->trace, prefix, text, len);
 }
 
 /* One command (CR LF added); shown is what the trace shows (NULL: the

@@ -76,28 +76,14 @@ static int fail(struct sub *s, const char *fmt, ...)
  * connection (waiting for the greeting)". */
 static int fail_ctx(struct sub *s, const char *ctx)
 {
-	char tmp[1024];
-
-	snprintf(tmp, sizeof tmp, "%s", s->err);
-	return fail(s, "%s (%s)", tmp, ctx);
+	return net_err_context(s->err, s->errsz, ctx);
 }
 
 /* ---- trace ---- */
 
 static void trace(struct sub *s, const char *prefix, const char *text, size_t len)
 {
-	FILE *f = s->o->trace;
-
-	if (f == NULL)
-		return;
-	fputs(prefix, f);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)text[i];
-		/* Control bytes are shown as '?': a trace goes to a terminal. */
-		fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
-	}
-	fputc('\n', f);
-	fflush(f);
+	net_trace(s->o->trace, prefix, text, len);
 }
 
 static void trace_str(struct sub *s, const char *prefix, const char *text)

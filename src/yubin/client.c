@@ -221,45 +221,69 @@ static int parse_args(int argc, char **argv, struct send_args *a)
 	return 0;
 }
 
-/* The account: from client.conf (--account or its default), with every
- * command-line option on top; only the command line when there is no
- * file.  1 ok, 0 printed an error. */
-static int resolve_account(const struct send_args *a, struct account *acct)
+int client_account(const char *cmd, const char *name, struct account *acct, char *path,
+		   size_t pathsz)
 {
-	char path[4096], err[512] = "";
+	char err[512] = "";
 	struct account *v = NULL;
 	size_t n = 0;
 	memset(acct, 0, sizeof *acct);
-	if (accounts_path(path, sizeof path) == 0 &&
-	    accounts_load(path, &v, &n, err, sizeof err) < 0) {
-		fprintf(stderr, "yubin send: %s\n", err);
+	path[0] = '\0';
+	if (accounts_path(path, pathsz) == 0 && accounts_load(path, &v, &n, err, sizeof err) < 0) {
+		fprintf(stderr, "yubin %s: %s\n", cmd, err);
 		return 0;
 	}
-	const struct account *f = n > 0 ? account_find(v, n, a->account) : NULL;
-	if (a->account && !f) {
-		fprintf(stderr, "yubin send: no account \"%s\" in %s\n", a->account, path);
+	const struct account *f = n > 0 ? account_find(v, n, name) : NULL;
+	if (name && !f) {
+		fprintf(stderr, "yubin %s: no account \"%s\" in %s\n", cmd, name,
+			path[0] ? path : "client.conf");
 		free(v);
 		return 0;
 	}
 	if (f)
 		*acct = *f;
 	free(v);
+	return 1;
+}
+
+int client_server(const char *spec, int def, char *host, size_t hostsz, int *port_r)
+{
+	const char *colon = strrchr(spec, ':');
+	const char *h = spec;
+	if (h[0] == '[' && (!colon || colon[-1] != ']'))
+		colon = NULL;         /* "[v6]" without a port */
+	else if (h[0] != '[' && colon && strchr(h, ':') != colon)
+		colon = NULL;         /* a bare IPv6 address */
+	size_t hl = colon ? (size_t)(colon - h) : strlen(h);
+	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	char *end = NULL;
+	long port = colon ? strtol(colon + 1, &end, 10) : def;
+	if (hl == 0 || hl >= hostsz || port < 1 || port > 65535 || (end && *end))
+		return -1;
+	snprintf(host, hostsz, "%.*s", (int)hl, h);
+	*port_r = (int)port;
+	return 0;
+}
+
+/* The account: from client.conf (--account or its default), with every
+ * command-line option on top; only the command line when there is no
+ * file.  1 ok, 0 printed an error. */
+static int resolve_account(const struct send_args *a, struct account *acct)
+{
+	char path[4096];
+	if (!client_account("send", a->account, acct, path, sizeof path))
+		return 0;
 	if (a->server) {
-		const char *colon = strrchr(a->server, ':');
-		const char *h = a->server;
-		size_t hl = colon ? (size_t)(colon - h) : strlen(h);
-		if (h[0] == '[' && colon && colon > h && colon[-1] == ']') {
-			h++;
-			hl -= 2;
-		}
-		long port = colon ? strtol(colon + 1, NULL, 10) : 587;
-		if (hl == 0 || hl >= sizeof acct->smtp_host || port < 1 || port > 65535) {
+		int def = a->tls && strcmp(a->tls, "tls") == 0 ? 465 : 587;
+		if (client_server(a->server, def, acct->smtp_host, sizeof acct->smtp_host,
+				  &acct->smtp_port) < 0) {
 			fprintf(stderr, "yubin send: --server %s: HOST:PORT\n", a->server);
 			return 0;
 		}
-		snprintf(acct->smtp_host, sizeof acct->smtp_host, "%.*s", (int)hl, h);
-		acct->smtp_port = (int)port;
-		acct->smtp_tls = port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
+		acct->smtp_tls = acct->smtp_port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
 	}
 	if (a->tls)
 		acct->smtp_tls = strcmp(a->tls, "tls") == 0  ? TLS_IMPLICIT

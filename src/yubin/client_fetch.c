@@ -88,47 +88,18 @@ static int parse_args(int argc, char **argv, struct fetch_args *a)
 /* 1 ok, 0 printed an error. */
 static int resolve_account(const struct fetch_args *a, struct account *acct)
 {
-	char path[4096] = "", err[512] = "";
-	struct account *v = NULL;
-	size_t n = 0;
-
-	memset(acct, 0, sizeof *acct);
-	if (accounts_path(path, sizeof path) == 0 &&
-	    accounts_load(path, &v, &n, err, sizeof err) < 0) {
-		fprintf(stderr, "yubin fetch: %s\n", err);
+	char path[4096];
+	if (!client_account("fetch", a->account, acct, path, sizeof path))
 		return 0;
-	}
-	const struct account *f = n > 0 ? account_find(v, n, a->account) : NULL;
-	if (a->account && !f) {
-		fprintf(stderr, "yubin fetch: no account \"%s\" in %s\n", a->account, path);
-		free(v);
-		return 0;
-	}
-	if (f)
-		*acct = *f;
-	free(v);
 	if (a->server) {
-		const char *colon = strrchr(a->server, ':');
-		const char *h = a->server;
-		if (h[0] == '[' && (!colon || colon[-1] != ']'))
-			colon = NULL;         /* "[v6]" without a port */
-		else if (h[0] != '[' && colon && strchr(h, ':') != colon)
-			colon = NULL;         /* a bare IPv6 address */
-		size_t hl = colon ? (size_t)(colon - h) : strlen(h);
-		if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
-			h++;
-			hl -= 2;
-		}
-		long port = colon ? strtol(colon + 1, NULL, 10)
-				  : a->tls && strcmp(a->tls, "tls") == 0 ? 995 : 110;
-		if (hl == 0 || hl >= sizeof acct->in_host || port < 1 || port > 65535) {
+		int def = a->tls && strcmp(a->tls, "tls") == 0 ? 995 : 110;
+		if (client_server(a->server, def, acct->in_host, sizeof acct->in_host,
+				  &acct->in_port) < 0) {
 			fprintf(stderr, "yubin fetch: --server %s: HOST:PORT\n", a->server);
 			return 0;
 		}
-		snprintf(acct->in_host, sizeof acct->in_host, "%.*s", (int)hl, h);
-		acct->in_port = (int)port;
 		acct->in_proto = IN_POP3;
-		acct->in_tls = port == 995 ? TLS_IMPLICIT : TLS_STARTTLS;
+		acct->in_tls = acct->in_port == 995 ? TLS_IMPLICIT : TLS_STARTTLS;
 	}
 	if (a->tls)
 		acct->in_tls = strcmp(a->tls, "tls") == 0    ? TLS_IMPLICIT

@@ -140,22 +140,16 @@ static int which_maildir(const char *maildir, const char *account, char *out, si
 		snprintf(out, outsz, "%s", maildir);
 		return 0;
 	}
-	char path[4096], err[512] = "";
-	struct account *v = NULL;
-	size_t n = 0;
-	if (accounts_path(path, sizeof path) < 0 ||
-	    accounts_load(path, &v, &n, err, sizeof err) < 0) {
-		fprintf(stderr, "yubin: %s\n", err[0] ? err : "no client.conf path");
+	char path[4096];
+	struct account a;
+	if (!client_account("read", account, &a, path, sizeof path))
+		return -1;
+	if (!a.maildir[0]) {
+		fprintf(stderr, "yubin: no Maildir: give --maildir DIR or an account in %s\n",
+			path[0] ? path : "client.conf");
 		return -1;
 	}
-	const struct account *a = account_find(v, n, account);
-	if (!a || !a->maildir[0]) {
-		fprintf(stderr, "yubin: no Maildir: give --maildir DIR or an account in %s\n", path);
-		free(v);
-		return -1;
-	}
-	snprintf(out, outsz, "%s", a->maildir);
-	free(v);
+	snprintf(out, outsz, "%s", a.maildir);
 	return 0;
 }
 

@@ -122,7 +122,8 @@ class Postfix:
             pytest.fail("postfix is not installed (make test installs it: scripts/deps.sh)",
                         pytrace=False)
         if os.geteuid() != 0:
-            pytest.skip("a sandboxed Postfix needs root (postfix -c DIR start)")
+            pytest.fail("a sandboxed Postfix needs root (postfix -c DIR start); make test "
+                        "runs as root, as its package installs do", pytrace=False)
         self.addr = addr
         self.hostname = hostname
         self.port = port or free_port_on([addr])
