@@ -1,0 +1,2 @@
+/* mbox.c - what the mbox backends share (mbox.h). */
+#include "client/mbox.h"
