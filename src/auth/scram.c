@@ -25,7 +25,6 @@
 /* Random bytes in a nonce: 18 encode to 24 base64 characters, no padding. */
 #define SCRAM_NONCE_BYTES 18
 /* Base64 length of n bytes, without the NUL. */
-#define B64_LEN(n) (4 * (((n) + 2) / 3))
 /* What base64_decode may write for one attribute value. */
 #define SCRAM_DECODE_BUF (SCRAM_FIELD_MAX / 4 * 3 + 3)
 /* MD5 output (CRAM-MD5). */

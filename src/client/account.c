@@ -100,7 +100,8 @@ static void perr(struct parser *p, size_t line, const char *fmt, ...)
 {
 	if (p->err == NULL || p->errsz == 0)
 		return;
-	int k = snprintf(p->err, p->errsz, "%s:%zu: ", p->path, line);
+	/* no path: a value from the command line (account_parse_incoming) */
+	int k = p->path != NULL ? snprintf(p->err, p->errsz, "%s:%zu: ", p->path, line) : 0;
 	if (k < 0 || (size_t)k >= p->errsz)
 		return;
 	va_list ap;
@@ -492,6 +493,25 @@ static int parse_incoming(struct parser *p, const char *val, struct account *a)
 	}
 	perr(p, p->line, "incoming must start with imap://, imaps://, pop3:// or pop3s://");
 	return -1;
+}
+
+int account_parse_incoming(const char *url, struct account *a, char *err, size_t errsz)
+{
+	struct parser p = {.err = err, .errsz = errsz};
+	if (err != NULL && errsz > 0)
+		err[0] = '\0';
+	if (strlen(url) > ACCOUNTS_LINE_MAX) {
+		perr(&p, 0, "incoming: longer than %d bytes", ACCOUNTS_LINE_MAX);
+		return -1;
+	}
+	struct account tmp = *a;
+	if (parse_incoming(&p, url, &tmp) < 0)
+		return -1;
+	a->in_proto = tmp.in_proto;
+	a->in_tls = tmp.in_tls;
+	a->in_port = tmp.in_port;
+	memcpy(a->in_host, tmp.in_host, sizeof(a->in_host));
+	return 0;
 }
 
 /* 32 bytes of hex, a ':' allowed after any byte but the last (the form

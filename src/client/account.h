@@ -134,6 +134,14 @@ struct account {
 int accounts_parse(const char *text, size_t len, const char *path_for_errors,
 		   struct account **v_r, size_t *n_r, char *err, size_t errsz);
 
+/* An incoming server URL as the incoming key takes it (imap://, imaps://,
+ * pop3://, pop3s://, then HOST or [v6], then :PORT unless the default),
+ * for --server: sets a->in_proto, in_host, in_port and in_tls (the
+ * scheme's: tls for imaps and pop3s, else starttls), nothing else.  0, or
+ * -1 with a untouched and err set ("incoming must start with imap://,
+ * ..."). */
+int account_parse_incoming(const char *url, struct account *a, char *err, size_t errsz);
+
 /* The file's path into out: $XDG_CONFIG_HOME/yubin/client.conf when that
  * variable holds an absolute path, else $HOME/.config/yubin/client.conf
  * ($HOME, else the password database).  0, or -1 when no home directory is

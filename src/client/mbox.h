@@ -139,6 +139,10 @@ struct mbox *mbox_maildir_open(const char *dir, char *err, size_t errsz);
 #include <stdio.h>
 struct mbox *mbox_imap_open(const struct account *a, FILE *trace, bool *temp_r, char *err,
 			    size_t errsz);
+/* The same with the password already known (yubin send asked it once for
+ * SMTP and IMAP alike); it is copied. */
+struct mbox *mbox_imap_open_password(const struct account *a, const char *password,
+				     FILE *trace, bool *temp_r, char *err, size_t errsz);
 
 void mbox_msgs_free(struct mbox_msg *v, size_t n);
 void mbox_folders_free(struct mbox_folder *v, size_t n);

@@ -22,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -355,6 +358,63 @@ struct net *net_connect(const char *host, const char *port, unsigned timeout_ms,
 	n->fd = fd;
 	memcpy(n->name, name, sizeof n->name);
 	return n;
+}
+
+struct net *net_connect_unix(const char *path, unsigned timeout_ms, int *errno_r, char *err,
+			     size_t errsz)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char t[32];
+	int e = 0;
+
+	if (errno_r != NULL)
+		*errno_r = 0;
+	if (strlen(path) >= sizeof sa.sun_path) {
+		seterr(err, errsz, "connect to %.200s: the path is longer than %zu bytes", path,
+		       sizeof sa.sun_path - 1);
+		if (errno_r != NULL)
+			*errno_r = ENAMETOOLONG;
+		return NULL;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* Blocking for the connect alone: a non-blocking one fails at once
+	 * with EAGAIN while the server's backlog is full, where a blocking
+	 * one waits (up to SO_SNDTIMEO) for the server to accept. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		goto fail;
+	}
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	int r;
+	while ((r = connect(fd, (struct sockaddr *)&sa, sizeof sa)) < 0 && errno == EINTR)
+		;
+	if (r < 0) {
+		e = errno == EAGAIN || errno == EINPROGRESS ? ETIMEDOUT : errno;
+		goto fail;
+	}
+	struct timeval zero = {0};
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof zero);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		e = errno;
+		goto fail;
+	}
+	struct net *n = xcalloc(1, sizeof *n);
+	n->fd = fd;
+	snprintf(n->name, sizeof n->name, "%s", path);
+	return n;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (errno_r != NULL)
+		*errno_r = e;
+	if (e == ETIMEDOUT)
+		seterr(err, errsz, "connect to %s: timed out after %s", path, secs(timeout_ms, t));
+	else
+		seterr(err, errsz, "connect to %s: %s", path, strerror(e));
+	return NULL;
 }
 
 void net_close(struct net **np)
@@ -735,6 +795,32 @@ int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeo
 			return -1;
 		n->rlen = (size_t)r;
 	}
+}
+
+int net_read_bytes(struct net *n, struct buf *out, size_t count, unsigned timeout_ms, char *err,
+		   size_t errsz)
+{
+	while (count > 0) {
+		size_t avail = n->rlen - n->rpos;
+		if (avail > 0) {
+			size_t take = avail < count ? avail : count;
+			if (buf_append(out, n->rbuf + n->rpos, take) < 0) {
+				seterr(err, errsz, "%s sent more than %zu bytes", n->name, out->max);
+				return -1;
+			}
+			n->rpos += take;
+			count -= take;
+			continue;
+		}
+		/* the deadline restarts with each read that brings data */
+		n->rpos = n->rlen = 0;
+		long r = io(n, false, n->rbuf, sizeof n->rbuf, now_ms() + timeout_ms, timeout_ms,
+			    err, errsz);
+		if (r < 0)
+			return -1;
+		n->rlen = (size_t)r;
+	}
+	return 0;
 }
 
 int net_read_line(struct net *n, char line[NET_LINE_MAX + 1], size_t *len_r,

@@ -70,6 +70,15 @@ void net_tls_free(struct net_tls **t);
  * none answers: the last failure is reported. */
 struct net *net_connect(const char *host, const char *port, unsigned timeout_ms, char *err,
 			size_t errsz);
+/* Connect to the Unix stream socket at path (a local server: yubind's
+ * local_submit_socket), within timeout_ms even when its backlog is full.
+ * No TLS is needed or offered there: the kernel carries the bytes and
+ * tells the server who we are.  net_name() is then the path.  NULL with
+ * err set ("connect to /run/yubin/submit.sock: No such file or
+ * directory"); *errno_r (may be NULL) gets the errno of the failure, so
+ * that the caller can tell a missing socket (ENOENT) from a refusal. */
+struct net *net_connect_unix(const char *path, unsigned timeout_ms, int *errno_r, char *err,
+			     size_t errsz);
 /* Close (a TLS connection gets a close_notify first, not waited for);
  * NULL-safe, clears *n. */
 void net_close(struct net **n);
@@ -119,6 +128,10 @@ int net_err_context(char *err, size_t errsz, const char *ctx);
 struct buf;
 int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeout_ms, char *err,
 		      size_t errsz);
+/* Append exactly count bytes to out (an IMAP literal): -1 with err set when
+ * out's max is reached, the peer closes, or no byte comes for timeout_ms. */
+int net_read_bytes(struct net *n, struct buf *out, size_t count, unsigned timeout_ms, char *err,
+		   size_t errsz);
 int net_read_line(struct net *n, char line[NET_LINE_MAX + 1], size_t *len_r,
 		  unsigned timeout_ms, char *err, size_t errsz);
 

@@ -42,7 +42,6 @@
 /* Longest EHLO name (RFC 1035 domain or address literal). */
 #define HELO_MAX 255
 /* Base64 length of n bytes, without the NUL. */
-#define B64_LEN(n) (4 * (((n) + 2) / 3))
 
 struct sub {
 	const struct smtp_submit_opts *o;
@@ -56,7 +55,16 @@ struct sub {
 	char line[NET_LINE_MAX + 1];
 	char *err;
 	size_t errsz;
+	struct smtp_submit_result res;  /* the first cause of a failure wins */
 };
+
+/* Record why the submission fails; the first cause stays (a QUIT or an
+ * AUTH cancel after a refusal does not hide it). */
+static void set_cause(struct sub *s, enum smtp_submit_fail f)
+{
+	if (s->res.fail == SMTP_SUBMIT_FAIL_NONE)
+		s->res.fail = f;
+}
 
 static int fail(struct sub *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -105,12 +113,16 @@ static int cmd(struct sub *s, const char *fmt, ...)
 	int k = vsnprintf(line, sizeof line - 2, fmt, ap);
 	va_end(ap);
 	/* Callers pass checked, bounded values: a cut line would be a bug. */
-	if (k < 0 || (size_t)k >= sizeof line - 2)
+	if (k < 0 || (size_t)k >= sizeof line - 2) {
+		set_cause(s, SMTP_SUBMIT_FAIL_ARGS);
 		return fail(s, "internal error: command too long");
+	}
 	trace(s, "C: ", line, (size_t)k);
 	memcpy(line + k, "\r\n", 2);
-	if (net_write(s->n, line, (size_t)k + 2, s->tmo, s->err, s->errsz) < 0)
+	if (net_write(s->n, line, (size_t)k + 2, s->tmo, s->err, s->errsz) < 0) {
+		set_cause(s, SMTP_SUBMIT_FAIL_NETWORK);
 		return -1;
+	}
 	return 0;
 }
 
@@ -129,6 +141,8 @@ static int cmd_secret(struct sub *s, const char *prefix, const void *data, size_
 	int r = net_write(s->n, line, k + 2, s->tmo, s->err, s->errsz);
 	explicit_bzero(line, sz);
 	free(line);
+	if (r < 0)
+		set_cause(s, SMTP_SUBMIT_FAIL_NETWORK);
 	return r;
 }
 
@@ -147,6 +161,7 @@ static int reply(struct sub *s, unsigned timeout_ms, const char *ctx)
 		if (now >= deadline ||
 		    net_read_line(s->n, s->line, &len, (unsigned)(deadline - now), s->err,
 				  s->errsz) < 0) {
+			set_cause(s, SMTP_SUBMIT_FAIL_NETWORK);
 			if (now_ms() >= deadline)
 				return fail(s, "%s: no complete reply within %u s (%s)",
 					    net_name(s->n), (timeout_ms + 999) / 1000, ctx);
@@ -162,9 +177,12 @@ static int reply(struct sub *s, unsigned timeout_ms, const char *ctx)
 		int r = smtp_reply_feed(&s->r, s->line, MIN(len, (size_t)SMTP_REPLY_LINE_MAX), &e);
 		if (r == 1)
 			return 0;
-		if (r < 0)
+		if (r < 0) {
+			set_cause(s, SMTP_SUBMIT_FAIL_PROTOCOL);
 			return fail(s, "%s sent a malformed reply: %s (%s)", net_name(s->n), e, ctx);
+		}
 	}
+	set_cause(s, SMTP_SUBMIT_FAIL_PROTOCOL);
 	return fail(s, "%s sent a reply of too many lines (%s)", net_name(s->n), ctx);
 }
 
@@ -178,6 +196,11 @@ static int refused(struct sub *s, const char *what)
 {
 	char q[QUOTE_MAX];
 
+	if (s->res.fail == SMTP_SUBMIT_FAIL_NONE) {
+		s->res.fail = SMTP_SUBMIT_FAIL_REPLY;
+		s->res.code = s->r.code;
+		snprintf(s->res.enh, sizeof s->res.enh, "%s", s->r.enh);
+	}
 	smtp_reply_oneline(&s->r, q, sizeof q);
 	return fail(s, "%s refused: server said: %s", what, q);
 }
@@ -238,6 +261,8 @@ static void default_helo(struct sub *s)
 		       (*p >= '0' && *p <= '9') || *p == '-' || *p == '.';
 	if (good)
 		snprintf(s->helo, sizeof s->helo, "%s", h);
+	else if (s->o->unix_path != NULL)
+		snprintf(s->helo, sizeof s->helo, "localhost");   /* no address to name */
 	else if (net_local_literal(s->n, s->helo, sizeof s->helo) < 0)
 		snprintf(s->helo, sizeof s->helo, "[127.0.0.1]");
 }
@@ -296,15 +321,19 @@ static int starttls(struct sub *s)
 {
 	char d[128];
 
-	if (!s->caps.starttls)
+	if (!s->caps.starttls) {
+		set_cause(s, SMTP_SUBMIT_FAIL_CAPS);
 		return fail(s, "%s does not offer STARTTLS: not going on without TLS (only TLS "
 			    "mode none sends in clear)", net_name(s->n));
+	}
 	if (cmd(s, "STARTTLS") < 0 || reply(s, s->tmo, "waiting for the STARTTLS reply") < 0)
 		return -1;
 	if (s->r.code != 220)
 		return refused(s, "STARTTLS");
-	if (net_start_tls(s->n, s->tls, s->o->host, s->tmo, s->err, s->errsz) < 0)
+	if (net_start_tls(s->n, s->tls, s->o->host, s->tmo, s->err, s->errsz) < 0) {
+		set_cause(s, SMTP_SUBMIT_FAIL_TLS);
 		return -1;
+	}
 	trace_str(s, "* TLS: ", net_tls_desc(s->n, d, sizeof d));
 	/* RFC 3207 4.2: forget what was learnt in clear, ask again. */
 	return hello(s);
@@ -336,6 +365,7 @@ static int auth_cancel(struct sub *s, const char *why)
 	char msg[512];
 
 	snprintf(msg, sizeof msg, "%s", why);
+	set_cause(s, SMTP_SUBMIT_FAIL_PROTOCOL);
 	s->redact = false;
 	if (cmd(s, "*") == 0)
 		(void)reply(s, s->tmo, "waiting for the reply to the AUTH cancel");
@@ -353,6 +383,7 @@ static int auth_scram(struct sub *s, const char *what)
 	int ret = -1;
 
 	if ((first = scram_client_first(c)) == NULL) {
+		set_cause(s, SMTP_SUBMIT_FAIL_CONFIG);
 		fail(s, "%s: no randomness for the nonce", what);
 		goto out;
 	}
@@ -383,6 +414,7 @@ static int auth_scram(struct sub *s, const char *what)
 		/* RFC 4954 4 has no "additional data with success": the
 		 * server-final-message must come as a 334.  Without it the
 		 * server has proved nothing. */
+		set_cause(s, SMTP_SUBMIT_FAIL_SECURITY);
 		fail(s, "SCRAM-SHA-256: %s accepted us without proving that it knows the password "
 		     "(no server signature): not sending the mail", net_name(s->n));
 		goto out;
@@ -393,6 +425,7 @@ static int auth_scram(struct sub *s, const char *what)
 	}
 	free(ch);
 	if ((ch = challenge(s, &chlen)) == NULL || scram_client_verify(c, (char *)ch, chlen) != 1) {
+		set_cause(s, SMTP_SUBMIT_FAIL_SECURITY);
 		auth_cancel(s, "SCRAM-SHA-256: the server's signature is wrong: it does not know "
 			    "the password (not the real server?); not sending the mail");
 		goto out;
@@ -437,6 +470,7 @@ static int auth_cram_md5(struct sub *s, const char *what)
 		goto out;
 	}
 	if ((resp = cram_md5_response(s->o->user, s->o->password, (char *)ch)) == NULL) {
+		set_cause(s, SMTP_SUBMIT_FAIL_CONFIG);
 		auth_cancel(s, "CRAM-MD5: OpenSSL failed");
 		goto out;
 	}
@@ -512,10 +546,12 @@ static int authenticate(struct sub *s)
 	};
 	char what[SMTP_SUBMIT_USER_MAX + 64];
 
-	if (s->caps.auth == 0)
+	if (s->caps.auth == 0) {
+		set_cause(s, SMTP_SUBMIT_FAIL_CAPS);
 		return fail(s, "%s offers no AUTH%s", net_name(s->n),
 			    net_is_tls(s->n) ? "" : " without TLS (many servers offer it only after "
 			    "STARTTLS: use TLS mode starttls or tls)");
+	}
 	for (size_t i = 0; i < ARRAY_LEN(mechs); i++) {
 		if (!(s->caps.auth & mechs[i].bit))
 			continue;
@@ -525,6 +561,7 @@ static int authenticate(struct sub *s)
 		s->redact = false;
 		return r;
 	}
+	set_cause(s, SMTP_SUBMIT_FAIL_CAPS);
 	return fail(s, "%s offers no SASL mechanism this client has (SCRAM-SHA-256, CRAM-MD5, "
 		    "PLAIN, LOGIN)", net_name(s->n));
 }
@@ -559,12 +596,15 @@ static int envelope(struct sub *s, const char *from, const char *const *rcpts, s
 				snprintf(line, sizeof line, "RCPT TO:<%s>", rcpts[i - 1]);
 			trace_str(s, "C: ", line);
 			if (buf_append_str(&out, line) < 0 || buf_append(&out, "\r\n", 2) < 0) {
+				set_cause(s, SMTP_SUBMIT_FAIL_ARGS);
 				fail(s, "internal error: envelope too long");
 				goto out;
 			}
 		}
-		if (net_write(s->n, out.data, out.len, s->tmo, s->err, s->errsz) < 0)
+		if (net_write(s->n, out.data, out.len, s->tmo, s->err, s->errsz) < 0) {
+			set_cause(s, SMTP_SUBMIT_FAIL_NETWORK);
 			goto out;
+		}
 		for (size_t i = k; i < end; i++) {
 			if (reply(s, s->tmo, i == 0 ? "waiting for the MAIL reply"
 						    : "waiting for a RCPT reply") < 0)
@@ -634,6 +674,7 @@ static int body(struct sub *s, const char *msg, size_t len)
 			(void)buf_append(&norm, "\r\n", 2);
 		buf_reset(&out);
 		if (dot_encode_chunk(norm.data, norm.len, &bol, &out) < 0) {
+			set_cause(s, SMTP_SUBMIT_FAIL_ARGS);
 			fail(s, "internal error: dot-stuffing overflow");
 			goto out;
 		}
@@ -641,11 +682,13 @@ static int body(struct sub *s, const char *msg, size_t len)
 		if (i == len)
 			(void)buf_append(&out, ".\r\n", 3);
 		if (net_write(s->n, out.data, out.len, s->tmo, s->err, s->errsz) < 0) {
+			set_cause(s, SMTP_SUBMIT_FAIL_NETWORK);
 			fail_ctx(s, "sending the message");
 			goto out;
 		}
 	}
 	if (len == 0 && net_write(s->n, ".\r\n", 3, s->tmo, s->err, s->errsz) < 0) {
+		set_cause(s, SMTP_SUBMIT_FAIL_NETWORK);
 		fail_ctx(s, "sending the message");
 		goto out;
 	}
@@ -674,7 +717,7 @@ static int check_args(struct sub *s, const char *from, const char *const *rcpts,
 {
 	const struct smtp_submit_opts *o = s->o;
 
-	if (o->host == NULL || o->host[0] == '\0')
+	if (o->unix_path == NULL && (o->host == NULL || o->host[0] == '\0'))
 		return fail(s, "no server given");
 	if (nrcpts == 0)
 		return fail(s, "no recipient given");
@@ -698,7 +741,8 @@ static int check_args(struct sub *s, const char *from, const char *const *rcpts,
 	}
 	if (o->helo != NULL && !helo_ok(o->helo))
 		return fail(s, "EHLO name \"%.100s\" is not a host name", o->helo);
-	if (o->tls == SMTP_SUBMIT_NONE && (o->cafile != NULL || o->pin != NULL))
+	if (o->unix_path == NULL && o->tls == SMTP_SUBMIT_NONE &&
+	    (o->cafile != NULL || o->pin != NULL))
 		return fail(s, "a CA file or pinned fingerprint needs TLS, and TLS mode none was "
 			    "chosen");
 	if (o->tls != SMTP_SUBMIT_STARTTLS && o->tls != SMTP_SUBMIT_TLS &&
@@ -712,16 +756,24 @@ static int check_caps(struct sub *s, size_t size, bool eightbit, bool utf8)
 {
 	const char *nm = net_name(s->n);
 
-	if (eightbit && !s->caps.eightbitmime)
+	if (eightbit && !s->caps.eightbitmime) {
+		set_cause(s, SMTP_SUBMIT_FAIL_CAPS);
 		return fail(s, "the message has 8-bit bytes and %s does not offer 8BITMIME (RFC "
 			    "6152): the message needs 8BITMIME, or encode it as quoted-printable "
 			    "or base64", nm);
-	if (utf8 && !s->caps.smtputf8)
+	}
+	if (utf8 && !s->caps.smtputf8) {
+		set_cause(s, SMTP_SUBMIT_FAIL_CAPS);
 		return fail(s, "an address is not ASCII and %s does not offer SMTPUTF8 (RFC 6531)",
 			    nm);
-	if (s->caps.size > 0 && size > s->caps.size)
-		return fail(s, "the message is %zu bytes and %s takes at most %llu (SIZE)", size, nm,
-			    (unsigned long long)s->caps.size);
+	}
+	/* The local socket: no password is at stake, so MAIL goes out with
+	 * SIZE= and the server refuses it in its own words (552 5.3.4). */
+	if (s->caps.size > 0 && size > s->caps.size && s->o->unix_path == NULL) {
+		set_cause(s, SMTP_SUBMIT_FAIL_SIZE);
+		return fail(s, "the message is %zu bytes and %s takes at most %llu (SIZE)", size,
+			    nm, (unsigned long long)s->caps.size);
+	}
 	return 0;
 }
 
@@ -743,23 +795,37 @@ int smtp_submit(const struct smtp_submit_opts *o, const char *from, const char *
 	err[0] = '\0';
 	smtp_reply_init(&s.r);
 	s.tmo = (o->timeout ? o->timeout : SMTP_SUBMIT_TIMEOUT) * 1000u;
-	if (check_args(&s, from, rcpts, nrcpts, msg, len, &utf8) < 0)
+	/* A Unix socket is local: no TLS to set up or ask for. */
+	enum smtp_submit_tls tlsmode = o->unix_path != NULL ? SMTP_SUBMIT_NONE : o->tls;
+	if (check_args(&s, from, rcpts, nrcpts, msg, len, &utf8) < 0) {
+		set_cause(&s, SMTP_SUBMIT_FAIL_ARGS);
 		goto out;
+	}
 	bool eightbit = has_8bit(msg, len);
 	size_t size = wire_size(msg, len);
-	if (o->tls != SMTP_SUBMIT_NONE) {
+	if (tlsmode != SMTP_SUBMIT_NONE) {
 		struct net_tls_opts to = {.cafile = o->cafile, .pin = o->pin};
-		if ((s.tls = net_tls_new(&to, err, errsz)) == NULL)
+		if ((s.tls = net_tls_new(&to, err, errsz)) == NULL) {
+			set_cause(&s, SMTP_SUBMIT_FAIL_CONFIG);
 			goto out;
+		}
 	}
 	snprintf(port, sizeof port, "%u",
 		 o->port ? o->port : o->tls == SMTP_SUBMIT_TLS ? 465u : 587u);
-	if ((s.n = net_connect(o->host, port, s.tmo, err, errsz)) == NULL)
+	if (o->unix_path != NULL)
+		s.n = net_connect_unix(o->unix_path, s.tmo, &s.res.sys_errno, err, errsz);
+	else
+		s.n = net_connect(o->host, port, s.tmo, err, errsz);
+	if (s.n == NULL) {
+		set_cause(&s, SMTP_SUBMIT_FAIL_CONNECT);
 		goto out;
+	}
 	trace_str(&s, "* connected to ", net_name(s.n));
-	if (o->tls == SMTP_SUBMIT_TLS) {
-		if (net_start_tls(s.n, s.tls, o->host, s.tmo, err, errsz) < 0)
+	if (tlsmode == SMTP_SUBMIT_TLS) {
+		if (net_start_tls(s.n, s.tls, o->host, s.tmo, err, errsz) < 0) {
+			set_cause(&s, SMTP_SUBMIT_FAIL_TLS);
 			goto out;
+		}
 		trace_str(&s, "* TLS: ", net_tls_desc(s.n, d, sizeof d));
 	}
 	if (o->helo != NULL)
@@ -772,13 +838,16 @@ int smtp_submit(const struct smtp_submit_opts *o, const char *from, const char *
 	if (s.r.code != 220) {
 		/* RFC 5321 3.1: after a 554 greeting the client still QUITs. */
 		char q[QUOTE_MAX];
+		s.res.fail = SMTP_SUBMIT_FAIL_REPLY;
+		s.res.code = s.r.code;
+		snprintf(s.res.enh, sizeof s.res.enh, "%s", s.r.enh);
 		smtp_reply_oneline(&s.r, q, sizeof q);
 		fail(&s, "%s refused the connection: server said: %s", net_name(s.n), q);
 		goto quit;
 	}
 	if (hello(&s) < 0)
 		goto out;
-	if (o->tls == SMTP_SUBMIT_STARTTLS && starttls(&s) < 0)
+	if (tlsmode == SMTP_SUBMIT_STARTTLS && starttls(&s) < 0)
 		goto out;
 	if (check_caps(&s, size, eightbit, utf8) < 0)
 		goto quit;
@@ -799,6 +868,7 @@ int smtp_submit(const struct smtp_submit_opts *o, const char *from, const char *
 		goto out;
 	if (reply(&s, s.tmo * SMTP_SUBMIT_DOT_FACTOR, "waiting for the reply to the message") < 0) {
 		unknown = true;
+		s.res.fail = SMTP_SUBMIT_FAIL_UNKNOWN;
 		goto out;
 	}
 	if (!ok2xx(&s)) {
@@ -818,5 +888,62 @@ out:
 	net_close(&s.n);
 	net_tls_free(&s.tls);
 	smtp_reply_free(&s.r);
+	if (ret == 0)
+		s.res.fail = SMTP_SUBMIT_FAIL_NONE;
+	else if (s.res.fail == SMTP_SUBMIT_FAIL_NONE)
+		s.res.fail = SMTP_SUBMIT_FAIL_NETWORK;    /* every path sets one; be safe */
+	if (o->result != NULL)
+		*o->result = s.res;
 	return ret;
+}
+
+/* sysexits.h values, spelled out: the header is BSD's, not C's. */
+enum {
+	EX_OK_ = 0,
+	EX_DATAERR_ = 65,
+	EX_NOUSER_ = 67,
+	EX_UNAVAILABLE_ = 69,
+	EX_TEMPFAIL_ = 75,
+	EX_PROTOCOL_ = 76,
+	EX_NOPERM_ = 77,
+	EX_CONFIG_ = 78,
+};
+
+int smtp_submit_sysexit(const struct smtp_submit_result *r)
+{
+	switch (r->fail) {
+	case SMTP_SUBMIT_FAIL_NONE:
+		return EX_OK_;
+	case SMTP_SUBMIT_FAIL_ARGS:
+	case SMTP_SUBMIT_FAIL_SIZE:
+		return EX_DATAERR_;
+	case SMTP_SUBMIT_FAIL_CONFIG:
+		return EX_CONFIG_;
+	case SMTP_SUBMIT_FAIL_CONNECT:
+	case SMTP_SUBMIT_FAIL_NETWORK:
+	case SMTP_SUBMIT_FAIL_UNKNOWN:
+		return EX_TEMPFAIL_;
+	case SMTP_SUBMIT_FAIL_PROTOCOL:
+		return EX_PROTOCOL_;
+	case SMTP_SUBMIT_FAIL_TLS:
+	case SMTP_SUBMIT_FAIL_CAPS:
+	case SMTP_SUBMIT_FAIL_SECURITY:
+		return EX_UNAVAILABLE_;
+	case SMTP_SUBMIT_FAIL_REPLY:
+		break;
+	}
+	if (r->code < 500)
+		return EX_TEMPFAIL_;   /* 4xx, and anything odd short of a 5xx */
+	/* RFC 3463: the subject (second number) says what was wrong; a
+	 * status of another class than the code is not trusted. */
+	const char *e = r->enh;
+	if (e[0] != '5' || e[1] != '.')
+		return EX_UNAVAILABLE_;
+	if (strncmp(e, "5.1.", 4) == 0)
+		return EX_NOUSER_;
+	if (strcmp(e, "5.3.4") == 0 || strncmp(e, "5.6.", 4) == 0)
+		return EX_DATAERR_;
+	if (strncmp(e, "5.7.", 4) == 0)
+		return EX_NOPERM_;
+	return EX_UNAVAILABLE_;
 }

@@ -51,6 +51,40 @@ enum smtp_submit_tls {
 #define SMTP_SUBMIT_USER_MAX 1024
 #define SMTP_SUBMIT_PASSWORD_MAX 1024
 
+/* Why a submission failed, for callers that must tell a temporary failure
+ * from a permanent one (sendmail's exit status, sysexits.h). */
+enum smtp_submit_fail {
+	SMTP_SUBMIT_FAIL_NONE = 0,  /* sent (or not tried) */
+	SMTP_SUBMIT_FAIL_ARGS,      /* refused before connecting: an address, the message */
+	SMTP_SUBMIT_FAIL_CONFIG,    /* the cafile or pin does not load */
+	SMTP_SUBMIT_FAIL_CONNECT,   /* no connection: refused, no such socket, timed out, DNS */
+	SMTP_SUBMIT_FAIL_NETWORK,   /* the connection failed or timed out on the way */
+	SMTP_SUBMIT_FAIL_PROTOCOL,  /* the server's reply did not parse */
+	SMTP_SUBMIT_FAIL_TLS,       /* handshake or certificate check failed */
+	SMTP_SUBMIT_FAIL_CAPS,      /* the server lacks STARTTLS, AUTH, 8BITMIME, SMTPUTF8 */
+	SMTP_SUBMIT_FAIL_SIZE,      /* the message is larger than the server's SIZE */
+	SMTP_SUBMIT_FAIL_SECURITY,  /* SCRAM: the server could not prove it knows the password */
+	SMTP_SUBMIT_FAIL_REPLY,     /* the server refused a step: code and enh say how */
+	SMTP_SUBMIT_FAIL_UNKNOWN,   /* no reply to the final dot: it may have been accepted */
+};
+
+struct smtp_submit_result {
+	enum smtp_submit_fail fail;
+	int code;                   /* FAIL_REPLY: the reply code (421, 550, ...) */
+	char enh[16];               /* FAIL_REPLY: its enhanced status ("5.3.4") or "" */
+	int sys_errno;              /* FAIL_CONNECT: the errno (ENOENT: no such socket) */
+};
+
+/* The sendmail(8) exit status (sysexits.h) for a result: 0 sent; 75
+ * EX_TEMPFAIL for what may work later (no connection, a lost one, a 4xx,
+ * an unknown outcome: resending may duplicate, not resending may lose);
+ * for a 5xx by its enhanced status: 5.1.x 67 EX_NOUSER, 5.3.4 and 5.6.x 65
+ * EX_DATAERR (the message itself), 5.7.x 77 EX_NOPERM, else 69
+ * EX_UNAVAILABLE; 65 for a message the client refuses (bad address, too
+ * big for SIZE); 78 EX_CONFIG for a bad cafile or pin; 76 EX_PROTOCOL for
+ * an unparsable reply; 69 for TLS and missing capabilities. */
+int smtp_submit_sysexit(const struct smtp_submit_result *r);
+
 struct smtp_submit_opts {
 	const char *host;           /* name or address (IPv6 without brackets); required */
 	unsigned port;              /* 0: 587 for starttls and none, 465 for tls */
@@ -66,6 +100,13 @@ struct smtp_submit_opts {
 	 * FROM:<...>", "S: 250 2.1.0 Ok", "* TLS: ...".  SASL payloads from
 	 * either side are shown as "<redacted>", never the password. */
 	FILE *trace;
+	/* Set: connect to this Unix socket (a local yubind's
+	 * local_submit_socket) instead of host:port.  No TLS there (tls,
+	 * cafile and pin are ignored; host may be NULL), and no SIZE check
+	 * before MAIL: the server answers SIZE= itself (552), which is quoted. */
+	const char *unix_path;
+	/* NULL, or where the outcome is written (always, success too). */
+	struct smtp_submit_result *result;
 };
 
 /* Submit msg[0..len) (an RFC 5322 message, line ends LF, CR LF or mixed:

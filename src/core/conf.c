@@ -79,6 +79,13 @@ static const struct conf_key conf_table[] = {
 	{"listen_submissions", T_LISTEN, OFF(listen_submissions), "", 0, 0, NULL,
 	 "Submission over implicit TLS listeners (RFC 8314, port 465 role); need tls_cert and "
 	 "tls_key."},
+	{"local_submit_socket", T_STR, OFF(local_submit_socket), CONF_LOCAL_SUBMIT_SOCKET, 0, 0,
+	 NULL,
+	 "Unix socket where local programs (yubin sendmail, cron, scripts) submit mail without a "
+	 "password: any local user may connect (mode 0666); the kernel names the user (uid), "
+	 "who may send anywhere, and the Received header says so. Same SMTP and limits as "
+	 "submission, without TLS or AUTH. yubind creates its directory (mode 0755) if missing, "
+	 "removes a stale socket at start and the socket at stop. Empty: off."},
 	{"message_size_limit", T_SIZE, OFF(message_size_limit), "25M", 1024, 1LL << 31, NULL,
 	 "Largest message accepted, in bytes (k, M, G suffixes). Advertised as SIZE; bigger "
 	 "messages get 552 5.3.4."},
@@ -590,6 +597,14 @@ int conf_check(const struct conf *c, char **error_r)
 	}
 	if (c->tls_cert[0] == '\0' && c->listen_pop3s.count > 0) {
 		*error_r = xasprintf("%s: listen_pop3s: implicit TLS needs tls_cert and tls_key", f);
+		return -1;
+	}
+	const char *ls = c->local_submit_socket;
+	if (ls[0] && (ls[0] != '/' || strlen(ls) > CONF_SOCKET_PATH_MAX ||
+		      ls[strlen(ls) - 1] == '/' || strpbrk(ls, " \t#") != NULL)) {
+		*error_r = xasprintf("%s: local_submit_socket: \"%s\" must be an absolute path of "
+				     "a file (at most %d bytes, no blanks), or empty for none", f, ls,
+				     CONF_SOCKET_PATH_MAX);
 		return -1;
 	}
 	if (c->postmaster[0] && strchr(c->postmaster, '@') == NULL) {

@@ -14,6 +14,10 @@
 #include <stdio.h>
 
 #define CONF_MAX_LISTEN 8
+/* Default of local_submit_socket; yubin sendmail falls back to it too. */
+#define CONF_LOCAL_SUBMIT_SOCKET "/run/yubin/submit.sock"
+/* Longest local_submit_socket (sun_path holds 108 bytes with the NUL). */
+#define CONF_SOCKET_PATH_MAX 107
 
 /* Where plaintext passwords (USER/PASS, AUTH PLAIN, LOGIN) are accepted on a
  * connection that is not (yet) TLS. */
@@ -46,6 +50,7 @@ struct conf {
 	struct conf_listen listen_imaps;
 	struct conf_listen listen_submission;
 	struct conf_listen listen_submissions;
+	char *local_submit_socket;  /* Unix socket for local programs; "" = none */
 
 	int64_t message_size_limit; /* bytes, SIZE and DATA/BDAT cap */
 	int64_t smtp_data_memory_max; /* bytes of message data in memory, all sessions */

@@ -127,6 +127,13 @@ static void test_hostname_and_words(void **state)
 		{"user = nobody # comment\n", false},
 		{"postmaster = a@example.test #x\n", false},
 		{"user = nobody\npostmaster = admin@example.test\n", true},
+		{"local_submit_socket = /run/yubin/submit.sock\n", true},
+		{"local_submit_socket =\n", true},                  /* off */
+		{"local_submit_socket = run/submit.sock\n", false}, /* relative */
+		{"local_submit_socket = /run/yubin/\n", false},     /* a directory */
+		{"local_submit_socket = /run/x.sock # local\n", false},
+		{"local_submit_socket = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", false},   /* 112 > 107 */
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		struct conf c;

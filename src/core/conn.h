@@ -72,6 +72,10 @@ struct conn {
 	int peer_port;
 	int local_port;
 	bool loopback;            /* peer address is loopback */
+	/* A Unix-socket peer (local submission): peer_uid is what the kernel
+	 * says (SO_PEERCRED), peer is "local uid=N", peer_port 0. */
+	bool local;
+	uint32_t peer_uid;
 	bool tls;                 /* TLS active (STARTTLS done or implicit) */
 	char tls_version[16];     /* "TLSv1.3" when tls */
 	char tls_cipher[64];      /* cipher name when tls */
@@ -81,7 +85,10 @@ struct conn {
 	const struct conn_handler *h;
 
 	/* Internal state below: use the functions. */
-	uv_tcp_t tcp;
+	union {                   /* the stream: tcp, or pipe when local */
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	};
 	uv_timer_t timer;
 	uv_timer_t deadline;
 	SSL *ssl;

@@ -2,9 +2,14 @@
 #include "core/listener.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "core/conf.h"
 #include "core/conn.h"
@@ -49,30 +54,66 @@ static void refused_closed(uv_handle_t *h)
 static void register_conn(struct conn_registry *reg, struct conn *c, const struct conn_handler *h,
 			  bool implicit_tls);
 
+/* A Unix-socket peer: who it is, as the kernel says (not spoofable, unlike
+ * anything the client could send).  0, or -1 with errno. */
+static int peer_cred(struct conn *c)
+{
+	uv_os_fd_t fd;
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+
+	if (uv_fileno((const uv_handle_t *)&c->pipe, &fd) != 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return -1;
+	c->local = true;
+	c->peer_uid = (uint32_t)cr.uid;
+	c->peer_port = 0;
+	c->loopback = false;
+	snprintf(c->peer, sizeof c->peer, "local uid=%u", (unsigned)cr.uid);
+	return 0;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct listener *l = server->data;
 	struct conn_registry *reg = l->reg;
 	if (status < 0) {
-		log_warn("listener %s %s: accept error: %s", l->name, l->addr, uv_strerror(status));
+		log_warn("listener %s %s: accept error: %s", l->name, l->local ? l->path : l->addr,
+			 uv_strerror(status));
 		return;
 	}
 	struct conn *c = xcalloc(1, sizeof *c);
-	uv_tcp_init(reg->loop, &c->tcp);
+	if (l->local)
+		uv_pipe_init(reg->loop, &c->pipe, 0);
+	else
+		uv_tcp_init(reg->loop, &c->tcp);
 	c->tcp.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
 		uv_close((uv_handle_t *)&c->tcp, refused_closed);
 		return;
 	}
-	struct sockaddr_storage ss;
-	int sl = sizeof ss;
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
-		fmt_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer, &c->peer_port, &c->loopback);
-	sl = sizeof ss;
-	bool dummy;
-	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-		char h[64];
-		fmt_addr((struct sockaddr *)&ss, h, sizeof h, &c->local_port, &dummy);
+	if (l->local) {
+		if (peer_cred(c) < 0) {
+			log_warn("listener %s %s: refused a connection: cannot read its user "
+				 "(SO_PEERCRED): %s", l->name, l->path, strerror(errno));
+			uv_close((uv_handle_t *)&c->tcp, refused_closed);
+			return;
+		}
+	} else {
+		struct sockaddr_storage ss;
+		int sl = sizeof ss;
+		if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+			fmt_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer, &c->peer_port,
+				 &c->loopback);
+		sl = sizeof ss;
+		bool dummy;
+		if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+			char h[64];
+			fmt_addr((struct sockaddr *)&ss, h, sizeof h, &c->local_port, &dummy);
+		}
 	}
 	const char *why = NULL;
 	if (reg->shutting_down) {
@@ -94,7 +135,8 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&c->tcp, refused_closed);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
+	if (!l->local)
+		uv_tcp_nodelay(&c->tcp, 1);
 	register_conn(reg, c, l->h, l->implicit_tls);
 	conn_started(c);
 }
@@ -232,6 +274,96 @@ int listener_open(struct conn_registry *reg, const char *name, const char *addr,
 	return 0;
 }
 
+/* Is someone accepting on the Unix socket at path?  1 yes (or busy: its
+ * backlog is full), 0 no (a stale file: ECONNREFUSED), -1 cannot tell
+ * (errno).  Non-blocking, so a busy listener cannot hold up start-up. */
+static int socket_alive(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	int e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS)
+		return 1;
+	if (e == ECONNREFUSED)
+		return 0;
+	errno = e;
+	return -1;
+}
+
+int listener_open_local(struct conn_registry *reg, const char *name, const char *path,
+			const struct conn_handler *h, struct listener **l_r, char **error_r)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+
+	if (path[0] != '/' || strlen(path) >= sizeof sa.sun_path ||
+	    strlen(path) >= sizeof ((struct listener *)0)->path) {
+		*error_r = xasprintf("%s: not an absolute path shorter than %zu bytes", path,
+				     sizeof sa.sun_path);
+		return -1;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			*error_r = xasprintf("%s exists and is not a socket: not removing it",
+					     path);
+			return -1;
+		}
+		int alive = socket_alive(path);
+		if (alive == 1) {
+			*error_r = xasprintf("%s: another process accepts connections on it (a "
+					     "yubind still running?)", path);
+			return -1;
+		}
+		if (alive < 0) {
+			*error_r = xasprintf("%s: cannot tell whether it is in use: %s", path,
+					     strerror(errno));
+			return -1;
+		}
+		if (unlink(path) < 0) {
+			*error_r = xasprintf("%s: cannot remove the stale socket: %s", path,
+					     strerror(errno));
+			return -1;
+		}
+		log_notice("listener %s: removed the stale socket %s (left by a yubind that did "
+			   "not stop cleanly)", name, path);
+	} else if (errno != ENOENT) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct listener *l = xcalloc(1, sizeof *l);
+	l->h = h;
+	l->local = true;
+	l->reg = reg;
+	snprintf(l->name, sizeof l->name, "%s", name);
+	snprintf(l->path, sizeof l->path, "%s", path);
+	snprintf(l->addr, sizeof l->addr, "local");
+	uv_pipe_init(reg->loop, &l->pipe, 0);
+	l->pipe.data = l;
+	int r = uv_pipe_bind(&l->pipe, path);
+	/* Any local user may submit: the kernel tells us who it is. */
+	if (r == 0 && chmod(path, 0666) < 0)
+		r = -errno;
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&l->pipe, 511, on_connection);
+	if (r < 0) {
+		*error_r = xasprintf("cannot listen on %s for %s: %s", path, name, uv_strerror(r));
+		/* closing a bound pipe removes its file (libuv) */
+		uv_close((uv_handle_t *)&l->pipe, reject_closed);
+		return -1;
+	}
+	log_notice("listening proto=%s path=%s mode=0666 tls=no", name, path);
+	*l_r = l;
+	return 0;
+}
+
+/* For a local listener libuv removes the socket file itself as the handle
+ * closes (before closing the descriptor, so a successor's new socket is
+ * never the one removed): one unlink, at shutdown. */
 void listener_close(struct listener *l)
 {
 	uv_close((uv_handle_t *)&l->tcp, reject_closed);

@@ -35,12 +35,17 @@ struct conn_registry {
 };
 
 struct listener {
-	uv_tcp_t tcp;
+	union {
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;        /* local: a Unix socket */
+	};
 	const struct conn_handler *h;
 	bool implicit_tls;
+	bool local;
 	struct conn_registry *reg;
 	char name[16];             /* "smtp", "pop3s" */
 	char addr[80];             /* as bound, with the real port */
+	char path[128];            /* local: the socket file, removed at close */
 	struct listener *next;
 };
 
@@ -49,7 +54,18 @@ struct listener {
 int listener_open(struct conn_registry *reg, const char *name, const char *addr,
 		  const struct conn_handler *h, bool implicit_tls, struct listener **l_r,
 		  char **error_r);
-/* Stop accepting; the memory is freed when the handle has closed. */
+/* A Unix stream socket at path for local clients (local submission): a
+ * stale socket file left there (nobody accepts on it) is removed first;
+ * anything else at path, or a socket someone still listens on, is an
+ * error.  The file is made mode 0666 (any local user may connect; its
+ * directory decides who can reach it).  Each connection's peer is named by
+ * the kernel (SO_PEERCRED): c->local, c->peer_uid, c->peer "local uid=N";
+ * the per-IP cap counts per uid.  Start-up only (blocking calls).  -1 with
+ * *error_r (heap) on failure. */
+int listener_open_local(struct conn_registry *reg, const char *name, const char *path,
+			const struct conn_handler *h, struct listener **l_r, char **error_r);
+/* Stop accepting; the memory is freed when the handle has closed.  A
+ * local listener's socket file is removed (by a pool job). */
 void listener_close(struct listener *l);
 
 /* An outbound connection (the queue's SMTP client) to sa, counted in reg.

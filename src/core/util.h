@@ -57,5 +57,7 @@ long base64_decode(const char *in, size_t len, unsigned char *out);
 int base64_value(unsigned char c);
 int hex_value(unsigned char c);
 size_t base64_encode(const unsigned char *in, size_t len, char *out);
+/* Bytes base64_encode writes for n bytes of input (no NUL). */
+#define B64_LEN(n) (4 * (((n) + 2) / 3))
 
 #endif

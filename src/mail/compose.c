@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "core/buf.h"
@@ -396,6 +397,13 @@ static int extra_check(const char *s)
 	return 0;
 }
 
+/* message/rfc822 (a forward as an attachment): the one message type
+ * taken, written 7bit or 8bit as RFC 2046 5.2.1 requires (never base64). */
+static bool is_rfc822(const char *t)
+{
+	return strcasecmp(t, "message/rfc822") == 0;
+}
+
 static bool type_ok(const char *t)
 {
 	size_t n = strnlen(t, COMPOSE_TYPE_MAX + 1);
@@ -405,7 +413,23 @@ static bool type_ok(const char *t)
 	for (size_t i = 0; i < n; i++)
 		if (t + i != slash && !is_token((unsigned char)t[i]))
 			return false;
-	return !str_iprefix(t, "multipart/") && !str_iprefix(t, "message/");
+	return !str_iprefix(t, "multipart/") &&
+	       (!str_iprefix(t, "message/") || is_rfc822(t));
+}
+
+/* A message to forward as message/rfc822: no NUL, lines of at most 998
+ * octets (it cannot be encoded). */
+static const char *rfc822_check(const char *d, size_t n)
+{
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] == '\0')
+			return "forwarded message contains a NUL byte";
+		run = d[i] == '\n' || d[i] == '\r' ? 0 : run + 1;
+		if (run > 998)
+			return "forwarded message has a line longer than 998 octets";
+	}
+	return NULL;
 }
 
 static bool boundary_prefix_ok(const char *s)
@@ -536,6 +560,9 @@ static const char *validate(const struct compose_msg *m, enum charset *cs_r)
 		if (a->content_type != NULL &&
 		    (has_crlf(a->content_type) || !type_ok(a->content_type)))
 			return "bad attachment content type";
+		if (a->content_type != NULL && is_rfc822(a->content_type) &&
+		    (why = rfc822_check((const char *)a->data, a->len)) != NULL)
+			return why;
 		if (a->filename != NULL) {
 			size_t n = strnlen(a->filename, COMPOSE_FILENAME_MAX + 1);
 			if (n > COMPOSE_FILENAME_MAX)
@@ -1080,8 +1107,39 @@ static const char *guess_type(const unsigned char *d, size_t n, bool *text_r)
 	return "application/octet-stream";
 }
 
+/* A message/rfc822 part: the message itself, line ends made CR LF. */
+static const char *rfc822_part(const struct compose_attachment *a, struct part *p)
+{
+	struct out ob = { &p->body, false };
+	struct hw h = { .b = &p->head };
+	bool named = a->filename != NULL && a->filename[0] != '\0';
+	bool eight = false;
+	for (size_t i = 0; i < a->len && !eight; i++)
+		eight = a->data[i] >= 0x80;
+	hw_begin(&h, "Content-Type");
+	hw_token(&h, "message/rfc822", 14, "");
+	hw_end(&h);
+	hw_begin(&h, "Content-Transfer-Encoding");
+	hw_token(&h, eight ? "8bit" : "7bit", 4, "");
+	hw_end(&h);
+	hw_begin(&h, "Content-Disposition");
+	hw_token(&h, named ? "attachment" : "inline", named ? 10 : 6, named ? ";" : "");
+	if (named)
+		put_param(&h, "filename", a->filename, "");
+	hw_end(&h);
+	const char *d = (const char *)a->data;
+	size_t pos = 0, ls, le;
+	while (next_line(d, a->len, &pos, &ls, &le)) {
+		put(&ob, d + ls, le - ls);
+		put(&ob, "\r\n", 2);
+	}
+	return h.fail || ob.fail ? too_large : NULL;
+}
+
 static const char *att_part(const struct compose_attachment *a, struct part *p)
 {
+	if (a->content_type != NULL && is_rfc822(a->content_type))
+		return rfc822_part(a, p);
 	struct out ob = { &p->body, false };
 	struct hw h = { .b = &p->head };
 	bool text = false;

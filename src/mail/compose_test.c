@@ -630,6 +630,61 @@ static void test_cte_choice(void **state)
 	}
 }
 
+static void test_forward_rfc822(void **state)
+{
+	(void)state;
+	static const char fwd[] = "From: carol@c.example\nSubject: orig\n\nHi \xc3\xa9\n";
+	struct compose_attachment att = {
+		NULL, "Message/RFC822", (const unsigned char *)fwd, sizeof fwd - 1,
+	};
+	struct compose_msg m = base_msg();
+	m.from.name = NULL;
+	m.subject = "Fwd: orig";
+	m.message_id = NULL;
+	set_text(&m, "FYI");
+	m.att = &att;
+	m.natt = 1;
+	size_t len;
+	/* 8-bit: the one case where the composer writes 8-bit bytes (the
+	 * submission then declares BODY=8BITMIME) */
+	struct buf b;
+	const char *why = NULL;
+	buf_init(&b, COMPOSE_OUT_MAX);
+	assert_int_equal(compose_message(&m, &b, &why), 0);
+	char *s = buf_steal(&b, &len);
+	assert_non_null(strstr(s, "--b1.mix\r\n"
+				  "Content-Type: message/rfc822\r\n"
+				  "Content-Transfer-Encoding: 8bit\r\n"
+				  "Content-Disposition: inline\r\n"
+				  "\r\n"
+				  "From: carol@c.example\r\nSubject: orig\r\n\r\nHi \xc3\xa9\r\n"
+				  "\r\n--b1.mix--\r\n"));
+	free(s);
+	/* 7-bit stays 7bit, with a file name an attachment */
+	att.data = (const unsigned char *)"Subject: x\r\n\r\nplain\r\n";
+	att.len = strlen((const char *)att.data);
+	att.filename = "fwd.eml";
+	s = compose_ok(&m, &len);
+	assert_non_null(strstr(s, "Content-Transfer-Encoding: 7bit\r\n"
+				  "Content-Disposition: attachment; filename=\"fwd.eml\"\r\n"));
+	free(s);
+	/* what cannot go as 7bit/8bit is refused; other message types too */
+	char *longline = xmalloc(1200);
+	memset(longline, 'a', 1199);
+	longline[1199] = '\0';
+	att.data = (const unsigned char *)longline;
+	att.len = 1199;
+	compose_fails(&m, "forwarded message has a line longer than 998 octets");
+	att.data = (const unsigned char *)"a\0b";
+	att.len = 3;
+	compose_fails(&m, "forwarded message contains a NUL byte");
+	att.data = (const unsigned char *)"x";
+	att.len = 1;
+	att.content_type = "message/partial";
+	compose_fails(&m, "bad attachment content type");
+	free(longline);
+}
+
 static void test_attachment_roundtrip(void **state)
 {
 	(void)state;
@@ -1380,7 +1435,7 @@ static void test_failures(void **state)
 	/* content types */
 	static const char *const bad_types[] = {
 		"", "pdf", "/pdf", "application/", "a/b c", "a/b;c=d", "multipart/mixed",
-		"Message/rfc822", "a/b/c", "\xc3\xa9/x",
+		"Message/global", "a/b/c", "\xc3\xa9/x",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(bad_types); i++) {
 		att.filename = NULL;
@@ -1492,6 +1547,7 @@ int main(void)
 		cmocka_unit_test(test_long_line_qp),
 		cmocka_unit_test(test_cte_choice),
 		cmocka_unit_test(test_attachment_roundtrip),
+		cmocka_unit_test(test_forward_rfc822),
 		cmocka_unit_test(test_guess_type),
 		cmocka_unit_test(test_filename_2231),
 		cmocka_unit_test(test_alternative),

@@ -150,10 +150,24 @@ void admin_usage(FILE *out)
 	fprintf(out, "\nMail client (no -c needed; accounts in ~/.config/yubin/client.conf):\n"
 		     "  %-32s %s\n", "send --to ADDR [OPTIONS]",
 		"compose a message (body from stdin or $EDITOR) and submit it");
-	fprintf(out, "  %-32s %s\n", "fetch [--keep]", "new mail over POP3 into the account's Maildir");
-	fprintf(out, "  %-32s %s\n", "ls [--json]", "list the Maildir's messages");
-	fprintf(out, "  %-32s %s\n", "read N", "show message N decoded");
+	fprintf(out, "  %-32s %s\n", "fetch [--keep]", "new mail (POP3, or IMAP folders) into the account's Maildir");
+	fprintf(out, "  %-32s %s\n", "ls [FOLDER] [--json]",
+		"list a folder's messages (Maildir, or IMAP for an IMAP account)");
+	fprintf(out, "  %-32s %s\n", "read N [--peek]", "show message N decoded");
 	fprintf(out, "  %-32s %s\n", "save N PART [DIR]", "write one attachment to DIR");
+	fprintf(out, "  %-32s %s\n", "mv N... FOLDER", "move messages to another folder");
+	fprintf(out, "  %-32s %s\n", "rm N... [--expunge]", "move messages to Trash (or delete)");
+	fprintf(out, "  %-32s %s\n", "flag N... --set|--clear FLAG",
+		"seen, answered, flagged, deleted, draft or a keyword");
+	fprintf(out, "  %-32s %s\n", "search [--from S] [--text S] ...",
+		"the messages that match, listed as ls does");
+	fprintf(out, "  %-32s %s\n", "folders [--json]", "the folders, with message counts");
+	fprintf(out, "  %-32s %s\n", "reply N [--all]", "answer message N (quoted; Sent copy on IMAP)");
+	fprintf(out, "  %-32s %s\n", "forward N --to ADDR [--inline]",
+		"forward message N, attached whole or inline");
+	fprintf(out, "  %-32s %s\n", "account add [NAME] [OPTIONS]",
+		"add an account to client.conf (servers found by DNS SRV)");
+	fprintf(out, "  %-32s %s\n", "account list [--json]", "the accounts of client.conf");
 	fprintf(out, "  %-32s %s\n", "sendmail [-t] [-f ADDR] [RCPT...]",
 		"the sendmail interface: a whole message on stdin (also as \"sendmail\")");
 	fprintf(out, "\n%s", secrets_doc);

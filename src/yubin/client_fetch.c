@@ -1,16 +1,20 @@
 /* client_fetch.c - yubin fetch: new mail from the account's POP3 server
- * into its local Maildir (client/pop3_fetch.h).
+ * (client/pop3_fetch.h) or IMAP folders (client/imap_fetch.h) into its
+ * local Maildir.
  *
- *   yubin fetch [--keep] [--maildir DIR] [--account NAME |
- *               --server HOST[:PORT] --tls starttls|tls|none --user USER
- *               --password-cmd CMD --cafile FILE --pin SHA256]
+ *   yubin fetch [--keep] [--maildir DIR] [--folder F]... [--account NAME |
+ *               --server HOST[:PORT]|URL --tls starttls|tls|none --user USER
+ *               --password-cmd CMD --cafile FILE --pin SHA256] [--trace]
  *
  * The account is the default one of client.conf, --account NAME, with
- * every command-line option on top (as yubin send).  --server makes the
- * account a POP3 one (port 995 implies tls, any other starttls).  IMAP
- * accounts are not fetched yet.
+ * every command-line option on top (as yubin send).  --server HOST:PORT
+ * makes the account a POP3 one (port 995 implies tls, any other
+ * starttls); --server imap://, imaps://, pop3:// or pop3s:// says which.
+ * IMAP: the account's folders (or each --folder), copied without changing
+ * anything on the server (--keep is implied).
  *
- * Exit codes: 0 fetched (maybe nothing), 1 failed, 2 bad usage. */
+ * Exit codes: 0 fetched (maybe nothing), 1 failed, 2 bad usage, 75 a
+ * temporary failure (the server unreachable, a connection lost). */
 #include "yubin/client.h"
 
 #include <stdbool.h>
@@ -19,20 +23,24 @@
 #include <string.h>
 
 #include "client/account.h"
+#include "client/imap_fetch.h"
 #include "client/pop3_fetch.h"
 #include "core/util.h"
 
 static const char fetch_usage[] =
-	"usage: yubin fetch [--keep] [--maildir DIR] [--account NAME]\n"
+	"usage: yubin fetch [--keep] [--maildir DIR] [--folder F]... [--account NAME] [--trace]\n"
 	"  account on the command line instead of client.conf:\n"
-	"                   --server HOST:PORT --tls starttls|tls|none --user USER\n"
-	"                   --password-cmd CMD --cafile FILE --pin SHA256\n"
+	"                   --server HOST:PORT|imaps://HOST... --tls starttls|tls|none\n"
+	"                   --user USER --password-cmd CMD --cafile FILE --pin SHA256\n"
 	"New mail of the account's POP3 server goes into its Maildir; --keep leaves\n"
-	"it on the server (what was fetched is remembered in MAILDIR/.yubin-uidl).\n";
+	"it on the server (what was fetched is remembered in MAILDIR/.yubin-uidl).\n"
+	"IMAP: new messages of the account's folders (or each --folder) are copied;\n"
+	"nothing changes on the server (MAILDIR/.yubin-imap remembers the last one).\n";
 
 struct fetch_args {
 	const char *account, *server, *tls, *user, *password_cmd, *cafile, *pin, *maildir;
-	bool keep;
+	bool keep, trace;
+	char folders[1024];
 };
 
 static int usage_error(const char *what, const char *arg)
@@ -55,8 +63,17 @@ static int parse_args(int argc, char **argv, struct fetch_args *a)
 			fputs(fetch_usage, stdout);
 			return 1;
 		}
-		if (strcmp(o, "--keep") == 0) {
-			a->keep = true;
+		if (strcmp(o, "--keep") == 0 || strcmp(o, "--trace") == 0) {
+			*(o[2] == 'k' ? &a->keep : &a->trace) = true;
+			continue;
+		}
+		if (strcmp(o, "--folder") == 0 && i + 1 < argc) {
+			size_t l = strlen(a->folders);
+			if (strchr(argv[i + 1], ',') || l + strlen(argv[i + 1]) + 2 > sizeof a->folders)
+				return usage_error("--folder takes one folder name (no ','):",
+						   argv[i + 1]);
+			snprintf(a->folders + l, sizeof a->folders - l, "%s%s", l ? "," : "",
+				 argv[++i]);
 			continue;
 		}
 		bool known = false;
@@ -91,7 +108,13 @@ static int resolve_account(const struct fetch_args *a, struct account *acct)
 	char path[4096];
 	if (!client_account("fetch", a->account, acct, path, sizeof path))
 		return 0;
-	if (a->server) {
+	if (a->server && strstr(a->server, "://")) {
+		char e[512];
+		if (account_parse_incoming(a->server, acct, e, sizeof e) < 0) {
+			fprintf(stderr, "yubin fetch: --server %s: %s\n", a->server, e);
+			return 0;
+		}
+	} else if (a->server) {
 		int def = a->tls && strcmp(a->tls, "tls") == 0 ? 995 : 110;
 		if (client_server(a->server, def, acct->in_host, sizeof acct->in_host,
 				  &acct->in_port) < 0) {
@@ -115,11 +138,9 @@ static int resolve_account(const struct fetch_args *a, struct account *acct)
 		snprintf(acct->pin_sha256, sizeof acct->pin_sha256, "%s", a->pin);
 	if (a->maildir)
 		snprintf(acct->maildir, sizeof acct->maildir, "%s", a->maildir);
-	if (acct->in_proto == IN_IMAP) {
-		fprintf(stderr, "yubin fetch: IMAP fetch is not implemented yet\n");
-		return 0;
-	}
-	if (acct->in_proto != IN_POP3 || !acct->in_host[0]) {
+	if (a->folders[0])
+		snprintf(acct->folders, sizeof acct->folders, "%s", a->folders);
+	if (acct->in_proto == IN_NONE || !acct->in_host[0]) {
 		fprintf(stderr, "yubin fetch: no incoming server: give --server HOST:PORT, or "
 			"incoming = pop3s://... in an account of %s\n", path[0] ? path : "client.conf");
 		return 0;
@@ -134,6 +155,10 @@ static int resolve_account(const struct fetch_args *a, struct account *acct)
 	}
 	return 1;
 }
+
+static int fetch_pop3(const struct fetch_args *a, const struct account *acct,
+		      const char *password, size_t *fetched_r, bool *temp_r, char *err,
+		      size_t errsz);
 
 int client_fetch(int argc, char **argv)
 {
@@ -153,21 +178,30 @@ int client_fetch(int argc, char **argv)
 		return 1;
 	}
 	size_t fetched = 0;
-	struct pop3_fetch_opts o = {
-		.host = acct.in_host,
-		.port = (unsigned)acct.in_port,
-		.tls = acct.in_tls == TLS_IMPLICIT ? POP3_FETCH_TLS
-		       : acct.in_tls == TLS_NONE   ? POP3_FETCH_NONE
-						   : POP3_FETCH_STARTTLS,
-		.user = acct.in_user,
-		.password = password,
-		.cafile = acct.cafile[0] ? acct.cafile : NULL,
-		.pin = acct.pin_sha256[0] ? acct.pin_sha256 : NULL,
-		.maildir = acct.maildir,
-		.keep = a.keep,
-		.fetched_r = &fetched,
-	};
-	r = pop3_fetch(&o, err, sizeof err);
+	bool temp = false;
+	if (acct.in_proto == IN_IMAP) {
+		struct imap_client_opts io = {
+			.host = acct.in_host,
+			.port = (unsigned)acct.in_port,
+			.tls = acct.in_tls == TLS_IMPLICIT ? IMAP_CLIENT_TLS
+			       : acct.in_tls == TLS_NONE   ? IMAP_CLIENT_NONE
+							   : IMAP_CLIENT_STARTTLS,
+			.user = acct.in_user,
+			.password = password,
+			.cafile = acct.cafile[0] ? acct.cafile : NULL,
+			.pin = acct.pin_sha256[0] ? acct.pin_sha256 : NULL,
+			.trace = a.trace ? stderr : NULL,
+		};
+		struct imap_fetch_opts fo = {
+			.server = &io,
+			.folders = acct.folders,
+			.maildir = acct.maildir,
+			.fetched_r = &fetched,
+		};
+		r = imap_fetch(&fo, &temp, err, sizeof err);
+	} else {
+		r = fetch_pop3(&a, &acct, password, &fetched, &temp, err, sizeof err);
+	}
 	explicit_bzero(password, strlen(password));
 	free(password);
 	if (r < 0) {
@@ -175,8 +209,35 @@ int client_fetch(int argc, char **argv)
 			printf("fetched %zu new message(s) into %s before an error\n", fetched,
 			       acct.maildir);
 		fprintf(stderr, "yubin fetch: %s\n", err);
-		return 1;
+		return temp ? 75 : 1;
 	}
 	printf("fetched %zu new message(s) into %s\n", fetched, acct.maildir);
 	return 0;
+}
+
+static int fetch_pop3(const struct fetch_args *a, const struct account *acct,
+		      const char *password, size_t *fetched_r, bool *temp_r, char *err,
+		      size_t errsz)
+{
+	struct pop3_fetch_opts o = {
+		.host = acct->in_host,
+		.port = (unsigned)acct->in_port,
+		.tls = acct->in_tls == TLS_IMPLICIT ? POP3_FETCH_TLS
+		       : acct->in_tls == TLS_NONE   ? POP3_FETCH_NONE
+						    : POP3_FETCH_STARTTLS,
+		.user = acct->in_user,
+		.password = password,
+		.cafile = acct->cafile[0] ? acct->cafile : NULL,
+		.pin = acct->pin_sha256[0] ? acct->pin_sha256 : NULL,
+		.maildir = acct->maildir,
+		.keep = a->keep,
+		.trace = a->trace ? stderr : NULL,
+		.fetched_r = fetched_r,
+	};
+	/* pop3_fetch does not tell temporary from permanent failures yet:
+	 * a connection that could not be made is the usual temporary one */
+	int r = pop3_fetch(&o, err, errsz);
+	*temp_r = r < 0 && (strstr(err, "connect to") || strstr(err, "timed out") ||
+			    strstr(err, "closed the connection"));
+	return r;
 }

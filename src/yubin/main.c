@@ -123,18 +123,26 @@ int main(int argc, char **argv)
 		}
 	}
 	/* The mail client's commands need no server configuration. */
-	if (i < argc && strcmp(argv[i], "send") == 0)
-		return flush_stdout(client_send(argc - i, argv + i));
-	if (i < argc && strcmp(argv[i], "fetch") == 0)
-		return flush_stdout(client_fetch(argc - i, argv + i));
-	if (i < argc && strcmp(argv[i], "ls") == 0)
-		return flush_stdout(client_ls(argc - i, argv + i));
-	if (i < argc && strcmp(argv[i], "read") == 0)
-		return flush_stdout(client_read(argc - i, argv + i));
-	if (i < argc && strcmp(argv[i], "save") == 0)
-		return flush_stdout(client_save(argc - i, argv + i));
-	if (i < argc && strcmp(argv[i], "sendmail") == 0)
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} client_cmds[] = {
+		{"send", client_send},       {"fetch", client_fetch},   {"ls", client_ls},
+		{"read", client_read},       {"save", client_save},     {"mv", client_mv},
+		{"rm", client_rm},           {"flag", client_flag},     {"search", client_search},
+		{"folders", client_folders}, {"reply", client_reply},   {"forward", client_forward},
+	};
+	for (size_t k = 0; i < argc && k < sizeof client_cmds / sizeof client_cmds[0]; k++)
+		if (strcmp(argv[i], client_cmds[k].name) == 0)
+			return flush_stdout(client_cmds[k].run(argc - i, argv + i));
+	if (i < argc && strcmp(argv[i], "sendmail") == 0) {
+		/* -c FILE: yubind's config, where sendmail finds the local socket */
+		if (conf_path && conf_path[0])
+			setenv("YUBIN_CONF", conf_path, 1);
 		return flush_stdout(client_sendmail(argc - i, argv + i));
+	}
+	if (i < argc && strcmp(argv[i], "account") == 0)
+		return flush_stdout(client_account_cmd(argc - i, argv + i));
 	/* Called as mailq (a symlink): the queue listing, as Postfix's. */
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];

@@ -176,6 +176,82 @@ static void open_listeners(const char *proto, const struct conf_listen *l,
 	}
 }
 
+/* The local submission socket (local_submit_socket).  Its directory is
+ * made before privileges are dropped, while still root, for the daemon's
+ * user, mode 0755 so that every local user can reach the socket; the
+ * socket itself is made after the data directory is locked, as that user
+ * (who removes it at stop): a second yubind on the same data directory
+ * stops at the lock and never touches the first one's socket.  The
+ * default path is best effort -- a yubind not started as root usually
+ * cannot make /run/yubin, and goes on without local submission; a path the
+ * administrator chose must work. */
+static char *local_dir_err;
+
+static void prepare_local_dir(void)
+{
+	const char *path = d.cfg.local_submit_socket;
+	char dir[CONF_SOCKET_PATH_MAX + 1];
+	struct stat st;
+
+	if (path[0] == '\0')
+		return;
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == 0) {
+		if ((st.st_mode & S_IXOTH) == 0)
+			log_warn("local_submit_socket: the directory %s is not searchable by "
+				 "others (mode %04o): local users other than its owner and group "
+				 "cannot submit; chmod o+x %s if they should", dir,
+				 (unsigned)(st.st_mode & 07777), dir);
+		return;
+	}
+	if (errno != ENOENT) {
+		local_dir_err = xasprintf("its directory %s: %s", dir, strerror(errno));
+		return;
+	}
+	if (mkdir(dir, 0755) < 0) {
+		local_dir_err = xasprintf("cannot create its directory %s: %s", dir,
+					  strerror(errno));
+		return;
+	}
+	(void)chmod(dir, 0755);     /* whatever the umask */
+	struct passwd *pw = geteuid() == 0 && d.cfg.user[0] ? getpwnam(d.cfg.user) : NULL;
+	if (pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+		local_dir_err = xasprintf("cannot give its directory %s to user %s: %s", dir,
+					  d.cfg.user, strerror(errno));
+}
+
+static void open_local_listener(void)
+{
+	const char *path = d.cfg.local_submit_socket;
+	bool chosen = strcmp(path, CONF_LOCAL_SUBMIT_SOCKET) != 0;
+	char *err = local_dir_err;
+
+	local_dir_err = NULL;
+	if (path[0] == '\0')
+		return;
+	if (d.nlisteners == MAX_LISTENERS)
+		log_fatal("too many listeners (max %d)", MAX_LISTENERS);
+	struct listener *ln = NULL;
+	if (err == NULL && listener_open_local(&d.reg, "local", path, &local_submit_conn_handler,
+					       &ln, &err) == 0) {
+		d.listeners[d.nlisteners++] = ln;
+		return;
+	}
+	if (chosen)
+		log_fatal("local_submit_socket %s: %s (its directory must be writable by the user "
+			  "yubind runs as; check local_submit_socket in %s, empty turns local "
+			  "submission off)", path, err, d.cfg.path);
+	log_warn("local submission is off: the default local_submit_socket %s: %s; yubin "
+		 "sendmail on this host then needs an account (set local_submit_socket in %s to "
+		 "a path yubind can create, or to empty to silence this)", path, err, d.cfg.path);
+	free(err);
+}
+
 static void drop_privileges(void)
 {
 	if (geteuid() != 0)
@@ -371,8 +447,10 @@ int main(int argc, char **argv)
 	open_listeners("imaps", &d.cfg.listen_imaps, &imap_conn_handler, true);
 	open_listeners("submission", &d.cfg.listen_submission, &submission_conn_handler, false);
 	open_listeners("submissions", &d.cfg.listen_submissions, &submission_conn_handler, true);
+	prepare_local_dir();
 	drop_privileges();
 	int lock_fd = lock_data_dir();
+	open_local_listener();
 
 	if (store_open(d.cfg.data_dir, &d.srv.store, &err) < 0)
 		log_fatal("%s (check data_dir in %s and its owner)", err, d.cfg.path);

@@ -121,17 +121,6 @@ def test_fetch_wrong_password_quotes_server(yubind, cert, tmp_path):
     assert b"-ERR" in r.stderr and b"PASS refused" in r.stderr, r.stderr
 
 
-def test_fetch_imap_account_not_implemented(tmp_path):
-    conf = tmp_path / "yubin"
-    conf.mkdir()
-    (conf / "client.conf").write_text(
-        "[account a]\naddress = demo@example.test\nsmtp = 127.0.0.1:587\n"
-        "incoming = imaps://127.0.0.1\npassword_cmd = echo x\n")
-    os.chmod(conf / "client.conf", 0o600)
-    r = yubin_fetch([], env={"XDG_CONFIG_HOME": str(tmp_path)}, check=False)
-    assert r.returncode == 1 and b"IMAP fetch is not implemented yet" in r.stderr
-
-
 def test_fetch_bad_usage():
     r = yubin_fetch(["--tls", "maybe"], check=False)
     assert r.returncode == 2 and b"--tls is starttls, tls or none" in r.stderr

@@ -161,6 +161,8 @@ def base_config(dirpath, cert):
         "listen_imaps": "127.0.0.1:0",
         "listen_submission": "127.0.0.1:0",
         "listen_submissions": "127.0.0.1:0",
+        # each daemon its own local submission socket (yubind makes run/)
+        "local_submit_socket": os.path.join(dirpath, "run", "submit.sock"),
         "dns_trust_anchor": "",
     }
     if running_as_root():

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,11 @@ struct smtp_session {
 	unsigned state;
 	bool esmtp;                /* EHLO (not HELO) */
 	bool submission;           /* port 587/465 role: AUTH required, relaying allowed */
+	/* The local submission socket: no TLS, no AUTH; the kernel named the
+	 * user (c->peer_uid), who may relay and send as anyone, like a local
+	 * program handing mail to Postfix's sendmail. */
+	bool local;
+	char local_user[64];       /* the uid's name, "" when it has none */
 	/* SMTP AUTH */
 	char auth_user[ADDR_TEXT_MAX]; /* authenticated account, "" when not */
 	/* The aliases naming auth_user (what it may also send as), read at
@@ -502,18 +508,21 @@ static void from_cb(const char *addr, void *arg)
 static void submission_fixup(struct smtp_session *s)
 {
 	struct submit_fix f;
-	if (!s->submission || s->fixed || s->auth_user[0] == '\0')
+	if (s->fixed || !(s->local || (s->submission && s->auth_user[0] != '\0')))
 		return;
 	s->fixed = true;
 	if (submit_scan(s->msg.data, s->msg.len, &f) < 0) {
 		log_info("conn=%s submission: header block of the message from %s cannot be "
 			 "fixed up (too long, too many Bcc, or starts with a blank); sent as it is",
-			 s->c->idstr, s->auth_user);
+			 s->c->idstr, s->local ? s->c->peer : s->auth_user);
 		return;
 	}
 	struct from_check fc = {.s = s};
 	size_t hl = f.header_end;
-	if (submit_from_addresses(s->msg.data, hl, from_cb, &fc) < 0 || (f.has_from && !fc.ok)) {
+	/* A local user is not an account: any From (the Received header
+	 * names the uid). */
+	if (!s->local &&
+	    (submit_from_addresses(s->msg.data, hl, from_cb, &fc) < 0 || (f.has_from && !fc.ok))) {
 		s->from_bad = true;
 		snprintf(s->from_bad_addr, sizeof s->from_bad_addr, "%s",
 			 fc.n ? fc.first : "unparseable From");
@@ -530,7 +539,7 @@ static void submission_fixup(struct smtp_session *s)
 	if (submit_rewrite(s->msg.data, s->msg.len, &f, now_unix(), local, hostname(s), &out) < 0) {
 		buf_free(&out);
 		log_warn("conn=%s submission: could not rewrite the header of the message from %s; "
-			 "sent as it is", s->c->idstr, s->auth_user);
+			 "sent as it is", s->c->idstr, s->local ? s->c->peer : s->auth_user);
 		return;
 	}
 	buf_free(&s->msg);
@@ -621,11 +630,19 @@ static void trace_headers(struct smtp_session *s, const char *qid, struct buf *h
 	char date[64];
 	rfc5322_date(now_unix(), date, sizeof(date));
 	buf_printf(h, "Return-Path: <%s>\r\n", s->from);
-	/* RFC 5321 4.1.3: an IPv6 address literal carries the "IPv6:" tag. */
-	buf_printf(h, "Received: from %s ([%s%s])\r\n\tby %s (Yubin) with %s id %s",
-		   s->helo[0] != '\0' ? s->helo : "unknown",
-		   strchr(s->c->peer, ':') ? "IPv6:" : "", s->c->peer, hostname(s),
-		   proto_name(s), qid);
+	if (s->local) {
+		/* No address to give: who sent it, as the kernel said (Postfix
+		 * writes "(Postfix, from userid 1000)" for the same). */
+		buf_printf(h, "Received: from local (uid %u%s%s)\r\n\tby %s (Yubin) with %s id %s",
+			   (unsigned)s->c->peer_uid, s->local_user[0] ? ", " : "", s->local_user,
+			   hostname(s), proto_name(s), qid);
+	} else {
+		/* RFC 5321 4.1.3: an IPv6 address literal carries the "IPv6:" tag. */
+		buf_printf(h, "Received: from %s ([%s%s])\r\n\tby %s (Yubin) with %s id %s",
+			   s->helo[0] != '\0' ? s->helo : "unknown",
+			   strchr(s->c->peer, ':') ? "IPv6:" : "", s->c->peer, hostname(s),
+			   proto_name(s), qid);
+	}
 	if (s->c->tls)
 		buf_printf(h, "\r\n\t(version=%s cipher=%s bits=%d)", s->c->tls_version,
 			   s->c->tls_cipher, s->c->tls_bits);
@@ -690,8 +707,14 @@ static void deliver_done(struct delivery *d)
 
 	s->delivering = false;
 	if (d->status == 0) {
-		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu", d->qid, s->from, s->dlv_size,
-			 s->dlv_nrcpts);
+		if (s->local)
+			log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, local uid=%u user=%s "
+				 "conn=%s", d->qid, s->from, s->dlv_size, s->dlv_nrcpts,
+				 (unsigned)c->peer_uid, s->local_user[0] ? s->local_user : "(none)",
+				 c->idstr);
+		else
+			log_info("%s: from=<%s>, size=%zu, nrcpt=%zu", d->qid, s->from, s->dlv_size,
+				 s->dlv_nrcpts);
 		size_t k = 0;
 		for (size_t i = 0; i < s->dlv_nrcpts && i < s->nrcpts; i++) {
 			if (s->rcpts[i].mailbox_id == 0) {
@@ -1009,7 +1032,7 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
 	reply(s, "250-SIZE %" PRId64, s->cfg->message_size_limit);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
-	if (conn_tls_available(s->c) && !s->c->tls)
+	if (conn_tls_available(s->c) && !s->c->tls && !s->local)
 		reply(s, "250-STARTTLS");
 	/* RFC 4954 4: AUTH only where passwords may travel (after TLS). */
 	if (s->submission && server_plaintext_ok(s->srv, s->c))
@@ -1191,11 +1214,11 @@ static void rcpt_work(void *arg)
 	}
 }
 
-/* Relaying: authenticated users, and (legacy) IPs granted by a recent
- * POP3/IMAP login. */
+/* Relaying: authenticated users, local users (the local socket), and
+ * (legacy) IPs granted by a recent POP3/IMAP login. */
 static bool may_relay(struct smtp_session *s)
 {
-	return s->auth_user[0] != '\0' || server_relay_granted(s->srv, s->c->peer);
+	return s->auth_user[0] != '\0' || s->local || server_relay_granted(s->srv, s->c->peer);
 }
 
 static void add_rcpt(struct smtp_session *s, int64_t mailbox_id, const char *addr,
@@ -1895,7 +1918,7 @@ static void cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 		err(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
-	if (!conn_tls_available(s->c)) {
+	if (!conn_tls_available(s->c) || s->local) {
 		err(s, "502 5.5.1 Error: command not implemented");
 		return;
 	}
@@ -1941,6 +1964,61 @@ static const char *bad_state_reply(const struct smtp_session *s, enum smtp_verb 
 
 extern const struct conn_handler submission_conn_handler;
 
+/* The local user's name for the Received header and the log: getpwuid_r
+ * may ask NSS (LDAP, sssd) and block, so it runs on the pool, once per
+ * connection, before the greeting. */
+struct pwname_job {
+	struct smtp_session *s;
+	struct conn *c;
+	uint32_t uid;
+	char name[64];
+};
+
+static void pwname_work(void *arg)
+{
+	struct pwname_job *j = arg;
+	struct passwd pw, *res = NULL;
+	char buf[16384];
+
+	if (getpwuid_r((uid_t)j->uid, &pw, buf, sizeof buf, &res) != 0 || res == NULL ||
+	    res->pw_name == NULL)
+		return;
+	/* It goes into a header comment and a log line: plain characters
+	 * only (a name with others is shown with '?'). */
+	size_t n = 0;
+	for (const char *p = res->pw_name; *p && n < sizeof j->name - 1; p++) {
+		char ch = *p;
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' ||
+			  ch == '$';
+		j->name[n++] = ok ? ch : '?';
+	}
+	j->name[n] = '\0';
+}
+
+static void greet(struct smtp_session *s)
+{
+	struct conn *c = s->c;
+	if (s->local)
+		log_info("conn=%s %s: connect from uid=%u user=%s", c->idstr, c->h->name,
+			 (unsigned)c->peer_uid, s->local_user[0] ? s->local_user : "(none)");
+	else
+		log_info("conn=%s %s: connect from [%s]:%d", c->idstr, c->h->name, c->peer,
+			 c->peer_port);
+	reply(s, "220 %s ESMTP Yubin", hostname(s));
+}
+
+static void pwname_done(void *arg)
+{
+	struct pwname_job *j = arg;
+	if (!conn_is_closed(j->c)) {
+		memcpy(j->s->local_user, j->name, sizeof j->s->local_user);
+		greet(j->s);
+		conn_resume(j->c);
+	}
+	free(j);
+}
+
 static void smtp_on_open(struct conn *c)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
@@ -1949,13 +2027,21 @@ static void smtp_on_open(struct conn *c)
 	s->cfg = s->srv->cfg;
 	s->state = ST_CONNECT;
 	s->submission = c->h == &submission_conn_handler;
+	s->local = c->h == &local_submit_conn_handler && c->local;
 	buf_init(&s->msg, size_limit(s));
 	c->proto = s;
 	conn_set_max_line(c, SMTP_MAX_LINE);
 	conn_set_timeouts(c, (uint64_t)s->cfg->smtp_timeout, (uint64_t)s->cfg->command_timeout);
-	log_info("conn=%s %s: connect from [%s]:%d", c->idstr, c->h->name, c->peer,
-		 c->peer_port);
-	reply(s, "220 %s ESMTP Yubin", hostname(s));
+	if (s->local) {
+		struct pwname_job *j = xcalloc(1, sizeof *j);
+		j->s = s;
+		j->c = c;
+		j->uid = c->peer_uid;
+		conn_pause(c);
+		server_job(s->srv, c, pwname_work, pwname_done, j);
+		return;
+	}
+	greet(s);
 }
 
 /* A line that carried a secret: clear it in place. */
@@ -2113,6 +2199,20 @@ static void smtp_on_free(struct conn *c)
 
 const struct conn_handler smtp_conn_handler = {
 	.name = "smtp",
+	.on_open = smtp_on_open,
+	.on_line = smtp_on_line,
+	.on_raw = smtp_on_raw,
+	.on_line_too_long = smtp_on_line_too_long,
+	.on_line_nul = smtp_on_line_nul,
+	.on_timeout = smtp_on_timeout,
+	.on_tls = smtp_on_tls,
+	.on_shutdown = smtp_on_shutdown,
+	.on_close = smtp_on_close,
+	.on_free = smtp_on_free,
+};
+
+const struct conn_handler local_submit_conn_handler = {
+	.name = "local",
 	.on_open = smtp_on_open,
 	.on_line = smtp_on_line,
 	.on_raw = smtp_on_raw,

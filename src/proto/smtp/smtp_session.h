@@ -20,5 +20,10 @@ extern const struct conn_handler smtp_conn_handler;
  * authenticated user may relay, as their own address only, and the
  * message gets Date/Message-ID when missing and loses its Bcc fields. */
 extern const struct conn_handler submission_conn_handler;
+/* The same session on the local submission socket (local_submit_socket, a
+ * Unix socket): SMTP as on submission, without TLS or AUTH; the kernel's
+ * word on the peer (c->peer_uid) stands for the login.  The user may relay
+ * and send as any address; the Received header names the uid and user. */
+extern const struct conn_handler local_submit_conn_handler;
 
 #endif
