@@ -286,6 +286,56 @@ static int state_record(struct fetch *f, const char *path, const char *uidl)
 
 /* ---- the message list ---- */
 
+/* Rewrite the state file with the UIDLs v[i] with kept[i]: temp file,
+ * fsync, rename, fsync of the directory.  A failure leaves the old file
+ * (longer, still right). */
+static int state_prune(struct fetch *f, const char *path, const struct msg *v, const bool *kept,
+		       size_t n)
+{
+	char tmp[PATH_MAX + 8];
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+		return fail(f, "state file path too long");
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail(f, "state file %s: %s", tmp, strerror(errno));
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (kept[i]) {
+			buf_append(&b, v[i].uidl, strlen(v[i].uidl));
+			buf_append(&b, "\n", 1);
+		}
+	bool ok = true;
+	for (size_t off = 0; ok && off < b.len;) {
+		ssize_t w = write(fd, b.data + off, b.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		ok = w > 0;
+		off += ok ? (size_t)w : 0;
+	}
+	buf_free(&b);
+	ok = ok && fsync(fd) == 0;
+	int e = errno;
+	close(fd);
+	if (!ok || rename(tmp, path) < 0) {
+		e = ok ? errno : e;
+		unlink(tmp);
+		return fail(f, "state file %s: %s", path, strerror(e));
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			(void)fsync(dfd);
+			close(dfd);
+		}
+	}
+	return 0;
+}
+
 static bool uidl_ok(const char *u, size_t l)
 {
 	if (l == 0 || l > POP3_FETCH_UIDL_MAX)
@@ -507,9 +557,13 @@ static int session(struct fetch *f, const char *state_path, size_t *fetched)
 	int ret = 0;
 	struct buf b;
 	buf_init(&b, POP3_FETCH_MSG_MAX);
+	/* what stays in the state file: delivered and still on the server */
+	bool *kept = xcalloc(n ? n : 1, sizeof *kept);
 	for (size_t i = 0; i < n; i++) {
 		if (have_uidl && seen(f, v[i].uidl)) {
+			kept[i] = o->keep;
 			if (!o->keep && ok_cmd(f, "DELE", NULL, "DELE %lu", v[i].num) < 0) {
+				kept[i] = true;
 				ret = -1;
 				break;
 			}
@@ -538,25 +592,39 @@ static int session(struct fetch *f, const char *state_path, size_t *fetched)
 			ret = -2;
 			break;
 		}
+		kept[i] = o->keep;
 		if (!o->keep && ok_cmd(f, "DELE", NULL, "DELE %lu", v[i].num) < 0) {
+			kept[i] = true;
 			ret = -1;
 			break;
 		}
 	}
 	buf_free(&b);
-	free(v);
-	if (ret == -1)
+	if (ret == -1) {
+		free(v);
+		free(kept);
 		return -1;
+	}
 	/* QUIT commits the DELEs so far, also after a local error (-2): what
 	 * was delivered and recorded is safe to remove. */
 	char saved[1024] = "";
 	if (ret == -2)
 		snprintf(saved, sizeof saved, "%s", f->err);
-	if (ok_cmd(f, "QUIT", NULL, "QUIT") < 0)
+	if (ok_cmd(f, "QUIT", NULL, "QUIT") < 0) {
+		free(v);
+		free(kept);
 		return -1;
+	}
+	/* The session is over and committed: the state file keeps only what
+	 * the server still has (a UIDL the server no longer lists can never
+	 * come again), so it does not grow with every message ever fetched. */
+	if (ret == 0 && have_uidl)
+		ret = state_prune(f, state_path, v, kept, n);
+	free(v);
+	free(kept);
 	if (ret == -2)
 		return fail(f, "%s", saved);
-	return 0;
+	return ret;
 }
 
 int pop3_fetch(const struct pop3_fetch_opts *o, char *err, size_t errsz)

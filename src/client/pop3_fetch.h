@@ -14,7 +14,9 @@
  *     appended to the state file (write + fsync), then DELE unless keep.
  *
  * QUIT commits the DELEs.  The state file (default MAILDIR/.yubin-uidl)
- * holds one UIDL a line.
+ * holds one UIDL a line.  After a committed session it is rewritten
+ * (temp file, fsync, rename) with only the UIDLs the server still lists
+ * and keeps: it does not grow with every message ever fetched.
  *
  * Crash windows, chosen so that mail is never lost: delivery comes before
  * the state record, and the record before DELE.  A crash between delivery

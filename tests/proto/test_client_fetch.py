@@ -91,6 +91,22 @@ def test_fetch_keep_resumes_by_uidl_then_deletes(yubind, cert, tmp_path):
     assert b"fetched 0 new message(s)" in r.stdout
     assert pop3_stat(yubind) == 0
     assert len(new_files(md)) == 4
+    # what the server no longer has is dropped from the state file
+    assert (md / ".yubin-uidl").read_text() == ""
+
+
+def test_fetch_state_pruned_when_the_server_drops_a_message(yubind, cert, tmp_path):
+    deliver(yubind, 3)
+    md = tmp_path / "Mail"
+    args = account_args(yubind, cert, tmp_path) + ["--maildir", str(md), "--keep"]
+    yubin_fetch(args)
+    assert len((md / ".yubin-uidl").read_text().splitlines()) == 3
+    c = yubind.pop3(*DEMO)          # another client deletes the first message
+    c.cmd("DELE 1")
+    c.quit()
+    r = yubin_fetch(args)
+    assert b"fetched 0 new message(s)" in r.stdout
+    assert len((md / ".yubin-uidl").read_text().splitlines()) == 2
 
 
 def test_fetch_without_keep_empties_mailbox(yubind, cert, tmp_path):
