@@ -34,19 +34,6 @@ extern char **environ;
 
 /* ---- errors ---- */
 
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	if (err == NULL || errsz == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- the parser ---- */
 
 enum key {
@@ -923,22 +910,22 @@ int accounts_load(const char *path, struct account **v_r, size_t *n_r, char *err
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		set_err(err, errsz, "%s: %s", path, strerror(errno));
+		errf(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
-		set_err(err, errsz, "%s: %s", path, strerror(errno));
+		errf(err, errsz, "%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errsz, "%s: not a regular file", path);
+		errf(err, errsz, "%s: not a regular file", path);
 		close(fd);
 		return -1;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		set_err(err, errsz,
+		errf(err, errsz,
 			"%s is writable by %s: refusing it (it names commands to run); "
 			"chmod go-w %s",
 			path, (st.st_mode & S_IWOTH) ? "others" : "its group", path);
@@ -946,13 +933,13 @@ int accounts_load(const char *path, struct account **v_r, size_t *n_r, char *err
 		return -1;
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		set_err(err, errsz, "%s belongs to uid %lu, not to you: refusing it", path,
+		errf(err, errsz, "%s belongs to uid %lu, not to you: refusing it", path,
 			(unsigned long)st.st_uid);
 		close(fd);
 		return -1;
 	}
 	if (st.st_size > ACCOUNTS_FILE_MAX) {
-		set_err(err, errsz, "%s: larger than %d bytes", path, ACCOUNTS_FILE_MAX);
+		errf(err, errsz, "%s: larger than %d bytes", path, ACCOUNTS_FILE_MAX);
 		close(fd);
 		return -1;
 	}
@@ -961,7 +948,7 @@ int accounts_load(const char *path, struct account **v_r, size_t *n_r, char *err
 	for (;;) {
 		if (len == cap) {
 			if (cap > ACCOUNTS_FILE_MAX) {
-				set_err(err, errsz, "%s: larger than %d bytes", path,
+				errf(err, errsz, "%s: larger than %d bytes", path,
 					ACCOUNTS_FILE_MAX);
 				goto fail;
 			}
@@ -972,7 +959,7 @@ int accounts_load(const char *path, struct account **v_r, size_t *n_r, char *err
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			set_err(err, errsz, "%s: %s", path, strerror(errno));
+			errf(err, errsz, "%s: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (r == 0)
@@ -1059,7 +1046,7 @@ static char *run_password_cmd(const char *cmd, char *err, size_t errsz)
 {
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		set_err(err, errsz, "password_cmd: pipe: %s", strerror(errno));
+		errf(err, errsz, "password_cmd: pipe: %s", strerror(errno));
 		return NULL;
 	}
 	posix_spawn_file_actions_t fa;
@@ -1089,7 +1076,7 @@ static char *run_password_cmd(const char *cmd, char *err, size_t errsz)
 	close(pfd[1]);
 	if (e != 0) {
 		close(pfd[0]);
-		set_err(err, errsz, "password_cmd: cannot run /bin/sh: %s", strerror(e));
+		errf(err, errsz, "password_cmd: cannot run /bin/sh: %s", strerror(e));
 		return NULL;
 	}
 	int fl = fcntl(pfd[0], F_GETFL);
@@ -1119,7 +1106,7 @@ static char *run_password_cmd(const char *cmd, char *err, size_t errsz)
 			struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
 			int pr = poll(&pf, 1, (int)MIN(deadline - now, (uint64_t)50));
 			if (pr < 0 && errno != EINTR) {
-				set_err(err, errsz, "password_cmd: poll: %s", strerror(errno));
+				errf(err, errsz, "password_cmd: poll: %s", strerror(errno));
 				kill_group(pid);
 				goto out;
 			}
@@ -1143,7 +1130,7 @@ static char *run_password_cmd(const char *cmd, char *err, size_t errsz)
 				if (errno == EINTR)
 					continue;
 				if (errno != EAGAIN && errno != EWOULDBLOCK) {
-					set_err(err, errsz, "password_cmd: read: %s",
+					errf(err, errsz, "password_cmd: read: %s",
 						strerror(errno));
 					if (!reaped)
 						kill_group(pid);
@@ -1161,28 +1148,28 @@ static char *run_password_cmd(const char *cmd, char *err, size_t errsz)
 		char t[32];
 		describe_ms(password_timeout_ms, t, sizeof t);
 		kill_group(pid);
-		set_err(err, errsz, "password_cmd timed out after %s", t);
+		errf(err, errsz, "password_cmd timed out after %s", t);
 		goto out;
 	}
 	if (!reaped && !reap_until(pid, &status, deadline)) {
 		char t[32];
 		describe_ms(password_timeout_ms, t, sizeof t);
 		kill_group(pid);
-		set_err(err, errsz, "password_cmd timed out after %s (it did not exit)", t);
+		errf(err, errsz, "password_cmd timed out after %s (it did not exit)", t);
 		goto out;
 	}
 	if (WIFSIGNALED(status)) {
-		set_err(err, errsz, "password_cmd was killed by signal %d (%s)", WTERMSIG(status),
+		errf(err, errsz, "password_cmd was killed by signal %d (%s)", WTERMSIG(status),
 			strsignal(WTERMSIG(status)));
 		goto out;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-		set_err(err, errsz, "password_cmd exited with status %d", WEXITSTATUS(status));
+		errf(err, errsz, "password_cmd exited with status %d", WEXITSTATUS(status));
 		goto out;
 	}
 	char *lf = memchr(buf, '\n', got);
 	if (lf == NULL && more) {
-		set_err(err, errsz, "password_cmd: first line longer than %d bytes",
+		errf(err, errsz, "password_cmd: first line longer than %d bytes",
 			ACCOUNT_PASSWORD_MAX);
 		goto out;
 	}
@@ -1190,12 +1177,12 @@ static char *run_password_cmd(const char *cmd, char *err, size_t errsz)
 	if (l > 0 && buf[l - 1] == '\r')
 		l--;
 	if (l == 0) {
-		set_err(err, errsz, got == 0 ? "password_cmd printed nothing"
+		errf(err, errsz, got == 0 ? "password_cmd printed nothing"
 					     : "password_cmd printed an empty first line");
 		goto out;
 	}
 	if (memchr(buf, '\0', l) != NULL) {
-		set_err(err, errsz, "password_cmd printed a NUL byte");
+		errf(err, errsz, "password_cmd printed a NUL byte");
 		goto out;
 	}
 	pw = xmalloc(l + 1);
@@ -1272,12 +1259,12 @@ static char *prompt_password(const char *prompt_for, char *err, size_t errsz)
 {
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		set_err(err, errsz, "no terminal to ask for the password on: set password_cmd");
+		errf(err, errsz, "no terminal to ask for the password on: set password_cmd");
 		return NULL;
 	}
 	struct termios saved;
 	if (tcgetattr(fd, &saved) < 0) {
-		set_err(err, errsz, "no terminal to ask for the password on: set password_cmd");
+		errf(err, errsz, "no terminal to ask for the password on: set password_cmd");
 		close(fd);
 		return NULL;
 	}
@@ -1365,7 +1352,7 @@ restore:
 	if (fail == NULL && got == 0)
 		fail = "no password given";
 	if (fail != NULL) {
-		set_err(err, errsz, "%s", fail);
+		errf(err, errsz, "%s", fail);
 	} else {
 		pw = xmalloc(got + 1);
 		memcpy(pw, buf, got);

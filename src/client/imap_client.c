@@ -30,16 +30,6 @@ struct imap_client {
 	bool redact;                /* trace: a secret is being sent */
 };
 
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
 bool imap_client_has_cap(const struct imap_client *c, const char *cap)
 {
 	char want[128];
@@ -132,7 +122,7 @@ static int read_resp(struct imap_client *c, struct imap_resp *r, const char *ctx
 		if (buf_append(&c->resp, c->line.data ? c->line.data : "", c->line.len) < 0 ||
 		    buf_append(&c->resp, "\r\n", 2) < 0) {
 			c->broken = true;
-			seterr(err, errsz, "%s sent a response larger than %u bytes (%s)",
+			errf(err, errsz, "%s sent a response larger than %u bytes (%s)",
 			       net_name(c->n), IMAP_CLIENT_RESP_MAX, ctx);
 			return -1;
 		}
@@ -148,7 +138,7 @@ static int read_resp(struct imap_client *c, struct imap_resp *r, const char *ctx
 		}
 		if (lit < 0 || (lit == 1 && c->resp.len + n > IMAP_CLIENT_RESP_MAX)) {
 			c->broken = true;
-			seterr(err, errsz, "%s announced a literal larger than %u bytes (%s)",
+			errf(err, errsz, "%s announced a literal larger than %u bytes (%s)",
 			       net_name(c->n), IMAP_CLIENT_RESP_MAX, ctx);
 			return -1;
 		}
@@ -162,7 +152,7 @@ static int read_resp(struct imap_client *c, struct imap_resp *r, const char *ctx
 	const char *e;
 	if (imap_resp_parse(c->resp.data, c->resp.len, r, &e) < 0) {
 		c->broken = true;
-		seterr(err, errsz, "%s sent a response we cannot parse (%s; %s): %.80s",
+		errf(err, errsz, "%s sent a response we cannot parse (%s; %s): %.80s",
 		       net_name(c->n), e, ctx, c->line.data ? c->line.data : "");
 		return -1;
 	}
@@ -270,19 +260,19 @@ int imap_cmd_mailbox(struct imap_client *c, struct imap_cmd *m, const char *name
 	}
 	size_t len = strlen(name);
 	if (!mutf7_utf8_valid(name, len)) {
-		seterr(err, errsz, "folder name \"%s\" is not valid UTF-8", name);
+		errf(err, errsz, "folder name \"%s\" is not valid UTF-8", name);
 		return -1;
 	}
 	char local[MUTF7_NAME_MAX + 1];
 	if (len > MUTF7_NAME_MAX) {
-		seterr(err, errsz, "folder name longer than %d bytes", MUTF7_NAME_MAX);
+		errf(err, errsz, "folder name longer than %d bytes", MUTF7_NAME_MAX);
 		return -1;
 	}
 	memcpy(local, name, len + 1);
 	char d = c->delim ? c->delim : '/';
 	for (char *p = local; *p; p++) {
 		if (*p == d && d != '/') {
-			seterr(err, errsz, "folder name \"%s\" holds '%c', the server's level "
+			errf(err, errsz, "folder name \"%s\" holds '%c', the server's level "
 			       "separator: write levels with '/'", name, d);
 			return -1;
 		}
@@ -293,7 +283,7 @@ int imap_cmd_mailbox(struct imap_client *c, struct imap_cmd *m, const char *name
 	buf_init(&w, 4 * MUTF7_NAME_MAX);
 	const char *e;
 	if (mutf7_encode(local, len, &w, &e) < 0) {
-		seterr(err, errsz, "folder name \"%s\": %s", name, e);
+		errf(err, errsz, "folder name \"%s\": %s", name, e);
 		buf_free(&w);
 		return -1;
 	}
@@ -376,7 +366,7 @@ static int wait_tagged(struct imap_client *c, const char *tag, const struct imap
 		if (r.kind == IMAP_RESP_UNTAGGED) {
 			track(c, &r);
 			if (r.status == IMAP_ST_BYE) {
-				seterr(err, errsz, "%s closed the session: BYE %s%s%s %s",
+				errf(err, errsz, "%s closed the session: BYE %s%s%s %s",
 				       net_name(c->n), r.code[0] ? "[" : "", r.code,
 				       r.code[0] ? "]" : "", r.text);
 				imap_resp_free(&r);
@@ -390,7 +380,7 @@ static int wait_tagged(struct imap_client *c, const char *tag, const struct imap
 			continue;
 		}
 		if (strcmp(r.tag, tag) != 0) {
-			seterr(err, errsz, "%s answered tag %s, not %s", net_name(c->n), r.tag, tag);
+			errf(err, errsz, "%s answered tag %s, not %s", net_name(c->n), r.tag, tag);
 			imap_resp_free(&r);
 			c->broken = true;
 			*temp_r = true;
@@ -401,7 +391,7 @@ static int wait_tagged(struct imap_client *c, const char *tag, const struct imap
 		int ret = 0;
 		if (r.status != IMAP_ST_OK) {
 			static const char *const st[] = {"", "OK", "NO", "BAD", "PREAUTH", "BYE"};
-			seterr(err, errsz, "%s said: %s %s%s%s%s%s (to %s)", net_name(c->n),
+			errf(err, errsz, "%s said: %s %s%s%s%s%s (to %s)", net_name(c->n),
 			       st[r.status], r.code[0] ? "[" : "", r.code, r.code[0] ? "] " : "",
 			       r.text, "", m->verb);
 			*temp_r = r.status == IMAP_ST_NO && temp_code(r.code);
@@ -425,12 +415,12 @@ int imap_cmd_run(struct imap_client *c, struct imap_cmd *m, imap_untagged_fn fn,
 	char tag[16];
 
 	if (c->broken) {
-		seterr(err, errsz, "the connection to %s is broken", net_name(c->n));
+		errf(err, errsz, "the connection to %s is broken", net_name(c->n));
 		*temp_r = true;
 		goto out;
 	}
 	if (m->overflow) {
-		seterr(err, errsz, "%s command too large", m->verb);
+		errf(err, errsz, "%s command too large", m->verb);
 		goto out;
 	}
 	snprintf(tag, sizeof tag, "y%u", ++c->tag);
@@ -474,7 +464,7 @@ int imap_cmd_run(struct imap_client *c, struct imap_cmd *m, imap_untagged_fn fn,
 			if (wait_tagged(c, tag, m, fn, ctx, true, &cont, &cbfail, temp_r, err,
 					errsz) < 0 || !cont) {
 				if (!cont && err[0] == '\0')
-					seterr(err, errsz, "%s refused the literal", net_name(c->n));
+					errf(err, errsz, "%s refused the literal", net_name(c->n));
 				buf_free(&out);
 				buf_free(&tr);
 				goto out;
@@ -514,6 +504,8 @@ int imap_cmd_run(struct imap_client *c, struct imap_cmd *m, imap_untagged_fn fn,
 out:
 	if (c->o->trace)
 		fflush(c->o->trace);
+	if (m->shown && m->text.data)   /* a secret (LOGIN's password) */
+		explicit_bzero(m->text.data, m->text.len);
 	buf_free(&m->text);
 	return ret;
 }
@@ -540,7 +532,7 @@ static int greeting(struct imap_client *c, bool *preauth, bool *temp_r, char *er
 	int ret = 0;
 	if (r.kind != IMAP_RESP_UNTAGGED ||
 	    (r.status != IMAP_ST_OK && r.status != IMAP_ST_PREAUTH)) {
-		seterr(err, errsz, "%s refused the session: %s %s", net_name(c->n),
+		errf(err, errsz, "%s refused the session: %s %s", net_name(c->n),
 		       r.status == IMAP_ST_BYE ? "BYE" : "", r.text ? r.text : "");
 		*temp_r = true;
 		ret = -1;
@@ -648,7 +640,7 @@ static int read_challenge(struct imap_client *c, const char *tag, unsigned char 
 		snprintf(c->last_code, sizeof c->last_code, "%s", r.code);
 		caps_from_code(c, r.code);
 		if (strcmp(r.tag, tag) != 0 || r.status != IMAP_ST_OK) {
-			seterr(err, errsz, "%s said: %s%s%s%s (to AUTHENTICATE SCRAM-SHA-256)",
+			errf(err, errsz, "%s said: %s%s%s%s (to AUTHENTICATE SCRAM-SHA-256)",
 			       net_name(c->n), r.code[0] ? "[" : "", r.code, r.code[0] ? "] " : "",
 			       r.text);
 			imap_resp_free(&r);
@@ -664,7 +656,7 @@ static int read_challenge(struct imap_client *c, const char *tag, unsigned char 
 	imap_resp_free(&r);
 	if (n < 0) {
 		free(ch);
-		seterr(err, errsz, "SCRAM-SHA-256: the server's challenge is not base64");
+		errf(err, errsz, "SCRAM-SHA-256: the server's challenge is not base64");
 		return -1;
 	}
 	ch[n] = '\0';
@@ -689,14 +681,14 @@ static int login_scram(struct imap_client *c, bool *temp_r, char *err, size_t er
 	if (c->o->trace)
 		fprintf(c->o->trace, "C: %s AUTHENTICATE SCRAM-SHA-256\n", tag);
 	if ((first = scram_client_first(s)) == NULL) {
-		seterr(err, errsz, "SCRAM-SHA-256: no randomness for the nonce");
+		errf(err, errsz, "SCRAM-SHA-256: no randomness for the nonce");
 		goto out;
 	}
 	if (send_raw(c, line, (size_t)n, err, errsz) < 0 ||
 	    read_challenge(c, tag, &ch, &chlen, &done, temp_r, err, errsz) < 0)
 		goto out;
 	if (done) {
-		seterr(err, errsz, "SCRAM-SHA-256: %s ended the exchange at once", net_name(c->n));
+		errf(err, errsz, "SCRAM-SHA-256: %s ended the exchange at once", net_name(c->n));
 		goto out;
 	}
 	free(ch);
@@ -706,11 +698,11 @@ static int login_scram(struct imap_client *c, bool *temp_r, char *err, size_t er
 	    read_challenge(c, tag, &ch, &chlen, &done, temp_r, err, errsz) < 0)
 		goto out;
 	if (done) {
-		seterr(err, errsz, "SCRAM-SHA-256: %s accepted us at once", net_name(c->n));
+		errf(err, errsz, "SCRAM-SHA-256: %s accepted us at once", net_name(c->n));
 		goto out;
 	}
 	if (scram_client_final(s, (const char *)ch, chlen, &final, &e) < 0) {
-		seterr(err, errsz, "SCRAM-SHA-256: bad challenge from the server: %s", e);
+		errf(err, errsz, "SCRAM-SHA-256: bad challenge from the server: %s", e);
 		(void)send_raw(c, "*\r\n", 3, err + strlen(err), 0);
 		goto out;
 	}
@@ -720,12 +712,12 @@ static int login_scram(struct imap_client *c, bool *temp_r, char *err, size_t er
 	    read_challenge(c, tag, &ch, &chlen, &done, temp_r, err, errsz) < 0)
 		goto out;
 	if (done) {
-		seterr(err, errsz, "SCRAM-SHA-256: %s accepted us without proving that it knows "
+		errf(err, errsz, "SCRAM-SHA-256: %s accepted us without proving that it knows "
 		       "the password (no server signature)", net_name(c->n));
 		goto out;
 	}
 	if (scram_client_verify(s, (const char *)ch, chlen) != 1) {
-		seterr(err, errsz, "SCRAM-SHA-256: the server's signature is wrong: it does not "
+		errf(err, errsz, "SCRAM-SHA-256: the server's signature is wrong: it does not "
 		       "know the password (not the real server?)");
 		goto out;
 	}
@@ -733,7 +725,7 @@ static int login_scram(struct imap_client *c, bool *temp_r, char *err, size_t er
 	    read_challenge(c, tag, &ch, &chlen, &done, temp_r, err, errsz) < 0)
 		goto out;
 	if (!done) {
-		seterr(err, errsz, "SCRAM-SHA-256: %s asked for more", net_name(c->n));
+		errf(err, errsz, "SCRAM-SHA-256: %s asked for more", net_name(c->n));
 		goto out;
 	}
 	ret = 0;
@@ -762,7 +754,7 @@ static int login(struct imap_client *c, bool *temp_r, char *err, size_t errsz)
 	if (imap_client_has_cap(c, "AUTH=PLAIN"))
 		return login_plain(c, temp_r, err, errsz);
 	if (imap_client_has_cap(c, "LOGINDISABLED")) {
-		seterr(err, errsz, "%s allows no login here (LOGINDISABLED%s)", net_name(c->n),
+		errf(err, errsz, "%s allows no login here (LOGINDISABLED%s)", net_name(c->n),
 		       net_is_tls(c->n) ? "" : ": use TLS");
 		return -1;
 	}
@@ -773,9 +765,7 @@ static int login(struct imap_client *c, bool *temp_r, char *err, size_t errsz)
 	imap_cmd_string(&m, c->o->user, strlen(c->o->user));
 	imap_cmd_add(&m, " ");
 	imap_cmd_string(&m, c->o->password, strlen(c->o->password));
-	/* the password sits in m.text: wiped before imap_cmd_run frees it is
-	 * not possible from here, so wipe a copy's worth by running then
-	 * nothing; the heap block is freed at once */
+	/* shown set: imap_cmd_run wipes the text (the password) */
 	return imap_cmd_run(c, &m, NULL, NULL, temp_r, err, errsz);
 }
 
@@ -825,12 +815,12 @@ struct imap_client *imap_client_open(const struct imap_client_opts *o, bool *tem
 		goto fail;
 	if (o->tls == IMAP_CLIENT_STARTTLS) {
 		if (preauth) {
-			seterr(err, errsz, "%s logged us in before TLS (PREAUTH): refusing to go on "
+			errf(err, errsz, "%s logged us in before TLS (PREAUTH): refusing to go on "
 			       "without TLS", net_name(c->n));
 			goto fail;
 		}
 		if (!imap_client_has_cap(c, "STARTTLS")) {
-			seterr(err, errsz, "%s does not offer STARTTLS: not sending the password in "
+			errf(err, errsz, "%s does not offer STARTTLS: not sending the password in "
 			       "clear (use --tls tls on port 993, or --tls none on a trusted "
 			       "network)", net_name(c->n));
 			goto fail;
@@ -864,9 +854,6 @@ struct imap_client *imap_client_open(const struct imap_client_opts *o, bool *tem
 		goto fail;
 	return c;
 fail:
-	if (c->n && !c->broken) {
-		c->broken = true;
-	}
 	net_close(&c->n);
 	net_tls_free(&c->tls);
 	buf_free(&c->line);
@@ -894,10 +881,6 @@ void imap_client_close(struct imap_client **cp)
 }
 
 /* ---- SELECT ---- */
-
-struct sel_ctx {
-	struct imap_client *c;
-};
 
 static int select_cb(void *ctx, const struct imap_resp *r)
 {

@@ -37,16 +37,6 @@ struct run {
 	size_t errsz;
 };
 
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
 static struct fstate *state_find(struct run *r, const char *folder, bool add)
 {
 	for (size_t i = 0; i < r->nst; i++)
@@ -69,7 +59,7 @@ static int state_load(struct run *r)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		seterr(r->err, r->errsz, "open %s: %s", r->state_path, strerror(errno));
+		errf(r->err, r->errsz, "open %s: %s", r->state_path, strerror(errno));
 		return -1;
 	}
 	struct buf b;
@@ -81,7 +71,7 @@ static int state_load(struct run *r)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 || buf_append(&b, tmp, (size_t)n) < 0) {
-			seterr(r->err, r->errsz, "read %s: %s", r->state_path,
+			errf(r->err, r->errsz, "read %s: %s", r->state_path,
 			       n < 0 ? strerror(errno) : "larger than 4 MiB");
 			ret = -1;
 			break;
@@ -110,7 +100,7 @@ static int state_append(struct run *r, const struct fstate *s)
 	if (r->state_fd < 0) {
 		r->state_fd = open(r->state_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (r->state_fd < 0) {
-			seterr(r->err, r->errsz, "open %s: %s", r->state_path, strerror(errno));
+			errf(r->err, r->errsz, "open %s: %s", r->state_path, strerror(errno));
 			return -1;
 		}
 	}
@@ -118,7 +108,7 @@ static int state_append(struct run *r, const struct fstate *s)
 	int n = snprintf(line, sizeof line, "%u %u %s\n", s->uidvalidity, s->uid, s->folder);
 	if (n < 0 || (size_t)n >= sizeof line || write(r->state_fd, line, (size_t)n) != n ||
 	    fsync(r->state_fd) < 0) {
-		seterr(r->err, r->errsz, "write %s: %s", r->state_path, strerror(errno));
+		errf(r->err, r->errsz, "write %s: %s", r->state_path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -131,7 +121,7 @@ static int state_compact(struct run *r)
 	snprintf(tmpp, sizeof tmpp, "%s.tmp", r->state_path);
 	int fd = open(tmpp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		seterr(r->err, r->errsz, "open %s: %s", tmpp, strerror(errno));
+		errf(r->err, r->errsz, "open %s: %s", tmpp, strerror(errno));
 		return -1;
 	}
 	bool ok = true;
@@ -144,7 +134,7 @@ static int state_compact(struct run *r)
 	ok = ok && fsync(fd) == 0;
 	close(fd);
 	if (!ok || rename(tmpp, r->state_path) < 0) {
-		seterr(r->err, r->errsz, "write %s: %s", r->state_path, strerror(errno));
+		errf(r->err, r->errsz, "write %s: %s", r->state_path, strerror(errno));
 		unlink(tmpp);
 		return -1;
 	}
@@ -160,25 +150,25 @@ static int folder_dir(struct run *r, const char *folder, char *out, size_t outsz
 	}
 	if (folder[0] == '.' || strstr(folder, "..") || strstr(folder, "//") ||
 	    folder[strlen(folder) - 1] == '/') {
-		seterr(r->err, r->errsz, "folder \"%s\" cannot be a Maildir++ folder name",
+		errf(r->err, r->errsz, "folder \"%s\" cannot be a Maildir++ folder name",
 		       folder);
 		return -1;
 	}
 	int n = snprintf(out, outsz, "%s/.", r->o->maildir);
 	for (const char *p = folder; *p && (size_t)n + 2 < outsz; p++) {
 		if ((unsigned char)*p < 0x20) {
-			seterr(r->err, r->errsz, "folder \"%s\" holds control characters", folder);
+			errf(r->err, r->errsz, "folder \"%s\" holds control characters", folder);
 			return -1;
 		}
 		out[n++] = *p == '/' ? '.' : *p;
 	}
 	out[n] = '\0';
 	if ((size_t)n + 2 >= outsz) {
-		seterr(r->err, r->errsz, "folder name too long: %s", folder);
+		errf(r->err, r->errsz, "folder name too long: %s", folder);
 		return -1;
 	}
 	if (maildir_create(out) < 0) {
-		seterr(r->err, r->errsz, "make Maildir %s: %s", out, strerror(errno));
+		errf(r->err, r->errsz, "make Maildir %s: %s", out, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -263,7 +253,7 @@ static int fetch_folder(struct run *r, const char *folder, bool *temp_r)
 		return -1;
 	struct fstate *s = state_find(r, folder, true);
 	if (s == NULL) {
-		seterr(r->err, r->errsz, "%s: more than %u folders", r->state_path,
+		errf(r->err, r->errsz, "%s: more than %u folders", r->state_path,
 		       STATE_FOLDERS_MAX);
 		return -1;
 	}
@@ -337,14 +327,14 @@ int imap_fetch(const struct imap_fetch_opts *o, bool *temp_r, char *err, size_t 
 	if (o->fetched_r)
 		*o->fetched_r = 0;
 	if (maildir_create(o->maildir) < 0) {
-		seterr(err, errsz, "make Maildir %s: %s", o->maildir, strerror(errno));
+		errf(err, errsz, "make Maildir %s: %s", o->maildir, strerror(errno));
 		return -1;
 	}
 	if ((size_t)snprintf(r.state_path, sizeof r.state_path, "%s",
 			     o->state_path ? o->state_path : "") >= sizeof r.state_path ||
 	    (!o->state_path && (size_t)snprintf(r.state_path, sizeof r.state_path,
 						"%s/.yubin-imap", o->maildir) >= sizeof r.state_path)) {
-		seterr(err, errsz, "state file path too long");
+		errf(err, errsz, "state file path too long");
 		return -1;
 	}
 	int ret = state_load(&r);
@@ -364,7 +354,7 @@ int imap_fetch(const struct imap_fetch_opts *o, bool *temp_r, char *err, size_t 
 		if (!*f)
 			continue;
 		if (++nf > IMAP_FETCH_FOLDERS_MAX) {
-			seterr(err, errsz, "more than %d folders to fetch", IMAP_FETCH_FOLDERS_MAX);
+			errf(err, errsz, "more than %d folders to fetch", IMAP_FETCH_FOLDERS_MAX);
 			ret = -1;
 			break;
 		}
@@ -387,7 +377,7 @@ int imap_fetch(const struct imap_fetch_opts *o, bool *temp_r, char *err, size_t 
 		snprintf(err, errsz, "%s", keep);
 	}
 	if (ret == 0 && r.skipped) {
-		seterr(err, errsz, "%s", r.skipped_msg);
+		errf(err, errsz, "%s", r.skipped_msg);
 		ret = -1;
 	}
 	for (size_t i = 0; i < r.nst; i++)

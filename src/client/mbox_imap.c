@@ -31,17 +31,6 @@ struct mbox_imap {
 	struct account acct;
 };
 
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-#include <stdarg.h>
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
 static bool *tmpflag(bool *t)
 {
 	static bool dummy;
@@ -212,7 +201,7 @@ static int do_select(struct mbox_imap *mi, const char *folder, bool ro,
 		    strstr(err, "doesn't exist") || strstr(err, "no such")) {
 			char was[512];
 			snprintf(was, sizeof was, "%s", err);
-			seterr(err, errsz, "no folder \"%s\" (yubin folders lists them): %s",
+			errf(err, errsz, "no folder \"%s\" (yubin folders lists them): %s",
 			       folder_name(folder), was);
 		}
 		return -1;
@@ -230,7 +219,7 @@ static int op_list(struct mbox *mb, const char *folder, struct mbox_msg **v_r, s
 	if (do_select(mi, folder, true, &info, temp_r, err, errsz) < 0)
 		return -1;
 	if (info.exists > MBOX_LIST_MAX) {
-		seterr(err, errsz, "%s holds %u messages: more than %u listed at once",
+		errf(err, errsz, "%s holds %u messages: more than %u listed at once",
 		       folder_name(folder), info.exists, MBOX_LIST_MAX);
 		return -1;
 	}
@@ -291,12 +280,12 @@ static int check_numbers(const struct imap_mailbox_info *info, const char *folde
 			 const uint32_t *ns, size_t count, char *err, size_t errsz)
 {
 	if (count == 0 || count > MBOX_ARGS_MAX) {
-		seterr(err, errsz, "give 1 to %u message numbers", MBOX_ARGS_MAX);
+		errf(err, errsz, "give 1 to %u message numbers", MBOX_ARGS_MAX);
 		return -1;
 	}
 	for (size_t i = 0; i < count; i++)
 		if (ns[i] < 1 || ns[i] > info->exists) {
-			seterr(err, errsz, "no message %u (%u in %s)", ns[i], info->exists,
+			errf(err, errsz, "no message %u (%u in %s)", ns[i], info->exists,
 			       folder_name(folder));
 			return -1;
 		}
@@ -332,7 +321,7 @@ static int to_uids(struct mbox_imap *mi, const char *folder, bool ro, const uint
 	}
 	for (size_t i = 0; i < count; i++)
 		if (u.uids[i] == 0) {
-			seterr(err, errsz, "message %u of %s went away meanwhile", ns[i],
+			errf(err, errsz, "message %u of %s went away meanwhile", ns[i],
 			       folder_name(folder));
 			free(u.uids);
 			*tmpflag(temp_r) = false;
@@ -384,7 +373,7 @@ static int op_fetch(struct mbox *mb, const char *folder, uint32_t n, bool peek, 
 		return -1;
 	}
 	if (!b.data) {
-		seterr(err, errsz, "%s sent no body for message %u", imap_client_name(mi->c), n);
+		errf(err, errsz, "%s sent no body for message %u", imap_client_name(mi->c), n);
 		*tmpflag(temp_r) = false;
 		return -1;
 	}
@@ -446,7 +435,7 @@ static int op_set_flags(struct mbox *mb, const char *folder, const uint32_t *ns,
 {
 	struct mbox_imap *mi = (struct mbox_imap *)mb;
 	if (keyword && !keyword_ok(keyword)) {
-		seterr(err, errsz, "\"%s\" is not an IMAP keyword (letters, digits, $ and the "
+		errf(err, errsz, "\"%s\" is not an IMAP keyword (letters, digits, $ and the "
 		       "like, no spaces)", keyword);
 		*tmpflag(temp_r) = false;
 		return -1;
@@ -503,7 +492,7 @@ static int move_uids(struct mbox_imap *mi, const uint32_t *uids, size_t count,
 		if (strstr(err, "TRYCREATE")) {
 			char was[512];
 			snprintf(was, sizeof was, "%s", err);
-			seterr(err, errsz, "no folder \"%s\" (yubin folders lists them): %s", dest,
+			errf(err, errsz, "no folder \"%s\" (yubin folders lists them): %s", dest,
 			       was);
 		}
 		return -1;
@@ -873,7 +862,7 @@ static int op_append(struct mbox *mb, const char *folder, const char *special, c
 	}
 	if (crlf.len < len) {
 		buf_free(&crlf);
-		seterr(err, errsz, "message too large to store (%zu bytes)", len);
+		errf(err, errsz, "message too large to store (%zu bytes)", len);
 		*tmpflag(temp_r) = false;
 		return -1;
 	}
@@ -928,7 +917,7 @@ struct mbox *mbox_imap_open_password(const struct account *a, const char *passwo
 {
 	*tmpflag(temp_r) = false;
 	if (a->in_proto != IN_IMAP || !a->in_host[0]) {
-		seterr(err, errsz, "the account has no IMAP server");
+		errf(err, errsz, "the account has no IMAP server");
 		return NULL;
 	}
 	struct mbox_imap *mi = xcalloc(1, sizeof *mi);

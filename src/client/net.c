@@ -61,20 +61,6 @@ struct net {
 	size_t rpos, rlen;          /* unread bytes are rbuf[rpos..rlen) */
 };
 
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
 /* The most useful text of OpenSSL's error queue (then emptied): the
  * reason alone ("certificate verify failed") reads better than the whole
  * "error:0A000086:SSL routines::..." line. */
@@ -209,7 +195,7 @@ struct net_tls *net_tls_new(const struct net_tls_opts *o, char *err, size_t errs
 	ERR_clear_error();
 	if (o->pin != NULL) {
 		if (net_pin_parse(o->pin, t->pin) < 0) {
-			seterr(err, errsz, "TLS: the pinned fingerprint \"%.100s\" is not a SHA-256 "
+			errf(err, errsz, "TLS: the pinned fingerprint \"%.100s\" is not a SHA-256 "
 			       "fingerprint (64 hex digits, colons allowed)", o->pin);
 			goto fail;
 		}
@@ -223,25 +209,25 @@ struct net_tls *net_tls_new(const struct net_tls_opts *o, char *err, size_t errs
 	    BIO_meth_set_read(t->meth, bio_read) != 1 ||
 	    BIO_meth_set_ctrl(t->meth, bio_ctrl) != 1 ||
 	    BIO_meth_set_create(t->meth, bio_create) != 1) {
-		seterr(err, errsz, "TLS: cannot set up OpenSSL: %s", ssl_errstr(e, sizeof e));
+		errf(err, errsz, "TLS: cannot set up OpenSSL: %s", ssl_errstr(e, sizeof e));
 		goto fail;
 	}
 	if (o->cafile != NULL) {
 		/* access() first: OpenSSL's "system library" error hides the
 		 * errno a user can act on. */
 		if (access(o->cafile, R_OK) < 0) {
-			seterr(err, errsz, "TLS: cannot read the CA file %s: %s", o->cafile,
+			errf(err, errsz, "TLS: cannot read the CA file %s: %s", o->cafile,
 			       strerror(errno));
 			goto fail;
 		}
 		if (SSL_CTX_load_verify_locations(t->ctx, o->cafile, NULL) != 1) {
-			seterr(err, errsz, "TLS: cannot load the CA file %s: %s", o->cafile,
+			errf(err, errsz, "TLS: cannot load the CA file %s: %s", o->cafile,
 			       ssl_errstr(e, sizeof e));
 			goto fail;
 		}
 	} else if (!t->pinned && SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
 		/* (With a pin the chain is not looked at: no store needed.) */
-		seterr(err, errsz, "TLS: cannot load the system's CA certificates: %s",
+		errf(err, errsz, "TLS: cannot load the system's CA certificates: %s",
 		       ssl_errstr(e, sizeof e));
 		goto fail;
 	}
@@ -331,7 +317,7 @@ struct net *net_connect(const char *host, const char *port, unsigned timeout_ms,
 	 * addresses are loopback ones, where a local server is the point. */
 	int rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0) {
-		seterr(err, errsz, "connect to %s: %s", name,
+		errf(err, errsz, "connect to %s: %s", name,
 		       rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return NULL;
 	}
@@ -347,10 +333,10 @@ struct net *net_connect(const char *host, const char *port, unsigned timeout_ms,
 	freeaddrinfo(res);
 	if (fd < 0) {
 		if (last == ETIMEDOUT)
-			seterr(err, errsz, "connect to %s: timed out after %s", name,
+			errf(err, errsz, "connect to %s: timed out after %s", name,
 			       secs(timeout_ms, t));
 		else
-			seterr(err, errsz, "connect to %s: %s", name,
+			errf(err, errsz, "connect to %s: %s", name,
 			       last ? strerror(last) : "no address");
 		return NULL;
 	}
@@ -370,7 +356,7 @@ struct net *net_connect_unix(const char *path, unsigned timeout_ms, int *errno_r
 	if (errno_r != NULL)
 		*errno_r = 0;
 	if (strlen(path) >= sizeof sa.sun_path) {
-		seterr(err, errsz, "connect to %.200s: the path is longer than %zu bytes", path,
+		errf(err, errsz, "connect to %.200s: the path is longer than %zu bytes", path,
 		       sizeof sa.sun_path - 1);
 		if (errno_r != NULL)
 			*errno_r = ENAMETOOLONG;
@@ -411,9 +397,9 @@ fail:
 	if (errno_r != NULL)
 		*errno_r = e;
 	if (e == ETIMEDOUT)
-		seterr(err, errsz, "connect to %s: timed out after %s", path, secs(timeout_ms, t));
+		errf(err, errsz, "connect to %s: timed out after %s", path, secs(timeout_ms, t));
 	else
-		seterr(err, errsz, "connect to %s: %s", path, strerror(e));
+		errf(err, errsz, "connect to %s: %s", path, strerror(e));
 	return NULL;
 }
 
@@ -489,24 +475,24 @@ static void handshake_error(struct net *n, const struct net_tls *t, const char *
 	if (!t->pinned && vr != X509_V_OK) {
 		const char *why = X509_verify_cert_error_string(vr);
 		if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-			seterr(err, errsz, "TLS: certificate verify failed: %s (the certificate of "
+			errf(err, errsz, "TLS: certificate verify failed: %s (the certificate of "
 			       "%s is not for %s)", why, n->name, host);
 		else
-			seterr(err, errsz, "TLS: certificate verify failed: %s (use --cafile or a "
+			errf(err, errsz, "TLS: certificate verify failed: %s (use --cafile or a "
 			       "pinned fingerprint)", why);
 		ERR_clear_error();
 		return;
 	}
 	if (sslerr == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
 		if (ret == 0 || sys_errno == 0)
-			seterr(err, errsz, "TLS: handshake with %s failed: the server closed the "
+			errf(err, errsz, "TLS: handshake with %s failed: the server closed the "
 			       "connection", n->name);
 		else
-			seterr(err, errsz, "TLS: handshake with %s failed: %s", n->name,
+			errf(err, errsz, "TLS: handshake with %s failed: %s", n->name,
 			       strerror(sys_errno));
 		return;
 	}
-	seterr(err, errsz, "TLS: handshake with %s failed: %s", n->name, ssl_errstr(e, sizeof e));
+	errf(err, errsz, "TLS: handshake with %s failed: %s", n->name, ssl_errstr(e, sizeof e));
 }
 
 /* After the handshake: the pin, or (belt and braces: SSL_VERIFY_PEER has
@@ -516,13 +502,13 @@ static int check_peer(struct net *n, const struct net_tls *t, char *err, size_t 
 	X509 *leaf = SSL_get0_peer_certificate(n->ssl);
 
 	if (leaf == NULL) {
-		seterr(err, errsz, "TLS: %s presented no certificate", n->name);
+		errf(err, errsz, "TLS: %s presented no certificate", n->name);
 		return -1;
 	}
 	if (!t->pinned) {
 		long vr = SSL_get_verify_result(n->ssl);
 		if (vr != X509_V_OK) {
-			seterr(err, errsz, "TLS: certificate verify failed: %s (use --cafile or a "
+			errf(err, errsz, "TLS: certificate verify failed: %s (use --cafile or a "
 			       "pinned fingerprint)", X509_verify_cert_error_string(vr));
 			return -1;
 		}
@@ -532,14 +518,14 @@ static int check_peer(struct net *n, const struct net_tls *t, char *err, size_t 
 	unsigned int mdlen = 0;
 	if (X509_digest(leaf, EVP_sha256(), md, &mdlen) != 1 || mdlen != NET_PIN_LEN) {
 		char e[256];
-		seterr(err, errsz, "TLS: cannot hash the certificate of %s: %s", n->name,
+		errf(err, errsz, "TLS: cannot hash the certificate of %s: %s", n->name,
 		       ssl_errstr(e, sizeof e));
 		return -1;
 	}
 	if (CRYPTO_memcmp(md, t->pin, NET_PIN_LEN) != 0) {
 		char hex[3 * NET_PIN_LEN];
 		pin_format(md, hex);
-		seterr(err, errsz, "TLS: certificate fingerprint mismatch: %s presents SHA-256 %s, "
+		errf(err, errsz, "TLS: certificate fingerprint mismatch: %s presents SHA-256 %s, "
 		       "not the pinned one", n->name, hex);
 		return -1;
 	}
@@ -552,11 +538,11 @@ int net_start_tls(struct net *n, const struct net_tls *t, const char *host, unsi
 	char e[256], ts[32];
 
 	if (n->ssl != NULL) {
-		seterr(err, errsz, "TLS: already active on %s", n->name);
+		errf(err, errsz, "TLS: already active on %s", n->name);
 		return -1;
 	}
 	if (n->rpos < n->rlen) {
-		seterr(err, errsz, "TLS: %s sent data before the TLS handshake: refusing it "
+		errf(err, errsz, "TLS: %s sent data before the TLS handshake: refusing it "
 		       "(it would pass as protected)", n->name);
 		return -1;
 	}
@@ -564,7 +550,7 @@ int net_start_tls(struct net *n, const struct net_tls *t, const char *host, unsi
 	n->ssl = SSL_new(t->ctx);
 	BIO *bio = n->ssl ? BIO_new(t->meth) : NULL;
 	if (bio == NULL) {
-		seterr(err, errsz, "TLS: cannot set up OpenSSL: %s", ssl_errstr(e, sizeof e));
+		errf(err, errsz, "TLS: cannot set up OpenSSL: %s", ssl_errstr(e, sizeof e));
 		return -1;
 	}
 	BIO_set_data(bio, n);
@@ -578,7 +564,7 @@ int net_start_tls(struct net *n, const struct net_tls *t, const char *host, unsi
 	else
 		ok = SSL_set_tlsext_host_name(n->ssl, host) == 1 && SSL_set1_host(n->ssl, host) == 1;
 	if (ok != 1) {
-		seterr(err, errsz, "TLS: cannot use \"%.100s\" as the server's name: %s", host,
+		errf(err, errsz, "TLS: cannot use \"%.100s\" as the server's name: %s", host,
 		       ssl_errstr(e, sizeof e));
 		return -1;
 	}
@@ -600,12 +586,12 @@ int net_start_tls(struct net *n, const struct net_tls *t, const char *host, unsi
 			return -1;
 		}
 		if (w == 0) {
-			seterr(err, errsz, "TLS: handshake with %s timed out after %s", n->name,
+			errf(err, errsz, "TLS: handshake with %s timed out after %s", n->name,
 			       secs(timeout_ms, ts));
 			return -1;
 		}
 		if (w < 0) {
-			seterr(err, errsz, "TLS: handshake with %s: poll: %s", n->name,
+			errf(err, errsz, "TLS: handshake with %s: poll: %s", n->name,
 			       strerror(errno));
 			return -1;
 		}
@@ -654,14 +640,14 @@ static long tls_step(struct net *n, bool writing, void *p, size_t len, short *ev
 		*events = POLLOUT;
 		return 0;
 	case SSL_ERROR_ZERO_RETURN:
-		seterr(err, errsz, "%s closed the connection", n->name);
+		errf(err, errsz, "%s closed the connection", n->name);
 		return -1;
 	case SSL_ERROR_SYSCALL:
 		if (ERR_peek_error() == 0) {
 			if (sys == 0)
-				seterr(err, errsz, "%s closed the connection", n->name);
+				errf(err, errsz, "%s closed the connection", n->name);
 			else
-				seterr(err, errsz, "%s %s: %s", writing ? "write to" : "read from",
+				errf(err, errsz, "%s %s: %s", writing ? "write to" : "read from",
 				       n->name, strerror(sys));
 			return -1;
 		}
@@ -673,10 +659,10 @@ static long tls_step(struct net *n, bool writing, void *p, size_t len, short *ev
 	unsigned long le = ERR_peek_last_error();
 	if (ERR_GET_LIB(le) == ERR_LIB_SSL && ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 		ERR_clear_error();
-		seterr(err, errsz, "%s closed the connection", n->name);
+		errf(err, errsz, "%s closed the connection", n->name);
 		return -1;
 	}
-	seterr(err, errsz, "TLS: %s %s: %s", writing ? "write to" : "read from", n->name,
+	errf(err, errsz, "TLS: %s %s: %s", writing ? "write to" : "read from", n->name,
 	       ssl_errstr(e, sizeof e));
 	return -1;
 }
@@ -688,14 +674,14 @@ static long plain_step(struct net *n, bool writing, void *p, size_t len, short *
 	if (r > 0)
 		return (long)r;
 	if (r == 0 && !writing) {
-		seterr(err, errsz, "%s closed the connection", n->name);
+		errf(err, errsz, "%s closed the connection", n->name);
 		return -1;
 	}
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		*events = writing ? POLLOUT : POLLIN;
 		return 0;
 	}
-	seterr(err, errsz, "%s %s: %s", writing ? "write to" : "read from", n->name,
+	errf(err, errsz, "%s %s: %s", writing ? "write to" : "read from", n->name,
 	       r == 0 ? "no progress" : strerror(errno));
 	return -1;
 }
@@ -715,13 +701,13 @@ static long io(struct net *n, bool writing, void *p, size_t len, uint64_t deadli
 			return r;
 		int w = wait_fd(n->fd, ev, deadline);
 		if (w == 0) {
-			seterr(err, errsz, "%s: timed out after %s %s", n->name, secs(timeout_ms, ts),
+			errf(err, errsz, "%s: timed out after %s %s", n->name, secs(timeout_ms, ts),
 			       writing ? "sending (the server reads nothing)"
 				       : "waiting for the server");
 			return -1;
 		}
 		if (w < 0) {
-			seterr(err, errsz, "%s: poll: %s", n->name, strerror(errno));
+			errf(err, errsz, "%s: poll: %s", n->name, strerror(errno));
 			return -1;
 		}
 	}
@@ -776,7 +762,7 @@ int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeo
 		const char *lf = memchr(start, '\n', avail);
 		size_t take = lf ? (size_t)(lf - start) : avail;
 		if (out->len + take > max + 1 || buf_append(out, start, take) < 0) {
-			seterr(err, errsz, "%s sent a line longer than %zu bytes", n->name, max);
+			errf(err, errsz, "%s sent a line longer than %zu bytes", n->name, max);
 			return -1;
 		}
 		if (lf) {
@@ -784,7 +770,7 @@ int net_read_line_buf(struct net *n, struct buf *out, size_t max, unsigned timeo
 			if (out->len > 0 && out->data[out->len - 1] == '\r')
 				out->data[--out->len] = '\0';
 			if (out->len > max) {
-				seterr(err, errsz, "%s sent a line longer than %zu bytes", n->name, max);
+				errf(err, errsz, "%s sent a line longer than %zu bytes", n->name, max);
 				return -1;
 			}
 			return 0;
@@ -805,7 +791,7 @@ int net_read_bytes(struct net *n, struct buf *out, size_t count, unsigned timeou
 		if (avail > 0) {
 			size_t take = avail < count ? avail : count;
 			if (buf_append(out, n->rbuf + n->rpos, take) < 0) {
-				seterr(err, errsz, "%s sent more than %zu bytes", n->name, out->max);
+				errf(err, errsz, "%s sent more than %zu bytes", n->name, out->max);
 				return -1;
 			}
 			n->rpos += take;
@@ -858,6 +844,6 @@ int net_read_line(struct net *n, char line[NET_LINE_MAX + 1], size_t *len_r,
 			return -1;
 		n->rlen += (size_t)r;
 	}
-	seterr(err, errsz, "%s sent a line longer than %d bytes", n->name, NET_LINE_MAX);
+	errf(err, errsz, "%s sent a line longer than %d bytes", n->name, NET_LINE_MAX);
 	return -1;
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unbound.h>
 
+#include "core/util.h"
+
 #define RR_SRV 33
 #define CLASS_IN 1
 #define RCODE_NXDOMAIN 3
@@ -29,19 +31,6 @@ static const char *const labels[SRV_SERVICES] = {
 const char *srv_label(enum srv_service s)
 {
 	return (unsigned)s < SRV_SERVICES ? labels[s] : "?";
-}
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	if (err == NULL || errsz == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
 }
 
 static bool host_char(unsigned char c)
@@ -269,7 +258,7 @@ static void lookup_one(struct ub_ctx *ctx, const char *qname, struct srv_answer 
 	int r = ub_resolve(ctx, qname, RR_SRV, CLASS_IN, &res);
 	if (r != 0) {
 		a->state = SRV_FAILED;
-		set_err(a->error, sizeof a->error, "%s", ub_strerror(r));
+		errf(a->error, sizeof a->error, "%s", ub_strerror(r));
 		ub_resolve_free(res);
 		return;
 	}
@@ -281,9 +270,9 @@ static void lookup_one(struct ub_ctx *ctx, const char *qname, struct srv_answer 
 		const char *name = rcode_name(res->rcode);
 		a->state = SRV_FAILED;
 		if (name != NULL)
-			set_err(a->error, sizeof a->error, "the DNS server answered %s", name);
+			errf(a->error, sizeof a->error, "the DNS server answered %s", name);
 		else
-			set_err(a->error, sizeof a->error, "the DNS server answered rcode %d",
+			errf(a->error, sizeof a->error, "the DNS server answered rcode %d",
 				res->rcode);
 		ub_resolve_free(res);
 		return;
@@ -304,7 +293,7 @@ static void lookup_one(struct ub_ctx *ctx, const char *qname, struct srv_answer 
 	/* Broken records beside good ones are dropped; only broken ones fail. */
 	if (p.n == 0 && bad != NULL) {
 		a->state = SRV_FAILED;
-		set_err(a->error, sizeof a->error, "%s", bad);
+		errf(a->error, sizeof a->error, "%s", bad);
 	}
 }
 
@@ -317,17 +306,17 @@ int srv_lookup(const char *domain, const char *server, unsigned which, struct sr
 	if (err != NULL && errsz > 0)
 		err[0] = '\0';
 	if (!srv_domain_ok(domain)) {
-		set_err(err, errsz, "\"%.300s\" is not a domain name that can be looked up "
+		errf(err, errsz, "\"%.300s\" is not a domain name that can be looked up "
 			"(ASCII only: write an international one as xn--...)", domain);
 		return -1;
 	}
 	if (server != NULL && server[0] != '\0' && !srv_server_ok(server)) {
-		set_err(err, errsz, "DNS server \"%.100s\": expected IP or IP@PORT", server);
+		errf(err, errsz, "DNS server \"%.100s\": expected IP or IP@PORT", server);
 		return -1;
 	}
 	struct ub_ctx *ctx = ub_ctx_create();
 	if (ctx == NULL) {
-		set_err(err, errsz, "cannot create a libunbound context");
+		errf(err, errsz, "cannot create a libunbound context");
 		return -1;
 	}
 	int r = ub_ctx_set_option(ctx, "infra-cache-max-rtt:", SRV_MAX_RTT_MS);
@@ -338,7 +327,7 @@ int srv_lookup(const char *domain, const char *server, unsigned which, struct sr
 			r = ub_ctx_resolvconf(ctx, NULL);
 	}
 	if (r != 0) {
-		set_err(err, errsz, "cannot set up the resolver (%s): %s",
+		errf(err, errsz, "cannot set up the resolver (%s): %s",
 			server != NULL && server[0] != '\0' ? server : "/etc/resolv.conf",
 			ub_strerror(r));
 		ub_ctx_delete(ctx);

@@ -63,6 +63,16 @@ char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
+void errf(char *err, size_t errsz, const char *fmt, ...)
+{
+	if (err == NULL || errsz == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+}
+
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap, ap2;

@@ -16,6 +16,9 @@ void *xrealloc(void *p, size_t n);
 void *xreallocarray(void *p, size_t nmemb, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* printf into the caller's error buffer err[errsz] (always NUL-terminated,
+ * cut to fit; nothing when err is NULL or errsz 0). */
+void errf(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* printf into a fresh heap string. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -57,17 +57,8 @@ int client_send(int argc, char **argv);
 int client_fetch(int argc, char **argv);
 /* Reading and filing mail in the account's Maildir or IMAP server
  * (client_read.c): ls, read N, save N PART [DIR], mv, rm, flag, search,
- * folders.  argv[0] is the command's name; each returns the exit code. */
-int client_ls(int argc, char **argv);
-int client_read(int argc, char **argv);
-int client_save(int argc, char **argv);
-int client_mv(int argc, char **argv);
-int client_rm(int argc, char **argv);
-int client_flag(int argc, char **argv);
-int client_search(int argc, char **argv);
-int client_folders(int argc, char **argv);
-int client_reply(int argc, char **argv);
-int client_forward(int argc, char **argv);
+ * folders, reply, forward, by argv[0]; returns the exit code. */
+int client_mail_cmd(int argc, char **argv);
 /* yubin account add|list: client.conf written and shown (client_account.c). */
 int client_account_cmd(int argc, char **argv);
 /* The sendmail interface (argv[0] "sendmail" or "yubin sendmail"). */

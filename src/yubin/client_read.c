@@ -990,52 +990,11 @@ static int run_command(enum cmd id, int argc, char **argv)
 	return r;
 }
 
-int client_ls(int argc, char **argv)
+int client_mail_cmd(int argc, char **argv)
 {
-	return run_command(C_LS, argc, argv);
-}
-
-int client_read(int argc, char **argv)
-{
-	return run_command(C_READ, argc, argv);
-}
-
-int client_save(int argc, char **argv)
-{
-	return run_command(C_SAVE, argc, argv);
-}
-
-int client_mv(int argc, char **argv)
-{
-	return run_command(C_MV, argc, argv);
-}
-
-int client_rm(int argc, char **argv)
-{
-	return run_command(C_RM, argc, argv);
-}
-
-int client_flag(int argc, char **argv)
-{
-	return run_command(C_FLAG, argc, argv);
-}
-
-int client_search(int argc, char **argv)
-{
-	return run_command(C_SEARCH, argc, argv);
-}
-
-int client_folders(int argc, char **argv)
-{
-	return run_command(C_FOLDERS, argc, argv);
-}
-
-int client_reply(int argc, char **argv)
-{
-	return run_command(C_REPLY, argc, argv);
-}
-
-int client_forward(int argc, char **argv)
-{
-	return run_command(C_FORWARD, argc, argv);
+	for (size_t k = 0; k < ARRAY_LEN(commands); k++)
+		if (strcmp(argv[0], commands[k].name) == 0)
+			return run_command(commands[k].id, argc, argv);
+	fprintf(stderr, "yubin: unknown command %s\n", argv[0]);
+	return EXIT_USAGE;
 }

@@ -127,10 +127,10 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(int argc, char **argv);
 	} client_cmds[] = {
-		{"send", client_send},       {"fetch", client_fetch},   {"ls", client_ls},
-		{"read", client_read},       {"save", client_save},     {"mv", client_mv},
-		{"rm", client_rm},           {"flag", client_flag},     {"search", client_search},
-		{"folders", client_folders}, {"reply", client_reply},   {"forward", client_forward},
+		{"send", client_send},        {"fetch", client_fetch},     {"ls", client_mail_cmd},
+		{"read", client_mail_cmd},    {"save", client_mail_cmd},   {"mv", client_mail_cmd},
+		{"rm", client_mail_cmd},      {"flag", client_mail_cmd},   {"search", client_mail_cmd},
+		{"folders", client_mail_cmd}, {"reply", client_mail_cmd},  {"forward", client_mail_cmd},
 	};
 	for (size_t k = 0; i < argc && k < sizeof client_cmds / sizeof client_cmds[0]; k++)
 		if (strcmp(argv[i], client_cmds[k].name) == 0)
