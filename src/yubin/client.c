@@ -45,7 +45,7 @@ static const char send_usage[] =
 	"usage: yubin send [--account NAME] --to ADDR [--to ADDR]... [--cc ADDR]...\n"
 	"                  [--bcc ADDR]... [--subject TEXT] [--attach FILE]...\n"
 	"                  [--html FILE] [--charset utf-8|iso-2022-jp] [--flowed]\n"
-	"                  [--dry-run] [--no-copy]\n"
+	"                  [--dry-run] [--no-copy] [--no-signature]\n"
 	"  account on the command line instead of client.conf:\n"
 	"                  --server HOST:PORT --tls starttls|tls|none --user USER\n"
 	"                  --password-cmd CMD --cafile FILE --pin SHA256\n"
@@ -152,7 +152,7 @@ struct send_args {
 	const char *account;
 	const char *server, *tls, *user, *password_cmd, *cafile, *pin, *from, *name;
 	const char *subject, *html, *charset;
-	bool flowed, dry_run, no_copy;
+	bool flowed, dry_run, no_copy, no_signature;
 	const char *to[CLIENT_RCPTS_MAX], *cc[CLIENT_RCPTS_MAX], *bcc[CLIENT_RCPTS_MAX];
 	size_t nto, ncc, nbcc;
 	const char *attach[CLIENT_ATT_MAX];
@@ -179,8 +179,8 @@ static int parse_args(int argc, char **argv, struct send_args *a)
 			fputs(send_usage, stdout);
 			return 1;
 		}
-		if (strcmp(o, "--no-copy") == 0) {
-			a->no_copy = true;
+		if (strcmp(o, "--no-copy") == 0 || strcmp(o, "--no-signature") == 0) {
+			*(o[5] == 'c' ? &a->no_copy : &a->no_signature) = true;
 			continue;
 		}
 		if (strcmp(o, "--flowed") == 0) {
@@ -348,6 +348,46 @@ static const char *addr_host(const char *addr)
 	return at && at[1] ? at + 1 : "localhost";
 }
 
+/* The signature (RFC 3676 4.3: after a line "-- "), at most 64 KiB. */
+#define SIGNATURE_MAX (64 * 1024)
+
+int client_add_signature(const struct account *acct, char **text, size_t *len)
+{
+	char *sig = NULL;
+	size_t sl = 0;
+	if (acct->signature_file[0]) {
+		if (!(sig = read_file(acct->signature_file, &sl)))
+			return -1;
+		if (sl > SIGNATURE_MAX) {
+			fprintf(stderr, "yubin: %s is larger than %d KiB: not a signature\n",
+				acct->signature_file, SIGNATURE_MAX / 1024);
+			free(sig);
+			return -1;
+		}
+	} else if (acct->signature[0]) {
+		sig = xstrdup(acct->signature);
+		sl = strlen(sig);
+	} else {
+		return 0;
+	}
+	while (sl > 0 && (sig[sl - 1] == '\n' || sig[sl - 1] == '\r'))
+		sl--;
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	buf_append(&b, *text, *len);
+	if (*len > 0 && (*text)[*len - 1] != '\n')
+		buf_append(&b, "\n", 1);
+	/* a file that already starts with the separator keeps its own */
+	if (!(sl >= 3 && memcmp(sig, "-- ", 3) == 0 && (sl == 3 || sig[3] == '\n')))
+		buf_append(&b, "-- \n", 4);
+	buf_append(&b, sig, sl);
+	buf_append(&b, "\n", 1);
+	free(sig);
+	free(*text);
+	*text = buf_steal(&b, len);
+	return 0;
+}
+
 int client_submit(const char *cmd, const struct account *acct, const char *const *rcpts,
 		  size_t nrcpts, const char *msg, size_t len, bool dry_run, bool copy)
 {
@@ -429,6 +469,8 @@ int client_send(int argc, char **argv)
 	buf_init(&msg, COMPOSE_OUT_MAX);
 
 	if (!text)
+		goto out;
+	if (!a.no_signature && client_add_signature(&acct, &text, &text_len) < 0)
 		goto out;
 	if (a.html && !(html = read_file(a.html, &html_len)))
 		goto out;

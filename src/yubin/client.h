@@ -27,6 +27,10 @@ char *client_read_stdin(size_t *len_r);
  * temporary file that starts as initial[0..ilen); NULL (message printed)
  * when the editor fails or the result is empty. */
 char *client_edit(const char *initial, size_t ilen, size_t *len_r);
+/* Append acct's signature (signature_file or signature) to the heap text
+ * *text[0..*len) after a "-- " line; nothing without one.  0, or -1 with
+ * a message printed (the file unreadable or over 64 KiB). */
+int client_add_signature(const struct account *acct, char **text, size_t *len);
 /* Send msg[0..len) from acct's address to rcpts over its submission
  * server (the password asked once), then store a copy in its Sent folder
  * (special use \Sent, else "Sent", made when missing) when copy is true
@@ -44,7 +48,7 @@ struct client_reply_opts {
 	bool all;               /* reply: to everyone */
 	bool inline_fwd;        /* forward: inline, not as message/rfc822 */
 	bool no_quote;          /* reply: without the quoted original */
-	bool dry_run, no_copy;
+	bool dry_run, no_copy, no_signature;
 	const char *const *to, *const *cc;   /* forward: recipients */
 	size_t nto, ncc;
 };

@@ -62,7 +62,7 @@ enum opt {
 	O_ACCOUNT, O_MAILDIR, O_LOCAL, O_SERVER, O_TLS, O_USER, O_PASSWORD_CMD, O_CAFILE, O_PIN,
 	O_TRACE, O_JSON, O_FOLDER, O_HEADERS, O_WIDTH, O_PEEK, O_EXPUNGE, O_SET, O_CLEAR,
 	O_FROM, O_TO, O_SUBJECT, O_BODY, O_TEXT, O_SINCE, O_BEFORE, O_SEEN, O_UNSEEN,
-	O_FLAGGED, O_UNFLAGGED, O_ALL, O_INLINE, O_NO_QUOTE, O_DRY_RUN, O_NO_COPY, O_CC, O_COUNT
+	O_FLAGGED, O_UNFLAGGED, O_ALL, O_INLINE, O_NO_QUOTE, O_DRY_RUN, O_NO_COPY, O_NO_SIGNATURE, O_CC, O_COUNT
 };
 
 static const struct opt_def {
@@ -97,6 +97,7 @@ static const struct opt_def {
 	{"--inline", O_INLINE, false, B(C_FORWARD)},
 	{"--dry-run", O_DRY_RUN, false, B(C_REPLY) | B(C_FORWARD)},
 	{"--no-copy", O_NO_COPY, false, B(C_REPLY) | B(C_FORWARD)},
+	{"--no-signature", O_NO_SIGNATURE, false, B(C_REPLY) | B(C_FORWARD)},
 	{"--subject", O_SUBJECT, true, B(C_SEARCH)},
 	{"--body", O_BODY, true, B(C_SEARCH)},
 	{"--text", O_TEXT, true, B(C_SEARCH)},
@@ -936,6 +937,7 @@ static int run_reply(struct ctx *c)
 		.no_quote = c->a.val[O_NO_QUOTE] != NULL,
 		.dry_run = c->a.val[O_DRY_RUN] != NULL,
 		.no_copy = c->a.val[O_NO_COPY] != NULL,
+		.no_signature = c->a.val[O_NO_SIGNATURE] != NULL,
 		.to = c->a.to,
 		.nto = c->a.nto,
 		.cc = c->a.cc,

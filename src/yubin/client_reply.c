@@ -354,6 +354,8 @@ int client_reply_run(struct mbox *mb, const char *folder, uint32_t n,
 	text = user_text(initial.data ? initial.data : "", initial.len, true, &tlen);
 	if (!text)
 		goto out;
+	if (!o->no_signature && client_add_signature(acct, &text, &tlen) < 0)
+		goto out;
 	for (size_t i = 0; i < to.n; i++) {
 		cto[i] = (struct compose_addr){NULL, to.v[i]};
 		rcpts[nrcpts++] = to.v[i];

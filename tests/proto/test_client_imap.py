@@ -362,3 +362,17 @@ def test_send_exit_codes_temporary_and_permanent(yubind, cert, tmp_path):
     assert r.returncode == 75, r                     # nobody listening: try again later
     r = yubin(["send", "--to", "nobody@example.test"], env=env, input=b"x\n", check=False)
     assert r.returncode == 1 and b"550" in r.stderr  # refused for good
+
+
+def test_signature_appended_unless_asked_not_to(yubind, cert, tmp_path):
+    env = imap_account(yubind, cert, tmp_path)
+    conf = tmp_path / "xdg" / "yubin" / "client.conf"
+    sig = tmp_path / "sig"
+    sig.write_text("Demo User\nexample.test\n")
+    conf.write_text(conf.read_text() + f"signature_file = {sig}\n")
+    r = yubin(["send", "--to", ALICE[0], "--dry-run"], env=env, input=b"Hello\n")
+    m = email.message_from_bytes(r.stdout, policy=email.policy.default)
+    assert m.get_content().replace("\r\n", "\n") == "Hello\n-- \nDemo User\nexample.test\n"
+    r = yubin(["send", "--to", ALICE[0], "--dry-run", "--no-signature"], env=env,
+              input=b"Hello\n")
+    assert b"-- \r\n" not in r.stdout
