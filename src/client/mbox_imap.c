@@ -21,7 +21,7 @@
 #include "client/imap_client.h"
 #include "client/mbox.h"
 #include "core/util.h"
-#include "mail/rfc2047.h"
+#include "mail/reader.h"
 
 struct mbox_imap {
 	struct mbox base;
@@ -73,7 +73,7 @@ static void clean(struct buf *b)
 static void append_decoded(struct buf *b, const struct imap_node *n)
 {
 	if (n && (n->type == IMAP_NODE_STRING || n->type == IMAP_NODE_ATOM))
-		rfc2047_decode(n->s, n->len, b);
+		reader_header_text(n->s, n->len, NULL, true, b);
 }
 
 static void append_node(struct buf *b, const struct imap_node *n)

@@ -764,7 +764,8 @@ static char *display_field(const char *head, size_t len, const char *name)
 		return xstrdup("");
 	struct buf b;
 	buf_init(&b, FIELD_MAX * 3);
-	rfc2047_decode(raw, strlen(raw), &b);
+	/* as yubin read shows it: RFC 2047, raw 8-bit Japanese recognised */
+	reader_header_text(raw, strlen(raw), NULL, true, &b);
 	char *s = clean_text(b.data ? b.data : "", b.len, FIELD_MAX);
 	buf_free(&b);
 	free(raw);

@@ -68,6 +68,14 @@ int decode_qp_finish(struct decode_qp *d, struct buf *out);
  * DECODE_CHARSET_PEND_MAX bytes); invalid bytes become U+FFFD.  Charset
  * names are the MIME ones, case-insensitive; a few aliases are mapped to
  * what glibc calls them (Shift_JIS -> CP932, as Windows mailers mean it).
+ * ISO-2022-JP (and csISO2022JP, CP50220/1/2) is read as Windows mailers
+ * write it: ASCII, JIS X 0201 Roman and half-width katakana (ESC ( I, or
+ * SO/SI), JIS X 0208 with the NEC and IBM extension rows (circled digits,
+ * Roman numerals, IBM kanji), converted to CP932 bytes first and then by
+ * glibc's CP932, so its characters read the same as in a Shift_JIS text
+ * (row 1 cell 33 is U+FF5E FULLWIDTH TILDE); other designations (JIS X
+ * 0212, the ISO-2022-JP-2 sets) give U+FFFD per character, an unknown
+ * escape sequence U+FFFD for its ESC.  ISO-2022-JP-2 and -3 are glibc's.
  * UTF-7 is refused for now (glibc's reader is not split-invariant). */
 #define DECODE_CHARSET_PEND_MAX 16
 #define DECODE_CHARSET_NAME_MAX 64
@@ -78,6 +86,14 @@ struct decode_charset {
 	size_t npend;
 	size_t replaced; /* U+FFFD written */
 	char pend[DECODE_CHARSET_PEND_MAX];
+	/* ISO-2022-JP read into CP932 (see decode.c): the designated set, SO
+	 * in effect, and the bytes held: an unfinished escape sequence or the
+	 * first byte of a double-byte character. */
+	bool jis;
+	bool jis_so;
+	unsigned char jis_set;
+	unsigned char jis_nhold;
+	unsigned char jis_hold[4];
 };
 
 /* 0, or -1 with a static error when the charset is unknown or its name is

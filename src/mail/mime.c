@@ -6,13 +6,12 @@
  * outer multipart is split before its children are looked at, so an inner
  * part that never closes cannot swallow the outer boundary. */
 #include <assert.h>
-#include <errno.h>
-#include <iconv.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
 #include "core/util.h"
+#include "mail/decode.h"
 #include "mail/mime.h"
 
 const struct mime_limits mime_limits_default = {
@@ -172,6 +171,32 @@ static char *read_token(const char **pp)
 	return t;
 }
 
+/* The end of s[0..e) without trailing blanks and without comments that
+ * follow a blank at its end (balanced, not nested deeper than they close);
+ * a parenthesis inside a word ("file(1).pdf") is not a comment. */
+static const char *trailing_comments(const char *s, const char *e)
+{
+	for (;;) {
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e == s || e[-1] != ')')
+			return e;
+		const char *q = e - 1;
+		size_t depth = 0;
+		for (; q >= s; q--) {
+			if (*q == ')')
+				depth++;
+			else if (*q == '(' && --depth == 0)
+				break;
+			if (q == s)
+				return e;
+		}
+		if (q == s || (q[-1] != ' ' && q[-1] != '\t'))
+			return e;
+		e = q;
+	}
+}
+
 struct raw_param {
 	char *name;    /* full lower-cased attribute, '*' parts included */
 	char *value;
@@ -218,13 +243,13 @@ static size_t parse_raw_params(const char *p, struct raw_param *out, size_t max,
 			if (*p == '"')
 				p++;
 		} else {
-			/* lenient: an unquoted value runs to the next ';' */
+			/* lenient: an unquoted value runs to the next ';', less
+			 * the comments that end it ("us-ascii (Plain text)",
+			 * RFC 2045 5.1) */
 			const char *s = p;
 			while (*p != '\0' && *p != ';')
 				p++;
-			const char *e = p;
-			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-				e--;
+			const char *e = trailing_comments(s, p);
 			value = xstrndup(s, (size_t)(e - s));
 		}
 		if (n == max) {
@@ -287,35 +312,28 @@ static void percent_decode(struct buf *b, const char *s)
 }
 
 /* bytes in charset to a fresh UTF-8 string, or NULL when the charset is
- * unknown or the bytes are not valid in it. */
+ * unknown (names as decode.h takes them: its aliases, Shift_JIS as CP932)
+ * or the bytes are not valid in it. */
 static char *to_utf8(const char *charset, const char *in, size_t len)
 {
 	if (charset[0] == '\0' || str_ieq(charset, "us-ascii") || str_ieq(charset, "utf-8") ||
 	    str_ieq(charset, "utf8"))
 		return xstrndup(in, len);
-	/* only plain charset names reach iconv_open (no "//" suffixes) */
-	for (const char *c = charset; *c != '\0'; c++) {
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || strchr("-_.:+", *c) != NULL))
-			return NULL;
-	}
-	iconv_t cd = iconv_open("UTF-8", charset);
-	if (cd == (iconv_t)-1)
+	struct decode_charset d;
+	const char *err;
+	if (decode_charset_init(&d, charset, &err) < 0)
 		return NULL;
 	/* no charset iconv knows takes more than 4 UTF-8 bytes per input byte */
-	size_t cap = len * 4 + 4;
-	char *out = xmalloc(cap + 1);
-	char *ip = (char *)in, *op = out;
-	size_t il = len, ol = cap;
-	bool ok = iconv(cd, &ip, &il, &op, &ol) != (size_t)-1 &&
-		  iconv(cd, NULL, NULL, &op, &ol) != (size_t)-1;
-	iconv_close(cd);
+	struct buf out;
+	buf_init(&out, len * 4 + 4);
+	bool ok = decode_charset(&d, in, len, &out) == 0 && decode_charset_finish(&d, &out) == 0 &&
+		  d.replaced == 0;
+	decode_charset_free(&d);
 	if (!ok) {
-		free(out);
+		buf_free(&out);
 		return NULL;
 	}
-	*op = '\0';
-	return out;
+	return buf_steal(&out, NULL);
 }
 
 /* Join the RFC 2231 segments of base (base_len bytes); NULL if there is no

@@ -371,6 +371,12 @@ static const struct param_case param_cases[] = {
 	 "{x=%E9}", 0},
 	{"2231 bad bytes kept encoded", "a/b; x*=iso-2022-jp''%1B%24%42%FF",
 	 "{x=%1B%24%42%FF}", 0},
+	/* charset names and readers as decode.h has them */
+	{"2231 shift_jis as windows writes it", "a/b; x*=Shift_JIS''%87%40%81%60.txt",
+	 "{x=\xe2\x91\xa0\xef\xbd\x9e.txt}", 0},
+	{"2231 x-sjis", "a/b; x*0*=x-sjis''%93; x*1*=%FA.txt", "{x=\xe6\x97\xa5.txt}", 0},
+	{"2231 iso-2022-jp katakana", "a/b; x*=ISO-2022-JP''%1B%28I6E%1B%28B.txt",
+	 "{x=\xef\xbd\xb6\xef\xbe\x85.txt}", 0},
 	{"2231 wins over plain", "a/b; name=\"old\"; name*=utf-8''new", "{name=new}", 0},
 	{"2231 gap stops the join", "a/b; n*0=a; n*2=c", "{n=a}", 0},
 	{"2231 without segment 0 falls back to plain", "a/b; n*1=x; n=y", "{n=y}", 0},
@@ -380,6 +386,14 @@ static const struct param_case param_cases[] = {
 	{"junk between params", "a/b; garbage ; =x; y; z=1", "{z=1}", 0},
 	{"unterminated quote", "a/b; q=\"abc", "{q=abc}", 0},
 	{"unterminated comment", "a/b; q=1 (abc", "{q=1 (abc}", 0},
+	{"comment after an unquoted value", "text/plain; charset=us-ascii (Plain text)",
+	 "{charset=us-ascii}", 0},
+	{"comments after an unquoted value", "a/b; charset=Shift_JIS (a (b)) (c) ; q=1",
+	 "{charset=Shift_JIS;q=1}", 0},
+	{"parentheses inside an unquoted value", "a/b; name=file(1).pdf; n=my file (2)x",
+	 "{name=file(1).pdf;n=my file (2)x}", 0},
+	{"unbalanced parenthesis at the end", "a/b; q=a b)", "{q=a b)}", 0},
+	{"only a comment", "a/b; q=(c)", "{q=}", 0},
 };
 
 static void test_params(void **state)

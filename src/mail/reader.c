@@ -361,6 +361,83 @@ static bool is_iso2022jp(const char *cs)
 	return cs != NULL && str_iprefix(cs, "iso-2022-jp");
 }
 
+/* What 7-bit text with JIS escapes is read as: the label when it names a
+ * variant with sets of its own (glibc's ISO-2022-JP-1, -2, -3), else
+ * ISO-2022-JP (decode.h's, which has the Windows extensions). */
+static const char *jis_charset(const char *cs)
+{
+	static const char *const own[] = {"iso-2022-jp-1", "iso-2022-jp-2", "iso-2022-jp-3"};
+	for (size_t k = 0; cs != NULL && k < ARRAY_LEN(own); k++)
+		if (str_ieq(cs, own[k]))
+			return cs;
+	return "ISO-2022-JP";
+}
+
+static bool is_utf8_label(const char *cs)
+{
+	return str_ieq(cs, "utf-8") || str_ieq(cs, "utf8");
+}
+
+/* A label that says what 8-bit text is in: not missing, not US-ASCII (7-bit
+ * by definition), not ISO-2022-JP (the same), and known to iconv. */
+static bool label_usable(const char *cs)
+{
+	struct decode_charset d;
+	const char *err;
+
+	if (cs == NULL || str_ieq(cs, "us-ascii") || is_iso2022jp(cs))
+		return false;
+	if (is_utf8_label(cs))
+		return true;
+	if (decode_charset_init(&d, cs, &err) < 0)
+		return false;
+	decode_charset_free(&d);
+	return true;
+}
+
+/* A conversion that only a right guess gives: no private-use character
+ * (CP932's user-defined rows) and no C1 control.  s is valid UTF-8. */
+static bool plausible(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == 0xee || (c == 0xef && i + 1 < n && (unsigned char)s[i + 1] <= 0xa3) ||
+		    (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] < 0xa0))
+			return false;
+	}
+	return true;
+}
+
+/* 8-bit text whose label does not say what it is in: the first of cs
+ * (when not NULL), UTF-8, EUC-JP and CP932 (Shift_JIS as Windows writes
+ * it) that reads all of it, plausibly, is appended to dst (*fit_r true);
+ * else nothing is (*fit_r false).  EUC-JP comes before CP932: Shift_JIS
+ * text is rarely valid EUC-JP, while EUC-JP text often is valid CP932.
+ * -1 when dst filled up. */
+static int guess_8bit(const char *cs, const char *in, size_t n, struct buf *dst, bool *fit_r)
+{
+	const char *const tries[] = {cs, "UTF-8", "EUC-JP", "CP932"};
+	size_t rep;
+
+	*fit_r = false;
+	for (size_t k = 0; k < ARRAY_LEN(tries); k++) {
+		if (tries[k] == NULL)
+			continue;
+		size_t start = dst->len;
+		int r = to_utf8(tries[k], in, n, dst, &rep);
+		if (r < 0)
+			return r;
+		if (rep == 0 && plausible(dst->data + start, dst->len - start)) {
+			*fit_r = true;
+			return 0;
+		}
+		dst->len = start;
+		if (dst->data != NULL)
+			dst->data[start] = '\0';
+	}
+	return 0;
+}
+
 /* The charset named by an HTML <meta> in the first META_SCAN bytes
  * ("charset=" followed by a name, quoted or not) into name; false if none. */
 static bool meta_charset(const char *s, size_t n, char name[DECODE_CHARSET_NAME_MAX + 1])
@@ -386,35 +463,36 @@ static bool meta_charset(const char *s, size_t n, char name[DECODE_CHARSET_NAME_
 /* A text part's bytes (transfer-decoded) to UTF-8 in dst.  The label is
  * trusted except where Japanese mail is known to lie: 7-bit text with
  * ISO-2022-JP escapes is ISO-2022-JP whatever the label, and 8-bit text
- * labelled ISO-2022-JP (which is 7-bit by definition) is the first of
- * UTF-8, EUC-JP, Shift_JIS that fits it without a replacement.  glibc's
- * ISO-2022-JP-2 is used for ISO-2022-JP: it also reads the half-width
- * katakana (ESC ( I) that Windows mailers put in. */
+ * labelled ISO-2022-JP or US-ASCII (7-bit by definition), or not labelled,
+ * or labelled with a charset we do not know, is guess_8bit()'s (UTF-8,
+ * EUC-JP or Shift_JIS), else UTF-8 with U+FFFD.  A byte order mark at the
+ * start is dropped: it is a signature, not text. */
 static int body_to_utf8(const struct mime_part *p, const char *raw, size_t n, bool html,
 			struct buf *dst)
 {
-	static const char *const jp8[] = {"UTF-8", "EUC-JP", "CP932"};
 	const char *cs = mime_param_get(&p->params, "charset");
 	char meta[DECODE_CHARSET_NAME_MAX + 1];
-	size_t rep;
+	size_t rep, start = dst->len;
+	int r;
 
 	if (html && cs == NULL && meta_charset(raw, n, meta))
 		cs = meta;
-	bool eight = has_8bit(raw, n);
-	if (!eight && (is_iso2022jp(cs) || has_jis_escape(raw, n)))
-		return to_utf8("ISO-2022-JP-2", raw, n, dst, &rep);
-	if (eight && is_iso2022jp(cs)) {
-		for (size_t k = 0; k < ARRAY_LEN(jp8); k++) {
-			size_t start = dst->len;
-			int r = to_utf8(jp8[k], raw, n, dst, &rep);
-			if (r < 0 || rep == 0)
-				return r;
-			dst->len = start;
-			dst->data[start] = '\0';
-		}
-		return to_utf8("ISO-2022-JP-2", raw, n, dst, &rep);
+	bool eight = has_8bit(raw, n), fit = false;
+	if (!eight && (is_iso2022jp(cs) || has_jis_escape(raw, n))) {
+		r = to_utf8(jis_charset(cs), raw, n, dst, &rep);
+	} else if (eight && !label_usable(cs)) {
+		r = guess_8bit(NULL, raw, n, dst, &fit);
+		if (r == 0 && !fit)
+			r = to_utf8(is_iso2022jp(cs) ? "ISO-2022-JP" : NULL, raw, n, dst, &rep);
+	} else {
+		r = to_utf8(cs, raw, n, dst, &rep);
 	}
-	return to_utf8(cs, raw, n, dst, &rep);
+	if (dst->len - start >= 3 && memcmp(dst->data + start, "\xef\xbb\xbf", 3) == 0) {
+		memmove(dst->data + start, dst->data + start + 3, dst->len - start - 3);
+		dst->len -= 3;
+		dst->data[dst->len] = '\0';
+	}
+	return r;
 }
 
 static bool enc_is(const struct mime_part *p, const char *enc)
@@ -717,6 +795,7 @@ struct render {
 	size_t nbodies;     /* bodies shown in the current message */
 	struct entry *list; /* parts not shown as text, in order */
 	size_t nlist;
+	const char *name_cs; /* raw 8-bit file names: header_charset() of the top */
 };
 
 static bool is_type(const struct mime_part *p, const char *type, const char *subtype)
@@ -770,31 +849,55 @@ static size_t choose_alternative(const struct render *r, size_t i)
 	return multi != MIME_NONE ? multi : m->parts[i].first_child;
 }
 
-/* A header value, unfolded, made UTF-8 (raw ISO-2022-JP first, then
- * encoded words), into dst; a prefix when it does not fit. */
-static void header_value(const char *v, size_t n, struct buf *dst)
+/* The charset that raw 8-bit bytes in the header of message part i are
+ * taken to be in first: the label of its first text part, when that names
+ * an 8-bit charset we know; NULL when there is none (guess_8bit() guesses). */
+static const char *header_charset(const struct mime_message *m, size_t i)
 {
-	char *u = mime_unfold(v, n, MIME_FIELD_MAX, NULL);
-	size_t ul = strlen(u);
-	if (!has_8bit(u, ul) && has_jis_escape(u, ul)) {
-		struct buf jis;
-		size_t rep;
-		buf_init(&jis, HDR_DECODED_MAX);
-		(void)to_utf8("ISO-2022-JP-2", u, ul, &jis, &rep);
-		(void)rfc2047_decode(jis.data != NULL ? jis.data : "", jis.len, dst);
-		buf_free(&jis);
-	} else {
-		(void)rfc2047_decode(u, ul, dst);
+	for (size_t k = i; k < m->parts[i].subtree_end; k++) {
+		const struct mime_part *p = &m->parts[k];
+		if (k > i && (p->flags & MIME_PART_MESSAGE))
+			break; /* a forward has its own */
+		const char *cs = mime_param_get(&p->params, "charset");
+		if (is_type(p, "text", NULL) && cs != NULL)
+			return label_usable(cs) && !is_utf8_label(cs) ? cs : NULL;
 	}
+	return NULL;
+}
+
+/* A header value (raw[0..n), folding kept or not) made UTF-8 into dst, a
+ * prefix when it does not fit: raw ISO-2022-JP, or raw 8-bit bytes that are
+ * not UTF-8 (in cs, else guess_8bit()'s guess, else as they are), then
+ * encoded words. */
+static void header_text(const char *raw, size_t n, const char *cs, struct buf *dst)
+{
+	char *u = mime_unfold(raw, n, MIME_FIELD_MAX, NULL);
+	size_t ul = strlen(u);
+	struct buf conv;
+	size_t rep;
+	bool fit = false;
+
+	buf_init(&conv, HDR_DECODED_MAX);
+	if (!has_8bit(u, ul) && has_jis_escape(u, ul)) {
+		(void)to_utf8("ISO-2022-JP", u, ul, &conv, &rep);
+		fit = true;
+	} else if (has_8bit(u, ul) && !mutf7_utf8_valid(u, ul)) {
+		(void)guess_8bit(cs, u, ul, &conv, &fit);
+	}
+	if (fit)
+		(void)rfc2047_decode(conv.data != NULL ? conv.data : "", conv.len, dst);
+	else
+		(void)rfc2047_decode(u, ul, dst);
+	buf_free(&conv);
 	free(u);
 }
 
 static int emit_field(struct render *r, const char *name, size_t name_len, const char *v,
-		      size_t vlen)
+		      size_t vlen, const char *cs)
 {
 	struct buf dec;
 	buf_init(&dec, HDR_DECODED_MAX);
-	header_value(v, vlen, &dec);
+	header_text(v, vlen, cs, &dec);
 	int ret = 0;
 	if ((name_len > 0 && (emit_text(&r->s, name, name_len, true) < 0 ||
 			      emit_text(&r->s, ": ", 2, true) < 0)) ||
@@ -816,13 +919,14 @@ static int emit_header(struct render *r, const struct mime_part *p)
 {
 	static const char *const usual[] = {"Date", "From", "To", "Cc", "Subject"};
 	const char *h = r->msg + p->hdr_off;
+	const char *cs = header_charset(r->m, (size_t)(p - r->m->parts));
 	size_t before = r->s.out->len, pos;
 	struct mime_field f;
 
 	if (r->o->all_headers) {
 		pos = 0;
 		while (mime_header_next(h, p->hdr_len, &pos, &f))
-			if (emit_field(r, f.name, f.name_len, f.value, f.value_len) < 0)
+			if (emit_field(r, f.name, f.name_len, f.value, f.value_len, cs) < 0)
 				return -1;
 	} else {
 		for (size_t k = 0; k < ARRAY_LEN(usual); k++) {
@@ -831,7 +935,7 @@ static int emit_header(struct render *r, const struct mime_part *p)
 				if (!field_named(&f, usual[k]))
 					continue;
 				if (emit_field(r, usual[k], strlen(usual[k]), f.value,
-					       f.value_len) < 0)
+					       f.value_len, cs) < 0)
 					return -1;
 				break;
 			}
@@ -906,9 +1010,10 @@ static const char *part_name(const struct mime_part *p)
 	return n != NULL ? n : mime_param_get(&p->params, "name");
 }
 
-/* The file name of p, decoded and sanitised, into name (cut to size at a
- * character boundary). */
-static void clean_name(const struct mime_part *p, char *name, size_t size)
+/* The file name of p, decoded like a header value in charset cs (raw
+ * 8-bit names) and sanitised, into name (cut to size at a character
+ * boundary). */
+static void clean_name(const struct mime_part *p, const char *cs, char *name, size_t size)
 {
 	const char *raw = part_name(p);
 	name[0] = '\0';
@@ -918,7 +1023,7 @@ static void clean_name(const struct mime_part *p, char *name, size_t size)
 	struct sink s;
 	buf_init(&dec, NAME_CLEAN_MAX);
 	buf_init(&clean, NAME_CLEAN_MAX);
-	(void)rfc2047_decode(raw, strlen(raw), &dec);
+	header_text(raw, strlen(raw), cs, &dec);
 	sink_init(&s, &clean, NAME_CLEAN_MAX, 0);
 	(void)emit_text(&s, dec.data != NULL ? dec.data : "", dec.len, true);
 	size_t n = MIN(clean.len, size - 1);
@@ -936,7 +1041,7 @@ static void fill_info(const struct render *r, const struct entry *e, struct read
 	const struct mime_part *p = &r->m->parts[e->part];
 	snprintf(pi->section, sizeof pi->section, "%s", p->section);
 	snprintf(pi->type, sizeof pi->type, "%s/%s", p->type, p->subtype);
-	clean_name(p, pi->filename, sizeof pi->filename);
+	clean_name(p, r->name_cs, pi->filename, sizeof pi->filename);
 	pi->size = p->first_child != MIME_NONE ? p->body_len : decoded_size(r->msg, p);
 	pi->attachment = e->attachment;
 }
@@ -1065,6 +1170,7 @@ int reader_render(const char *msg, size_t len, const struct reader_opts *o, stru
 	struct mime_message *m = mime_parse(r.msg, len, NULL);
 	r.m = m;
 	r.list = xreallocarray(NULL, m->n_parts, sizeof(*r.list));
+	r.name_cs = header_charset(m, 0);
 
 	render_parts(&r);
 	emit_list(&r, parts, nparts_max, nparts_r);
@@ -1079,6 +1185,23 @@ int reader_render(const char *msg, size_t len, const struct reader_opts *o, stru
 	}
 	free(r.list);
 	mime_message_free(&m);
+	return ret;
+}
+
+int reader_header_text(const char *raw, size_t n, const char *charset, bool spaces,
+		       struct buf *out)
+{
+	struct buf dec;
+	struct sink s;
+
+	buf_init(&dec, HDR_DECODED_MAX);
+	header_text(raw != NULL ? raw : "", raw != NULL ? n : 0, charset, &dec);
+	for (size_t i = 0; spaces && i < dec.len; i++)
+		if ((unsigned char)dec.data[i] < 0x20 || dec.data[i] == 0x7f)
+			dec.data[i] = ' ';
+	sink_init(&s, out, out->len + buf_room(out), 0);
+	int ret = emit_text(&s, dec.data != NULL ? dec.data : "", dec.len, true);
+	buf_free(&dec);
 	return ret;
 }
 

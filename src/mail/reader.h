@@ -14,8 +14,11 @@
  *
  * Broken mail never fails: a missing or unclosed boundary, truncated
  * base64, an unknown or wrong charset label (ISO-2022-JP text under another
- * label or none, 8-bit Japanese text labelled ISO-2022-JP) all render what
- * can be rendered. */
+ * label or none; 8-bit Japanese text labelled ISO-2022-JP or US-ASCII, or
+ * not labelled, or labelled with a charset we do not know), raw 8-bit text
+ * in header fields and file names (in the charset of the message's first
+ * text part when that reads it, else UTF-8, EUC-JP or Shift_JIS as they
+ * fit) all render what can be rendered. */
 #ifndef YUBIN_MAIL_READER_H
 #define YUBIN_MAIL_READER_H
 
@@ -70,8 +73,8 @@ struct reader_part_info {
  * the body: text parts (of a multipart/alternative the text/plain one, else
  * the HTML one converted to text: script, style and head dropped, block
  * elements on their own lines, <li> as "- ", links as "text <url>"),
- * decoded and converted to UTF-8 (bytes invalid in the charset, or in
- * UTF-8 when the charset is unknown, become U+FFFD); a forwarded
+ * decoded and converted to UTF-8 (bytes invalid in the charset become
+ * U+FFFD; a byte order mark at the start is dropped); a forwarded
  * message/rfc822 inline between separator lines, with its header block
  * indented; then "Attachments:", one line per part not shown (section,
  * type, name, size).  Those parts are also stored in parts[0..nparts_max)
@@ -81,6 +84,18 @@ struct reader_part_info {
  * READER_TRUNCATED_MARK when that fits. */
 int reader_render(const char *msg, size_t len, const struct reader_opts *o, struct buf *out,
 		  struct reader_part_info *parts, size_t nparts_max, size_t *nparts_r);
+
+/* One header field value raw[0..n) (folded or not) as reader_render()
+ * shows it, for lists of messages: unfolded; raw ISO-2022-JP, and raw 8-bit
+ * bytes that are not UTF-8 (taken to be in charset when it is not NULL and
+ * they are valid in it, else the first of EUC-JP and Shift_JIS that reads
+ * them, else kept), made UTF-8; encoded words decoded; then made
+ * terminal-safe as a single line (caret forms, U+FFFD; with spaces,
+ * C0 controls and DEL become spaces instead, as a listing wants).
+ * Appended to out; 0, or -1 when out->max was reached (out holds a prefix
+ * cut at a character boundary). */
+int reader_header_text(const char *raw, size_t n, const char *charset, bool spaces,
+		       struct buf *out);
 
 /* Append the body of the part with IMAP section number section ("2",
  * "1.2") to out, decoded from base64 or quoted-printable (no charset

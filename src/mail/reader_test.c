@@ -546,6 +546,125 @@ static void test_cap_html(void **state)
 	buf_free(&m);
 }
 
+/* Shapes from the corpus in tests/proto/test_client_corpus.py that once
+ * rendered wrong: each message, and its whole rendering. */
+struct corpus_case {
+	const char *name;
+	const char *msg;
+	const char *want;
+};
+
+#define SJIS_KENMEI "\x8c\x8f\x96\xbc" /* 件名 */
+#define KENMEI "\xe4\xbb\xb6\xe5\x90\x8d"
+#define CIRCLED_1 "\xe2\x91\xa0"
+#define HW_KANA "\xef\xbd\xb6\xef\xbe\x85" /* ｶﾅ */
+
+static const struct corpus_case corpus[] = {
+	/* a byte order mark is a signature, not text */
+	{ "utf-8 bom", "Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+	  "\xef\xbb\xbf" NIHONGO "\r\n", "Subject: s\n\n" NIHONGO "\n" },
+	{ "utf-8 bom in base64", "Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	  "Content-Transfer-Encoding: base64\r\n\r\n77u/YQ==\r\n", "Subject: s\n\na\n" },
+	/* 8-bit text without a label that says what it is in */
+	{ "shift_jis labelled us-ascii", "Subject: s\r\nContent-Type: text/plain; "
+	  "charset=us-ascii\r\n\r\n" SJIS_NIHONGO "\x87\x40\r\n",
+	  "Subject: s\n\n" NIHONGO CIRCLED_1 "\n" },
+	{ "shift_jis without content-type", "Subject: s\r\n\r\n" SJIS_NIHONGO "\r\n",
+	  "Subject: s\n\n" NIHONGO "\n" },
+	{ "euc-jp without charset", "Subject: s\r\nContent-Type: text/plain\r\n\r\n"
+	  EUC_NIHONGO "\r\n", "Subject: s\n\n" NIHONGO "\n" },
+	{ "shift_jis under an unknown label", "Subject: s\r\nContent-Type: text/plain; "
+	  "charset=x-klingon\r\n\r\n" SJIS_NIHONGO "\r\n", "Subject: s\n\n" NIHONGO "\n" },
+	{ "x-euc-jp", "Subject: s\r\nContent-Type: text/plain; charset=x-euc-jp\r\n\r\n"
+	  EUC_NIHONGO "\r\n", "Subject: s\n\n" NIHONGO "\n" },
+	/* ... but no guess that needs CP932's private-use rows */
+	{ "latin-1 without charset", "Subject: s\r\n\r\nJ\xf8rn\r\n",
+	  "Subject: s\n\nJ" FFFD "rn\n" },
+	/* ISO-2022-JP as Windows writes it: NEC row 13, half-width katakana */
+	{ "iso-2022-jp nec row 13", "Subject: =?ISO-2022-JP?B?GyRCLSEbKEI=?=\r\n"
+	  "Content-Type: text/plain; charset=iso-2022-jp\r\n\r\n\x1b$B-!\x1b(B\r\n",
+	  "Subject: " CIRCLED_1 "\n\n" CIRCLED_1 "\n" },
+	{ "iso-2022-jp katakana in a word", "Subject: =?ISO-2022-JP?B?GyhJNkUbKEI=?= x\r\n\r\n"
+	  "b\r\n", "Subject: " HW_KANA " x\n\nb\n" },
+	{ "raw iso-2022-jp katakana in a header", "Subject: \x1b(I6E\x1b(B\r\n\r\nb\r\n",
+	  "Subject: " HW_KANA "\n\nb\n" },
+	/* raw 8-bit header text: the body's charset, else a guess, else U+FFFD */
+	{ "raw shift_jis subject", "Subject: " SJIS_KENMEI " x\r\n\r\nb\r\n",
+	  "Subject: " KENMEI " x\n\nb\n" },
+	{ "raw euc-jp subject", "Subject: \xb7\xef\xcc\xbe\r\n\r\nb\r\n",
+	  "Subject: " KENMEI "\n\nb\n" },
+	{ "raw shift_jis with an encoded word", "Subject: " SJIS_KENMEI " =?UTF-8?Q?=E2=91=A0?="
+	  "\r\n\r\nb\r\n", "Subject: " KENMEI " " CIRCLED_1 "\n\nb\n" },
+	{ "raw latin-1 under a latin-1 body", "From: Andr\xe9 <a@example.org>\r\n"
+	  "Content-Type: text/plain; charset=iso-8859-1\r\n\r\nb\r\n",
+	  "From: Andr\xc3\xa9 <a@example.org>\n\nb\n" },
+	{ "raw latin-1 without a hint", "Subject: caf\xe9\r\n\r\nb\r\n",
+	  "Subject: caf" FFFD "\n\nb\n" },
+	{ "raw shift_jis file name", "Subject: s\r\nContent-Type: multipart/mixed; boundary=b"
+	  "\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\n"
+	  "Content-Type: application/pdf; name=\"" SJIS_KENMEI ".pdf\"\r\n\r\nPDF\r\n--b--\r\n",
+	  "Subject: s\n\nx\n\nAttachments:\n  [2] application/pdf \"" KENMEI ".pdf\" (3 bytes)\n" },
+};
+
+static void test_corpus(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < ARRAY_LEN(corpus); k++) {
+		const struct corpus_case *c = &corpus[k];
+		char *out = render(c->msg);
+		if (strcmp(out, c->want) != 0)
+			fail_msg("%s: got\n%s\nwant\n%s", c->name, out, c->want);
+		free(out);
+	}
+}
+
+/* reader_header_text(): what a list of messages shows. */
+struct header_case {
+	const char *name;
+	const char *raw;
+	const char *charset;
+	const char *want;
+};
+
+static const struct header_case header_cases[] = {
+	{ "encoded words split in a character", "=?ISO-2022-JP?B?GyRCRnxL?=\r\n"
+	  " =?ISO-2022-JP?B?XDhsGyhC?= x", NULL, NIHONGO " x" },
+	{ "raw iso-2022-jp", JIS_NIHONGO " raw", NULL, NIHONGO " raw" },
+	{ "raw shift_jis guessed", SJIS_NIHONGO, NULL, NIHONGO },
+	{ "raw latin-1 in its charset", "caf\xe9", "ISO-8859-1", "caf\xc3\xa9" },
+	{ "raw latin-1 without one", "caf\xe9", NULL, "caf" FFFD },
+	{ "controls on one line", "a =?UTF-8?Q?=0A=1B=C2=9B?= b\tc", NULL, "a ^J^[" FFFD " b c" },
+};
+
+static void test_header_text(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < ARRAY_LEN(header_cases); k++) {
+		const struct header_case *c = &header_cases[k];
+		struct buf b;
+		buf_init(&b, 4096);
+		assert_int_equal(reader_header_text(c->raw, strlen(c->raw), c->charset, false, &b), 0);
+		if (strcmp(b.data != NULL ? b.data : "", c->want) != 0)
+			fail_msg("%s: got '%s'", c->name, b.data);
+		check_safe(b.data, b.len);
+		/* a cap gives a prefix, whole characters only */
+		size_t wlen = strlen(c->want);
+		buf_free(&b);
+		buf_init(&b, wlen - 1);
+		assert_int_equal(reader_header_text(c->raw, strlen(c->raw), c->charset, false, &b), -1);
+		check_safe(b.data, b.len);
+		assert_true(b.len == 0 || memcmp(b.data, c->want, b.len) == 0);
+		buf_free(&b);
+	}
+	/* spaces: controls become spaces (a listing), not caret forms */
+	struct buf sp;
+	buf_init(&sp, 256);
+	static const char raw[] = "a\x07" "b =?UTF-8?B?Ywlk?=";
+	assert_int_equal(reader_header_text(raw, sizeof raw - 1, NULL, true, &sp), 0);
+	assert_string_equal(sp.data, "a b c d");
+	buf_free(&sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +685,8 @@ int main(void)
 		cmocka_unit_test(test_cap_parts),
 		cmocka_unit_test(test_cap_depth),
 		cmocka_unit_test(test_cap_html),
+		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_header_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,6 +51,11 @@ static const struct dcase dcases[] = {
 	{ "euc-jp", "=?EUC-JP?B?xvzL3Ljs?=", NIHONGO },
 	{ "utf-8", "=?UTF-8?B?5pel5pys6Kqe?=", NIHONGO },
 	{ "utf-8 split character", "=?UTF-8?B?4oI=?= =?utf-8?B?rA==?=", "\xe2\x82\xac" },
+	/* ISO-2022-JP from Windows: half-width katakana, NEC row 13 (①), split
+	 * inside the escape and inside the character */
+	{ "iso-2022-jp katakana", "=?ISO-2022-JP?B?GyhJNkUbKEI=?=", "\xef\xbd\xb6\xef\xbe\x85" },
+	{ "iso-2022-jp nec split", "=?ISO-2022-JP?B?GyQ=?= =?iso-2022-jp?B?Qi0=?=\r\n"
+	  " =?ISO-2022-JP?Q?!=1B(B?=", "\xe2\x91\xa0" },
 	{ "windows-1252", "=?windows-1252?Q?=93hi=94?=", "\xe2\x80\x9chi\xe2\x80\x9d" },
 	{ "lower-case encodings", "=?utf-8?q?a=c3=a9?= =?utf-8?b?Yg?=", "a\xc3\xa9" "b" },
 	/* tolerance */

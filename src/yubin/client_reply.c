@@ -32,7 +32,6 @@
 #include "mail/compose.h"
 #include "mail/dsn.h"
 #include "mail/reader.h"
-#include "mail/rfc2047.h"
 #include "mail/submit.h"
 #include "yubin/client.h"
 
@@ -90,7 +89,7 @@ static char *decoded(const char *msg, size_t len, const char *name)
 	struct buf b;
 	buf_init(&b, HDR_MAX);
 	if (dsn_header_value(msg, len, name, raw, sizeof raw) == 1)
-		rfc2047_decode(raw, strlen(raw), &b);
+		reader_header_text(raw, strlen(raw), NULL, true, &b);
 	if (!b.data)
 		buf_append(&b, "", 0);
 	for (size_t i = 0; i < b.len; i++)
