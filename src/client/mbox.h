@@ -146,7 +146,7 @@ struct mbox *mbox_imap_open_password(const struct account *a, const char *passwo
 
 void mbox_msgs_free(struct mbox_msg *v, size_t n);
 void mbox_folders_free(struct mbox_folder *v, size_t n);
-/* "\\Seen \\Flagged"-style letters for ls: N (recent/new), S R F T D. */
+/* The flag letters ls shows, in this order: N (recent/new), S R F T D. */
 void mbox_flags_letters(unsigned flags, char out[8]);
 
 #endif

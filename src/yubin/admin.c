@@ -168,8 +168,9 @@ void admin_usage(FILE *out)
 	fprintf(out, "  %-32s %s\n", "account add [NAME] [OPTIONS]",
 		"add an account to client.conf (servers found by DNS SRV)");
 	fprintf(out, "  %-32s %s\n", "account list [--json]", "the accounts of client.conf");
-	fprintf(out, "  %-32s %s\n", "sendmail [-t] [-f ADDR] [RCPT...]",
-		"the sendmail interface: a whole message on stdin (also as \"sendmail\")");
+	fprintf(out, "  %-32s %s\n", "sendmail [-t] [-f ADDR] [--local] [RCPT...]",
+		"the sendmail interface: a whole message on stdin (also as \"sendmail\");");
+	fprintf(out, "  %-32s %s\n", "", "without an account (or --local) into the local yubind");
 	fprintf(out, "\n%s", secrets_doc);
 }
 
