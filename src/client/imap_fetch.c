@@ -210,37 +210,71 @@ static int by_uid(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-struct body_ctx {
-	uint32_t uid;
-	char *data;
-	size_t len;
-	bool got;
+/* One UID FETCH for a batch of new messages (pipelined: the server sends
+ * them back to back), each delivered the moment its response is read.  The
+ * state advances over the longest run of the batch, in UID order, that is
+ * delivered (or turned out expunged), so a crash or an error mid-batch
+ * leaves nothing undelivered behind the recorded UID. */
+#define BATCH_MAX 100
+#define BATCH_BYTES (8u * 1024 * 1024)
+
+struct batch {
+	struct run *r;
+	struct fstate *s;
+	const char *dir;
+	const struct newmsg *v;
+	size_t n, done_upto;        /* v[0..done_upto) delivered or gone, in order */
+	bool got[BATCH_MAX];
+	bool failed;                /* delivery or state failed: err set, rest ignored */
+	struct buf lf;
 };
 
-static int body_cb(void *ctx, const struct imap_resp *r)
+static void batch_advance(struct batch *b, bool final)
 {
-	struct body_ctx *b = ctx;
-	if (strcmp(r->name, "FETCH") != 0)
+	/* final: the command is over, what never came was expunged */
+	while (b->done_upto < b->n && (b->got[b->done_upto] || final))
+		b->done_upto++;
+	if (b->done_upto > 0 && b->s->uid < b->v[b->done_upto - 1].uid) {
+		b->s->uid = b->v[b->done_upto - 1].uid;
+		if (state_append(b->r, b->s) < 0)
+			b->failed = true;
+	}
+}
+
+static int batch_cb(void *ctx, const struct imap_resp *r)
+{
+	struct batch *b = ctx;
+	if (b->failed || strcmp(r->name, "FETCH") != 0)
 		return 0;
 	const struct imap_node *f = imap_resp_first(r);
+	const struct imap_node *x = imap_fetch_item(r, f, "BODY[]");
 	uint32_t uid;
-	const struct imap_node *x = imap_fetch_item(f ? r : r, f, "BODY[]");
-	if (imap_node_u32(imap_fetch_item(r, f, "UID"), &uid) < 0 || uid != b->uid || !x ||
+	if (imap_node_u32(imap_fetch_item(r, f, "UID"), &uid) < 0 || !x ||
 	    x->type == IMAP_NODE_LIST)
 		return 0;
-	/* CR LF to LF: the Maildir convention */
-	free(b->data);
-	b->data = xmalloc((size_t)x->len + 1);
 	size_t k = 0;
-	for (uint32_t i = 0; i < x->len; i++) {
-		if (x->s[i] == '\r' && i + 1 < x->len && x->s[i + 1] == '\n')
-			continue;
-		b->data[k++] = x->s[i];
+	while (k < b->n && b->v[k].uid != uid)
+		k++;
+	if (k == b->n || b->got[k])
+		return 0;   /* not asked for (a FLAGS change of another), or twice */
+	/* CR LF to LF: the Maildir convention */
+	buf_reset(&b->lf);
+	size_t from = 0;
+	for (uint32_t i = 0; i + 1 < x->len; i++)
+		if (x->s[i] == '\r' && x->s[i + 1] == '\n') {
+			buf_append(&b->lf, x->s + from, i - from);
+			from = i + 1;
+		}
+	buf_append(&b->lf, x->s + from, x->len - from);
+	if (maildir_deliver(b->dir, b->lf.data ? b->lf.data : "", b->lf.len, NULL, 0, b->r->err,
+			    b->r->errsz) < 0) {
+		b->failed = true;
+		return 1;
 	}
-	b->data[k] = '\0';
-	b->len = k;
-	b->got = true;
-	return 0;
+	b->r->fetched++;
+	b->got[k] = true;
+	batch_advance(b, false);
+	return b->failed ? 1 : 0;
 }
 
 static int fetch_folder(struct run *r, const char *folder, bool *temp_r)
@@ -278,41 +312,47 @@ static int fetch_folder(struct run *r, const char *folder, bool *temp_r)
 	if (nc.n)
 		qsort(nc.v, nc.n, sizeof *nc.v, by_uid);
 	int ret = 0;
-	for (size_t i = 0; i < nc.n && ret == 0; i++) {
+	size_t limit = nc.n;
+	for (size_t i = 0; i < nc.n; i++)
 		if (nc.v[i].size > MBOX_MSG_MAX) {
 			r->skipped = true;
 			snprintf(r->skipped_msg, sizeof r->skipped_msg,
 				 "message UID %u of %s is %llu bytes, more than the %u fetched: left "
 				 "on the server", nc.v[i].uid, folder,
 				 (unsigned long long)nc.v[i].size, MBOX_MSG_MAX);
-			/* later messages still come; this one stays unrecorded only if
-			 * nothing after it is recorded - so stop this folder here */
+			/* nothing after it is fetched either: the record is "all up
+			 * to UID", so it must stay below this one */
+			limit = i;
 			break;
 		}
-		struct body_ctx b = {.uid = nc.v[i].uid};
+	struct batch b = {.r = r, .s = s, .dir = dir};
+	buf_init(&b.lf, MBOX_MSG_MAX);
+	for (size_t i = 0; i < limit && ret == 0;) {
+		size_t n = 0;
+		uint64_t bytes = 0;
+		while (i + n < limit && n < BATCH_MAX && (n == 0 || bytes + nc.v[i + n].size <=
+							    BATCH_BYTES))
+			bytes += nc.v[i + n++].size;
+		b.v = nc.v + i;
+		b.n = n;
+		b.done_upto = 0;
+		memset(b.got, 0, sizeof b.got);
 		imap_cmd_init(&m, "FETCH");
-		imap_cmd_add(&m, "UID FETCH %u (UID BODY.PEEK[])", nc.v[i].uid);
-		if (imap_cmd_run(r->c, &m, body_cb, &b, temp_r, r->err, r->errsz) < 0) {
-			free(b.data);
+		imap_cmd_add(&m, "UID FETCH ");
+		for (size_t k = 0; k < n; k++)
+			imap_cmd_add(&m, "%s%u", k ? "," : "", nc.v[i + k].uid);
+		imap_cmd_add(&m, " (UID BODY.PEEK[])");
+		int cr = imap_cmd_run(r->c, &m, batch_cb, &b, temp_r, r->err, r->errsz);
+		if (b.failed || cr < 0) {
 			ret = -1;
 			break;
 		}
-		if (!b.got) {
-			/* expunged meanwhile: nothing to deliver */
-			s->uid = nc.v[i].uid;
-			continue;
-		}
-		if (maildir_deliver(dir, b.data, b.len, NULL, 0, r->err, r->errsz) < 0) {
-			free(b.data);
+		batch_advance(&b, true);
+		if (b.failed)
 			ret = -1;
-			break;
-		}
-		free(b.data);
-		r->fetched++;
-		s->uid = nc.v[i].uid;
-		if (state_append(r, s) < 0)
-			ret = -1;
+		i += n;
 	}
+	buf_free(&b.lf);
 	free(nc.v);
 	return ret;
 }

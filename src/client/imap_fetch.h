@@ -3,14 +3,18 @@
  *
  * For each folder: EXAMINE (read-only: nothing changes on the server, no
  * \Seen is set), UID FETCH last+1:* (UID RFC822.SIZE) for what is new, then
- * each new message in UID order with UID FETCH uid BODY.PEEK[], its line
- * ends made LF, delivered with maildir_deliver (durable when it returns):
+ * the new messages in UID order, up to 100 (and 8 MiB) per UID FETCH ...
+ * BODY.PEEK[] so that a slow link is not paid once per message, each one
+ * as it arrives with its line ends made LF, delivered with maildir_deliver
+ * (durable when it returns):
  * INBOX into the Maildir itself, folder "A/b" into the Maildir++ subfolder
- * DIR/.A.b (made when missing).  After each delivery "FOLDER UIDVALIDITY
- * UID" is appended to the state file (default MAILDIR/.yubin-imap) and
- * fsynced, so an interrupted fetch resumes after the last message it
- * delivered: a crash between delivery and the record fetches that one
- * message again (a duplicate, never a loss).  At the end of a run the
+ * DIR/.A.b (made when missing).  After each delivery "UIDVALIDITY UID
+ * FOLDER" is appended to the state file (default MAILDIR/.yubin-imap) and
+ * fsynced, UID being the highest one below which everything of the batch is
+ * delivered (or was expunged meanwhile), so an interrupted fetch resumes
+ * after the last message it delivered: a crash between delivery and the
+ * record fetches that one message again (a duplicate, never a loss); a
+ * message that arrived out of UID order is recorded with the ones before it.  At the end of a run the
  * state file is rewritten (temp file, fsync, rename) with one line per
  * folder: it never grows beyond the folders fetched.
  *
