@@ -146,6 +146,11 @@ struct mbox *mbox_imap_open_password(const struct account *a, const char *passwo
 
 void mbox_msgs_free(struct mbox_msg *v, size_t n);
 void mbox_folders_free(struct mbox_folder *v, size_t n);
+/* An RFC 5322 date-time (the obsolete forms too: no day name, 2- and
+ * 3-digit years, named zones; and IMAP's INTERNALDATE "17-Jul-1996
+ * 02:44:25 -0700") into Unix time *t_r and the zone's offset in seconds
+ * *off_r.  false when it does not parse (a bad day, month, year or time). */
+bool mbox_parse_date(const char *s, int64_t *t_r, int *off_r);
 /* The flag letters ls shows, in this order: N (recent/new), S R F T D. */
 void mbox_flags_letters(unsigned flags, char out[8]);
 

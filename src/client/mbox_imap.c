@@ -114,26 +114,15 @@ static char *addresses(const struct imap_resp *r, const struct imap_node *list)
 	return buf_steal(&b, NULL);
 }
 
-static int64_t parse_date(const char *s, bool internal)
+static int64_t node_date(const struct imap_node *n)
 {
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	const char *p = s;
-	if (!internal && strchr(p, ','))
-		p = strchr(p, ',') + 1;
-	while (*p == ' ')
-		p++;
-	const char *end = strptime(p, internal ? "%d-%b-%Y %H:%M:%S" : "%d %b %Y %H:%M:%S", &tm);
-	if (!end)
-		return 0;
-	while (*end == ' ')
-		end++;
-	int off = 0;
-	if ((*end == '+' || *end == '-') && strlen(end) >= 5) {
-		int hh = (end[1] - '0') * 10 + (end[2] - '0'), mm = (end[3] - '0') * 10 + (end[4] - '0');
-		off = (hh * 60 + mm) * 60 * (*end == '-' ? -1 : 1);
-	}
-	return (int64_t)timegm(&tm) - off;
+	char *d = imap_node_dup(n);
+	int64_t t = 0;
+	int off;
+	if (!mbox_parse_date(d, &t, &off))
+		t = 0;
+	free(d);
+	return t;
 }
 
 /* ---- list ---- */
@@ -158,23 +147,16 @@ static int list_cb(void *ctx, const struct imap_resp *r)
 		m->flags = flags_of(r, x);
 	if ((x = imap_fetch_item(r, f, "RFC822.SIZE")) && imap_node_u64(x, &v) == 0)
 		m->size = (int64_t)v;
-	if ((x = imap_fetch_item(r, f, "INTERNALDATE")) && m->date == 0) {
-		char *d = imap_node_dup(x);
-		m->date = parse_date(d, true);
-		free(d);
-	}
+	if ((x = imap_fetch_item(r, f, "INTERNALDATE")) && m->date == 0)
+		m->date = node_date(x);
 	if ((x = imap_fetch_item(r, f, "ENVELOPE")) && x->type == IMAP_NODE_LIST) {
 		const struct imap_node *e[10] = {0};
 		const struct imap_node *k = imap_resp_child(r, x);
 		for (size_t i = 0; i < 10 && k; i++, k = imap_resp_next(r, k))
 			e[i] = k;
-		if (e[0] && e[0]->type == IMAP_NODE_STRING) {
-			char *d = imap_node_dup(e[0]);
-			int64_t t = parse_date(d, false);
-			free(d);
-			if (t != 0)
-				m->date = t;
-		}
+		int64_t t = e[0] && e[0]->type == IMAP_NODE_STRING ? node_date(e[0]) : 0;
+		if (t != 0)
+			m->date = t;
 		struct buf b;
 		buf_init(&b, 4096);
 		append_decoded(&b, e[1]);

@@ -245,117 +245,12 @@ static bool ci_contains(const char *h, size_t hl, const char *needle)
 
 /* ---- dates ---- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int64_t day_floor(int64_t t)
 {
 	int64_t d = t / DAY;
 	if (t % DAY < 0)
 		d--;
 	return d * DAY;
-}
-
-static void skip_blanks(const char **p)
-{
-	while (**p == ' ' || **p == '\t')
-		(*p)++;
-}
-
-/* 1..maxd digits (at least mind) at *p; -1 when there are none. */
-static int digits(const char **p, int mind, int maxd, int *count_r)
-{
-	int v = 0, k = 0;
-	while (k < maxd && **p >= '0' && **p <= '9') {
-		v = v * 10 + (**p - '0');
-		(*p)++;
-		k++;
-	}
-	if (count_r != NULL)
-		*count_r = k;
-	return k >= mind ? v : -1;
-}
-
-/* An RFC 5322 date-time (obsolete forms included: no day name, 2-digit
- * years, named zones) into Unix time and the zone's offset in seconds. */
-static bool parse_date(const char *s, int64_t *t_r, int *off_r)
-{
-	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
-	static const struct {
-		const char *name;
-		int hours;
-	} zones[] = {{"UT", 0}, {"UTC", 0}, {"GMT", 0}, {"Z", 0}, {"EST", -5}, {"EDT", -4},
-		     {"CST", -6}, {"CDT", -5}, {"MST", -7}, {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
-	const char *p = s;
-	skip_blanks(&p);
-	if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')) {
-		while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
-			p++;
-		skip_blanks(&p);
-		if (*p == ',')
-			p++;
-		skip_blanks(&p);
-	}
-	int day = digits(&p, 1, 2, NULL);
-	skip_blanks(&p);
-	int mon = -1;
-	for (int i = 0; i < 12 && p[0] && p[1] && p[2]; i++)
-		if (lower((unsigned char)p[0]) == months[3 * i] &&
-		    lower((unsigned char)p[1]) == months[3 * i + 1] &&
-		    lower((unsigned char)p[2]) == months[3 * i + 2])
-			mon = i + 1;
-	if (mon < 0)
-		return false;
-	while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
-		p++;
-	skip_blanks(&p);
-	int yd;
-	int year = digits(&p, 2, 4, &yd);
-	if (year < 0)
-		return false;
-	if (yd == 2)
-		year += year < 50 ? 2000 : 1900;
-	else if (yd == 3)
-		year += 1900;
-	skip_blanks(&p);
-	int hh = digits(&p, 1, 2, NULL), mm = -1, ss = 0;
-	if (*p == ':') {
-		p++;
-		mm = digits(&p, 2, 2, NULL);
-	}
-	if (*p == ':') {
-		p++;
-		ss = digits(&p, 2, 2, NULL);
-	}
-	if (day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
-		return false;
-	skip_blanks(&p);
-	int off = 0;
-	if ((*p == '+' || *p == '-') && p[1] >= '0' && p[1] <= '9') {
-		const char *q = p + 1;
-		int z = digits(&q, 4, 4, NULL);
-		if (z >= 0 && z % 100 < 60 && z / 100 < 24)
-			off = ((z / 100) * 3600 + (z % 100) * 60) * (*p == '-' ? -1 : 1);
-	} else {
-		for (size_t i = 0; i < ARRAY_LEN(zones); i++) {
-			size_t l = strlen(zones[i].name);
-			if (str_nieq(p, zones[i].name, l) &&
-			    !((p[l] >= 'A' && p[l] <= 'Z') || (p[l] >= 'a' && p[l] <= 'z')))
-				off = zones[i].hours * 3600;
-		}
-	}
-	int64_t t = days_from_civil(year, (unsigned)mon, (unsigned)day) * DAY + hh * 3600 +
-		    mm * 60 + ss;
-	*t_r = t - off;
-	*off_r = off;
-	return true;
 }
 
 /* ---- names ---- */
@@ -927,7 +822,7 @@ static int scan(struct folder *f, bool want_fields, struct ent **v_r, size_t *n_
 			const char *h = head.data ? head.data : "";
 			char *dv = mime_header_find(h, head.len, "Date", 512, NULL);
 			int off = 0;
-			if (dv != NULL && parse_date(dv, &e->date, &off)) {
+			if (dv != NULL && mbox_parse_date(dv, &e->date, &off)) {
 				e->day = day_floor(e->date + off);
 			} else {
 				e->date = e->mtime;
