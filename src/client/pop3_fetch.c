@@ -44,6 +44,7 @@ struct fetch {
 	size_t len;
 	char timestamp[NET_LINE_MAX + 1];
 	bool cap_stls, cap_uidl;
+	bool temp;                  /* the failure was the network's: may work later */
 	char **seen;                /* sorted UIDLs of the state file */
 	size_t nseen;
 	int state_fd;
@@ -97,13 +98,16 @@ static int send_cmd(struct fetch *f, const char *shown, const char *fmt, ...)
 	memcpy(line + k, "\r\n", 2);
 	int r = net_write(f->n, line, (size_t)k + 2, f->tmo, f->err, f->errsz);
 	explicit_bzero(line, sizeof line);
+	f->temp |= r < 0;
 	return r;
 }
 
 static int read_line(struct fetch *f, const char *ctx)
 {
-	if (net_read_line(f->n, f->line, &f->len, f->tmo, f->err, f->errsz) < 0)
+	if (net_read_line(f->n, f->line, &f->len, f->tmo, f->err, f->errsz) < 0) {
+		f->temp = true;     /* the connection, not the server's answer */
 		return fail_ctx(f, ctx);
+	}
 	return 0;
 }
 
@@ -413,6 +417,7 @@ static int retr(struct fetch *f, unsigned long num, struct buf *b)
 	buf_init(&lb, POP3_FETCH_LINE_MAX + 2);
 	for (;;) {
 		if (net_read_line_buf(f->n, &lb, POP3_FETCH_LINE_MAX, f->tmo, f->err, f->errsz) < 0) {
+			f->temp = !strstr(f->err, "longer than");
 			r = fail_ctx(f, what);
 			break;
 		}
@@ -499,8 +504,10 @@ static int session(struct fetch *f, const char *state_path, size_t *fetched)
 		if (!(f->tls = net_tls_new(&to, f->err, f->errsz)))
 			return -1;
 	}
-	if (!(f->n = net_connect(o->host, port, f->tmo, f->err, f->errsz)))
+	if (!(f->n = net_connect(o->host, port, f->tmo, f->err, f->errsz))) {
+		f->temp = true;
 		return -1;
+	}
 	if (o->tls == POP3_FETCH_TLS &&
 	    net_start_tls(f->n, f->tls, o->host, f->tmo, f->err, f->errsz) < 0)
 		return -1;
@@ -663,6 +670,8 @@ int pop3_fetch(const struct pop3_fetch_opts *o, char *err, size_t errsz)
 out:
 	if (o->fetched_r)
 		*o->fetched_r = fetched;
+	if (o->temp_r)
+		*o->temp_r = ret < 0 && f.temp;
 	net_close(&f.n);
 	net_tls_free(&f.tls);
 	if (f.state_fd >= 0)

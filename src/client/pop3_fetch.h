@@ -73,6 +73,9 @@ struct pop3_fetch_opts {
 				     * shown redacted */
 	size_t *fetched_r;          /* NULL, or set to the messages delivered (also
 				     * when the fetch then fails) */
+	bool *temp_r;               /* NULL, or set on failure: true when it was the
+				     * network (no connection, a lost one, a timeout),
+				     * which may work later; false for a refusal */
 };
 
 /* Fetch as described above.  0, or -1 with err[errsz] set (NUL-terminated):

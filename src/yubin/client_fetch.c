@@ -234,10 +234,6 @@ static int fetch_pop3(const struct fetch_args *a, const struct account *acct,
 		.trace = a->trace ? stderr : NULL,
 		.fetched_r = fetched_r,
 	};
-	/* pop3_fetch does not tell temporary from permanent failures yet:
-	 * a connection that could not be made is the usual temporary one */
-	int r = pop3_fetch(&o, err, errsz);
-	*temp_r = r < 0 && (strstr(err, "connect to") || strstr(err, "timed out") ||
-			    strstr(err, "closed the connection"));
-	return r;
+	o.temp_r = temp_r;
+	return pop3_fetch(&o, err, errsz);
 }

@@ -220,3 +220,10 @@ def test_ls_read_save_after_fetch(yubind, cert, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (dest / "evil.bin").read_bytes() == blob          # inside dest, not ../../
     assert not (tmp_path / "evil.bin").exists()
+
+
+def test_fetch_unreachable_is_temporary(tmp_path):
+    port = yt.free_port_on(["127.0.0.1"])
+    r = yubin_fetch(["--server", f"127.0.0.1:{port}", "--tls", "tls", "--user", "u",
+                     "--password-cmd", "echo x", "--maildir", str(tmp_path / "M")], check=False)
+    assert r.returncode == 75 and b"onnection refused" in r.stderr, r
