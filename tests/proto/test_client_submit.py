@@ -449,3 +449,52 @@ def test_postfix_interop(cert):
     finally:
         pf.stop()
         pf.cleanup()
+
+
+def test_postfix_accepts_what_yubin_composes(cert, tmp_path):
+    """yubin send's own message (ISO-2022-JP subject and display name, an
+    attachment, a 2000-byte line) through a real Postfix: accepted, and
+    delivered so that Python's email reads it back the same."""
+    import email
+    import email.policy
+    import postfixpeer as pp
+    att = tmp_path / "表.bin"
+    blob = bytes(range(256)) * 30
+    att.write_bytes(blob)
+    text = "日本語の本文\n" + "y" * 2000 + "\n.\n"
+    r = subprocess.run([yt.YUBIN, "send", "--dry-run", "--from", "a@x.example", "--name",
+                        "山田 太郎", "--to", "u@p.example", "--subject", "テスト",
+                        "--charset", "iso-2022-jp", "--attach", str(att),
+                        "--server", "127.0.0.1:1"],
+                       input=("日本語の本文\n.\n").encode(), capture_output=True,
+                       env={**os.environ, **yt.sanitizer_env()}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    jp = r.stdout
+    r = subprocess.run([yt.YUBIN, "send", "--dry-run", "--from", "a@x.example",
+                        "--to", "u@p.example", "--subject", "long line",
+                        "--server", "127.0.0.1:1"], input=text.encode(),
+                       capture_output=True, env={**os.environ, **yt.sanitizer_env()},
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    long_line = r.stdout
+    pf = pp.Postfix("127.0.0.1", vdomain="p.example", mailboxes=("u",),
+                    tls=(cert.cert, cert.key))
+    try:
+        pf.start()
+        for msg in (jp, long_line):
+            rc, err = submit(pf.port, msg, user=None, sender="a@x.example",
+                             to=("u@p.example",), extra=["--cafile", cert.cert])
+            assert rc == 0, err
+        got = [email.message_from_bytes(m, policy=email.policy.default)
+               for m in pf.wait_messages("u", n=2)]
+        got.sort(key=lambda m: m["Subject"] != "テスト")
+        m = got[0]
+        assert m["Subject"] == "テスト"
+        assert m["From"].addresses[0].display_name == "山田 太郎"
+        body, part = list(m.iter_parts())
+        assert body.get_content().replace("\r\n", "\n") == "日本語の本文\n.\n"
+        assert part.get_filename() == "表.bin" and part.get_content() == blob
+        assert got[1].get_content().replace("\r\n", "\n") == text
+    finally:
+        pf.stop()
+        pf.cleanup()
