@@ -640,9 +640,9 @@ static int read_challenge(struct imap_client *c, const char *tag, unsigned char 
 		snprintf(c->last_code, sizeof c->last_code, "%s", r.code);
 		caps_from_code(c, r.code);
 		if (strcmp(r.tag, tag) != 0 || r.status != IMAP_ST_OK) {
-			errf(err, errsz, "%s said: %s%s%s%s (to AUTHENTICATE SCRAM-SHA-256)",
-			       net_name(c->n), r.code[0] ? "[" : "", r.code, r.code[0] ? "] " : "",
-			       r.text);
+			errf(err, errsz, "%s said: %s %s%s%s%s (to AUTHENTICATE SCRAM-SHA-256)",
+			       net_name(c->n), r.status == IMAP_ST_BAD ? "BAD" : "NO",
+			       r.code[0] ? "[" : "", r.code, r.code[0] ? "] " : "", r.text);
 			imap_resp_free(&r);
 			return -1;
 		}

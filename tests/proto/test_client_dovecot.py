@@ -483,3 +483,24 @@ def test_imap_remote_commands_on_dovecot(dovecot, tmp_path):
     folders = {x["name"]: x for x in json.loads(run_yubin(["folders", "--json"] + a).stdout)}
     assert folders["Trash"]["total"] == 1 and folders["Archive"]["total"] == 1
     assert folders["INBOX"]["total"] == 0
+
+
+def test_imap_scram_sha256_against_dovecot(make_dovecot, tmp_path):
+    """Dovecot offering SCRAM-SHA-256: yubin logs in with it (the server's
+    signature checked), and a wrong password is refused, not retried with a
+    weaker mechanism."""
+    dc = make_dovecot(auth_mechanisms="plain login scram-sha-256")
+    dc.deliver(ALICE, yt.make_message(subject="scram"))
+    md = tmp_path / "M"
+    r = run_yubin(["fetch", "--trace", "--maildir", str(md)] + imap_args(dc))
+    assert b"AUTHENTICATE SCRAM-SHA-256" in r.stderr, r.stderr
+    assert b"fetched 1 new message(s)" in r.stdout
+    assert dc.users[ALICE].encode() not in r.stderr
+    r = run_yubin(["fetch", "--trace", "--maildir", str(md), "--server",
+                   f"imaps://127.0.0.1:{dc.ports['imaps']}", "--cafile", dc.cafile,
+                   "--user", ALICE, "--password-cmd", "echo wrong"], check=False)
+    assert r.returncode == 1, r
+    sent = [l for l in r.stderr.splitlines() if l.startswith(b"C: ")]
+    assert sum(b"AUTHENTICATE" in l for l in sent) == 1
+    assert not any(b" LOGIN " in l or b"AUTHENTICATE PLAIN" in l for l in sent)
+    assert b"said: NO [AUTHENTICATIONFAILED]" in r.stderr
