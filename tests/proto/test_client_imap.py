@@ -376,3 +376,70 @@ def test_signature_appended_unless_asked_not_to(yubind, cert, tmp_path):
     r = yubin(["send", "--to", ALICE[0], "--dry-run", "--no-signature"], env=env,
               input=b"Hello\n")
     assert b"-- \r\n" not in r.stdout
+
+
+def test_imap_without_sasl_ir_and_literal_plus(tmp_path):
+    """A scripted minimal IMAP server offering neither SASL-IR nor LITERAL+:
+    AUTHENTICATE PLAIN waits for the "+", and a non-ASCII search string goes
+    as a synchronising literal sent only after the server's "+"."""
+    import base64
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    seen = []
+
+    def serve():
+        c, _ = srv.accept()
+        f = c.makefile("rb")
+        c.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] scripted\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            seen.append(line)
+            tag, cmd = (line.rstrip(b"\r\n").split(b" ") + [b""])[:2]
+            up = cmd.upper()
+            if up == b"AUTHENTICATE":
+                assert line.rstrip().endswith(b"PLAIN"), line    # no initial response
+                c.sendall(b"+ \r\n")
+                seen.append(f.readline())
+                c.sendall(tag + b" OK logged in\r\n")
+            elif up == b"CAPABILITY":
+                c.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK\r\n")
+            elif up == b"LIST":
+                c.sendall(b'* LIST (\\Noselect) "/" ""\r\n' + tag + b" OK\r\n")
+            elif up == b"EXAMINE":
+                c.sendall(b"* 2 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n" + tag +
+                          b" OK [READ-ONLY] done\r\n")
+            elif up == b"SEARCH":
+                n = int(line.rstrip().rsplit(b"{", 1)[1].rstrip(b"}"))
+                c.sendall(b"+ go ahead\r\n")
+                lit = f.read(n)
+                seen.append(lit)
+                seen.append(f.readline())
+                c.sendall(b"* SEARCH 2\r\n" + tag + b" OK\r\n")
+            elif up == b"FETCH":
+                c.sendall(b'* 2 FETCH (UID 9 FLAGS () RFC822.SIZE 3 ENVELOPE (NIL "s" NIL '
+                          b'NIL NIL NIL NIL NIL NIL NIL))\r\n' + tag + b" OK\r\n")
+            elif up == b"LOGOUT":
+                c.sendall(b"* BYE\r\n" + tag + b" OK\r\n")
+                break
+            else:
+                c.sendall(tag + b" BAD what\r\n")
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = yubin(["search", "--text", "日本", "--json", "--server", f"imap://127.0.0.1:{port}",
+               "--tls", "none", "--user", "u", "--password-cmd", "echo pw"], check=False)
+    t.join(timeout=30)
+    srv.close()
+    assert r.returncode == 0, r.stderr
+    assert [m["n"] for m in json.loads(r.stdout)] == [2]
+    assert base64.b64decode(seen[1].strip()) == b"\0u\0pw"
+    search = next(i for i, l in enumerate(seen) if b" SEARCH " in l)
+    assert b"CHARSET UTF-8" in seen[search] and seen[search].rstrip().endswith(b"{6}")
+    assert seen[search + 1] == "日本".encode()
