@@ -4,7 +4,7 @@
 # to run and fails.  Sets: build, run, test, bench.
 set -eu
 
-pkgs_build="meson ninja-build pkg-config gcc libuv1-dev libssl-dev libsqlite3-dev libsodium-dev zlib1g-dev libunbound-dev libcurl4-openssl-dev libxml2-dev libjansson-dev openssl"
+pkgs_build="meson ninja-build pkg-config gcc libuv1-dev libssl-dev libsqlite3-dev libsodium-dev zlib1g-dev libunbound-dev libcurl4-openssl-dev libxml2-dev libjansson-dev libh2o-dev openssl"
 pkgs_run="$pkgs_build swaks curl dns-root-data"
 pkgs_test="$pkgs_build clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest swaks libnet-ssleay-perl libio-socket-ssl-perl curl fetchmail isync interimap unbound ldnsutils postfix dovecot-imapd dovecot-pop3d"
 pkgs_bench="$pkgs_build postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd python3"

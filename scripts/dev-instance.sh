@@ -52,6 +52,7 @@ listen_imap = 127.0.0.1:2143
 listen_imaps = 127.0.0.1:2993
 listen_submission = 127.0.0.1:2587
 listen_submissions = 127.0.0.1:2465
+listen_https = 127.0.0.1:8443
 CONF
 fi
 # Instances made before IMAP existed: add its ports (143 would need root).
@@ -59,6 +60,8 @@ grep -q '^listen_imap ' "$CONF" || printf 'listen_imap = 127.0.0.1:2143\nlisten_
 # ... and before submission (587 and 465 would need root too).
 grep -q '^listen_submission ' "$CONF" ||
 	printf 'listen_submission = 127.0.0.1:2587\nlisten_submissions = 127.0.0.1:2465\n' >>"$CONF"
+# ... and before JMAP (443 would need root).
+grep -q '^listen_https ' "$CONF" || printf 'listen_https = 127.0.0.1:8443\n' >>"$CONF"
 
 export YUBIN_CONF="$CONF"
 if ! "$YUBIN" domain list | grep -qx example.test; then

@@ -79,6 +79,12 @@ static const struct conf_key conf_table[] = {
 	{"listen_submissions", T_LISTEN, OFF(listen_submissions), "", 0, 0, NULL,
 	 "Submission over implicit TLS listeners (RFC 8314, port 465 role); need tls_cert and "
 	 "tls_key."},
+	{"listen_https", T_LISTEN, OFF(listen_https), "", 0, 0, NULL,
+	 "HTTPS listeners (port 443 role): the JMAP API (RFC 8620, 8621) at /jmap/ and "
+	 "/.well-known/jmap, HTTP/1.1 and HTTP/2; need tls_cert and tls_key."},
+	{"listen_http", T_LISTEN, OFF(listen_http), "", 0, 0, NULL,
+	 "Plain HTTP listeners, for a TLS-terminating proxy on loopback; passwords are taken "
+	 "there only as plaintext_auth allows."},
 	{"local_submit_socket", T_STR, OFF(local_submit_socket), CONF_LOCAL_SUBMIT_SOCKET, 0, 0,
 	 NULL,
 	 "Unix socket where local programs (yubin sendmail, cron, scripts) submit mail without a "
@@ -593,6 +599,10 @@ int conf_check(const struct conf *c, char **error_r)
 	if (c->tls_cert[0] == '\0' && c->listen_submissions.count > 0) {
 		*error_r = xasprintf("%s: listen_submissions: implicit TLS needs tls_cert and "
 				     "tls_key", f);
+		return -1;
+	}
+	if (c->tls_cert[0] == '\0' && c->listen_https.count > 0) {
+		*error_r = xasprintf("%s: listen_https: HTTPS needs tls_cert and tls_key", f);
 		return -1;
 	}
 	if (c->tls_cert[0] == '\0' && c->listen_pop3s.count > 0) {

@@ -50,6 +50,8 @@ struct conf {
 	struct conf_listen listen_imaps;
 	struct conf_listen listen_submission;
 	struct conf_listen listen_submissions;
+	struct conf_listen listen_https;  /* HTTP over TLS: JMAP (and webmail later) */
+	struct conf_listen listen_http;   /* plain HTTP, for a TLS proxy on loopback */
 	char *local_submit_socket;  /* Unix socket for local programs; "" = none */
 
 	int64_t message_size_limit; /* bytes, SIZE and DATA/BDAT cap */

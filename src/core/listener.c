@@ -118,10 +118,11 @@ static void on_connection(uv_stream_t *server, int status)
 	const char *why = NULL;
 	if (reg->shutting_down) {
 		why = "shutting down";
-	} else if (reg->count >= reg->max_conns) {
+	} else if (reg->count + (reg->others ? reg->others(reg->others_arg, NULL) : 0) >=
+		   reg->max_conns) {
 		why = "max_connections reached";
 	} else {
-		size_t same = 0;
+		size_t same = reg->others ? reg->others(reg->others_arg, c->peer) : 0;
 		for (struct conn *o = reg->head; o; o = o->next)
 			if (strcmp(o->peer, c->peer) == 0)
 				same++;

@@ -28,6 +28,11 @@ struct conn_registry {
 	uint64_t next_id;
 	bool shutting_down;
 	void (*on_empty)(struct conn_registry *r); /* last conn gone during shutdown */
+	/* Connections kept outside the registry (core/http.c) that count in
+	 * max_conns and max_per_ip: how many come from peer (all when peer is
+	 * NULL).  NULL: none. */
+	size_t (*others)(void *arg, const char *peer);
+	void *others_arg;
 	/* Outbound: the local address to connect from, per family (sin_family
 	 * 0 = the kernel's choice). */
 	struct sockaddr_in bind4;

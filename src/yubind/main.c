@@ -22,6 +22,7 @@
 #include "auth/auth.h"
 #include "core/conf.h"
 #include "core/conn.h"
+#include "core/http.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/tls.h"
@@ -29,6 +30,7 @@
 #include "mta/mta.h"
 #include "proto/imap/imap_cache.h"
 #include "proto/imap/imap_session.h"
+#include "proto/jmap/jmap_session.h"
 #include "proto/pop3/pop3_session.h"
 #include "proto/server.h"
 #include "proto/smtp/smtp_session.h"
@@ -49,6 +51,10 @@ static struct {
 	bool stopping;
 	bool store_stopped;
 	bool conns_gone, mta_done;
+	/* HTTP (JMAP): NULL without listen_https / listen_http */
+	struct http_server *http;
+	struct jmap *jmap;
+	bool http_done;
 	struct mta *mta;
 } d;
 
@@ -90,7 +96,7 @@ static void stop_store(void)
  * manager (whose last outcomes are store writes) are done. */
 static void maybe_stop_store(void)
 {
-	if (d.conns_gone && d.mta_done)
+	if (d.conns_gone && d.mta_done && d.http_done)
 		stop_store();
 }
 
@@ -101,6 +107,13 @@ static void on_empty(struct conn_registry *reg)
 		d.conns_gone = true;
 		maybe_stop_store();
 	}
+}
+
+static void on_http_stopped(void *arg)
+{
+	(void)arg;
+	d.http_done = true;
+	maybe_stop_store();
 }
 
 static void on_mta_stopped(void *arg)
@@ -124,8 +137,10 @@ static void grace_cb(uv_timer_t *t)
 {
 	(void)t;
 	log_warn("shutdown: %zu connection(s) still busy after shutdown_timeout; cutting them",
-		 d.reg.count);
+		 d.reg.count + http_server_count(d.http));
 	registry_close_all(&d.reg, "shutdown timeout");
+	if (d.http && !d.http_done)
+		http_server_cut(d.http);
 	if (d.mta && !d.mta_done)
 		mta_cut(d.mta);
 }
@@ -138,7 +153,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	d.stopping = true;
 	d.srv.shutting_down = true;
 	log_notice("shutdown: signal %d received; closing %zu listener(s), %zu connection(s) open",
-		 signum, d.nlisteners, d.reg.count);
+		 signum, d.nlisteners, d.reg.count + http_server_count(d.http));
 	for (size_t i = 0; i < d.nlisteners; i++)
 		listener_close(d.listeners[i]);
 	d.nlisteners = 0;
@@ -147,6 +162,12 @@ static void on_signal(uv_signal_t *s, int signum)
 		mta_shutdown(d.mta, on_mta_stopped, NULL);
 	else
 		d.mta_done = true;
+	if (d.http) {
+		jmap_shutdown(d.jmap);
+		http_server_shutdown(d.http, on_http_stopped, NULL);
+	} else {
+		d.http_done = true;
+	}
 	registry_shutdown(&d.reg);
 }
 
@@ -159,6 +180,39 @@ static void on_usr1(uv_signal_t *s, int signum)
 		log_info("queue: run requested (SIGUSR1)");
 		mta_kick(d.mta);
 	}
+}
+
+/* HTTPS and HTTP (JMAP): libh2o on the loop, with a TLS context of its
+ * own (h2o sets ALPN on it) made from the same tls_cert and tls_key. */
+static void open_http_listeners(void)
+{
+	const struct conf_listen *ls = &d.cfg.listen_https, *lp = &d.cfg.listen_http;
+	char *err = NULL;
+
+	if (ls->count == 0 && lp->count == 0) {
+		d.http_done = true;
+		return;
+	}
+	SSL_CTX *tls = NULL;
+	if (ls->count > 0) {
+		tls = tls_server_ctx(d.cfg.tls_cert, d.cfg.tls_key, &err);
+		if (tls == NULL)
+			log_fatal("listen_https: %s", err);
+	}
+	struct http_limits lim = {
+		.max_body = JMAP_MAX_SIZE_REQUEST,
+		.handshake_ms = (uint64_t)d.cfg.command_timeout,
+		.idle_ms = (uint64_t)d.cfg.command_timeout,
+	};
+	d.jmap = jmap_new(&d.srv);
+	struct http_handler h = {jmap_on_request, d.jmap};
+	d.http = http_server_new(d.loop, &d.reg, tls, &lim, &h);
+	for (int i = 0; i < ls->count; i++)
+		if (http_listen(d.http, "https", ls->addr[i], true, &err) < 0)
+			log_fatal("%s (check listen_https in %s)", err, d.cfg.path);
+	for (int i = 0; i < lp->count; i++)
+		if (http_listen(d.http, "http", lp->addr[i], false, &err) < 0)
+			log_fatal("%s (check listen_http in %s)", err, d.cfg.path);
 }
 
 static void open_listeners(const char *proto, const struct conf_listen *l,
@@ -447,6 +501,7 @@ int main(int argc, char **argv)
 	open_listeners("imaps", &d.cfg.listen_imaps, &imap_conn_handler, true);
 	open_listeners("submission", &d.cfg.listen_submission, &submission_conn_handler, false);
 	open_listeners("submissions", &d.cfg.listen_submissions, &submission_conn_handler, true);
+	open_http_listeners();
 	prepare_local_dir();
 	drop_privileges();
 	int lock_fd = lock_data_dir();
@@ -482,6 +537,8 @@ int main(int argc, char **argv)
 	int r = uv_loop_close(d.loop);
 	if (r != 0)
 		log_warn("shutdown: event loop still had open handles");
+	http_server_free(&d.http);
+	jmap_free(&d.jmap);
 	store_close(&d.srv.store);
 	free(d.srv.pop3_locked);
 	imap_cache_free(&d.srv);

@@ -54,7 +54,7 @@ def test_check_ok(confdir, cert):
 def test_check_ok_without_tls(confdir, cert):
     lines = [l for l in good_lines(confdir, cert) if not l.startswith("tls_")]
     lines = [l for l in lines if not l.startswith(("listen_pop3s", "listen_imaps",
-                                                   "listen_submissions"))]
+                                                   "listen_submissions", "listen_https"))]
     p = write(confdir, "\n".join(lines) + "\n")
     r = yubind("-c", p, "--check")
     assert r.returncode == 0, r.stderr

@@ -161,6 +161,8 @@ def base_config(dirpath, cert):
         "listen_imaps": "127.0.0.1:0",
         "listen_submission": "127.0.0.1:0",
         "listen_submissions": "127.0.0.1:0",
+        "listen_https": "127.0.0.1:0",
+        "listen_http": "127.0.0.1:0",
         # each daemon its own local submission socket (yubind makes run/)
         "local_submit_socket": os.path.join(dirpath, "run", "submit.sock"),
         "dns_trust_anchor": "",
@@ -236,6 +238,8 @@ class Yubind:
         self.log_path = os.path.join(self.dir, "yubind.log")
         self.values = base_config(self.dir, cert)
         self.values.update(overrides or {})
+        if self.values.get("tls_cert") is None and "listen_https" not in (overrides or {}):
+            self.values["listen_https"] = None   # needs TLS, like the implicit-TLS ports
         write_config(self.conf_path, self.values)
         self.proc = None
         self.pid = None
@@ -395,6 +399,14 @@ class Yubind:
     @property
     def imaps_port(self):
         return self.ports["imaps"]
+
+    @property
+    def https_port(self):
+        return self.ports["https"]
+
+    @property
+    def http_port(self):
+        return self.ports["http"]
 
     def imap(self, user=None, password=None):
         """Raw IMAP client, greeted and (with user) logged in."""

@@ -1,0 +1,860 @@
+/* jmap_session.c - the JMAP resources: login, session object, API requests.
+ *
+ * Ids: the account is "a" + accounts.id, a mailbox "m" + mailboxes.id.
+ * States are digests of what the method returns (Mailbox/changes, which
+ * needs a change log, is the next slice). */
+#include "proto/jmap/jmap_session.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "auth/auth.h"
+#include "core/conf.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "proto/jmap/jmap_ref.h"
+#include "proto/server.h"
+#include "store/store.h"
+#include "store/store_jmap.h"
+
+#define CAP_CORE "urn:ietf:params:jmap:core"
+#define CAP_MAIL "urn:ietf:params:jmap:mail"
+#define PROBLEM_PREFIX "urn:ietf:params:jmap:error:"
+/* An Authorization header longer than this is refused unread. */
+#define AUTH_HEADER_MAX 1024
+#define USER_MAX 330
+
+struct delayed {
+	uv_timer_t timer;           /* first: the close callback frees it */
+	struct jmap *jm;
+	struct http_request *r;
+	struct delayed *prev, *next;
+};
+
+struct jmap {
+	struct server *srv;
+	struct delayed *delayed;
+};
+
+enum resource { RES_SESSION, RES_API };
+
+struct job {
+	struct jmap *jm;
+	struct http_request *r;
+	enum resource res;
+	char *address, *password;
+	size_t pwlen;
+	struct account acct;
+	bool cached;
+	int rc;
+	char countkey[USER_MAX + 8];
+	/* API: the body (a copy: h2o may drop its buffer while the job runs)
+	 * and the answer */
+	char *body;
+	size_t body_len;
+	char base[300];
+	int status;
+	const char *ctype;
+	char *out;
+	uint64_t started;
+};
+
+/* ---- answers ---- */
+
+static void respond_json(struct http_request *r, int status, const char *ctype, json_t *v)
+{
+	char *text = json_dumps(v, JSON_COMPACT);
+	http_respond(r, status, ctype, text, text ? strlen(text) : 0);
+	free(text);
+}
+
+static json_t *problem_new(int status, const char *type, const char *detail)
+{
+	char t[128];
+	if (strchr(type, ':'))
+		snprintf(t, sizeof t, "%s", type);
+	else
+		snprintf(t, sizeof t, PROBLEM_PREFIX "%s", type);
+	return json_pack("{s:s, s:i, s:s}", "type", t, "status", status, "detail", detail);
+}
+
+static void problem(struct http_request *r, int status, const char *type, const char *detail)
+{
+	json_t *p = problem_new(status, type, detail);
+	respond_json(r, status, "application/problem+json", p);
+	json_decref(p);
+}
+
+static void unauthorized(struct http_request *r, const char *detail)
+{
+	http_request_add_header(r, "www-authenticate", "Basic realm=\"yubin\", charset=\"UTF-8\"");
+	problem(r, 401, "about:blank", detail);
+}
+
+/* scheme://authority of the request, for the session's URLs.  A Host that
+ * is not a plain host[:port] falls back to the configured hostname. */
+static void base_url(const struct jmap *jm, const struct http_request *r, char *out, size_t sz)
+{
+	const char *a = r->authority;
+	bool ok = a[0] != '\0' && strlen(a) < 256;
+	for (const char *p = a; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		     (*p >= '0' && *p <= '9') || strchr(".-:[]", *p) != NULL;
+	snprintf(out, sz, "%s://%s", r->tls ? "https" : "http", ok ? a : jm->srv->cfg->hostname);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+#define FNV_INIT 1469598103934665603ull
+
+/* ---- the session resource (RFC 8620 2) ---- */
+
+static json_t *session_object(const struct jmap *jm, const struct job *j)
+{
+	const struct conf *cfg = jm->srv->cfg;
+	char acct[32], url[600], state[20];
+	const char *base = j->base;
+	snprintf(acct, sizeof acct, "a%lld", (long long)j->acct.id);
+	uint64_t h = fnv(FNV_INIT, acct, strlen(acct));
+	h = fnv(h, j->acct.address, strlen(j->acct.address));
+	snprintf(state, sizeof state, "%016llx", (unsigned long long)h);
+
+	json_t *core = json_pack("{s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:[]}",
+				 "maxSizeUpload", (json_int_t)cfg->message_size_limit,
+				 "maxConcurrentUpload", 4,
+				 "maxSizeRequest", JMAP_MAX_SIZE_REQUEST,
+				 "maxConcurrentRequests", JMAP_MAX_CONCURRENT_REQUESTS,
+				 "maxCallsInRequest", JMAP_MAX_CALLS_IN_REQUEST,
+				 "maxObjectsInGet", JMAP_MAX_OBJECTS_IN_GET,
+				 "maxObjectsInSet", JMAP_MAX_OBJECTS_IN_SET,
+				 "collationAlgorithms");
+	json_t *mail = json_pack("{s:i, s:n, s:i, s:I, s:[], s:b}",
+				 "maxMailboxesPerEmail", 1,
+				 "maxMailboxDepth",
+				 "maxSizeMailboxName", 255,
+				 "maxSizeAttachmentsPerEmail", (json_int_t)cfg->message_size_limit,
+				 "emailQuerySortOptions",
+				 "mayCreateTopLevelMailbox", 1);
+	json_t *s = json_object();
+	json_object_set_new(s, "capabilities",
+			    json_pack("{s:o, s:{}}", CAP_CORE, core, CAP_MAIL));
+	json_object_set_new(s, "accounts",
+			    json_pack("{s:{s:s, s:b, s:b, s:{s:o}}}", acct, "name",
+				      j->acct.address, "isPersonal", 1, "isReadOnly", 0,
+				      "accountCapabilities", CAP_MAIL, mail));
+	json_object_set_new(s, "primaryAccounts", json_pack("{s:s}", CAP_MAIL, acct));
+	json_object_set_new(s, "username", json_string(j->acct.address));
+	snprintf(url, sizeof url, "%s/jmap/api/", base);
+	json_object_set_new(s, "apiUrl", json_string(url));
+	snprintf(url, sizeof url, "%s/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
+		 base);
+	json_object_set_new(s, "downloadUrl", json_string(url));
+	snprintf(url, sizeof url, "%s/jmap/upload/{accountId}/", base);
+	json_object_set_new(s, "uploadUrl", json_string(url));
+	snprintf(url, sizeof url,
+		 "%s/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}", base);
+	json_object_set_new(s, "eventSourceUrl", json_string(url));
+	json_object_set_new(s, "state", json_string(state));
+	return s;
+}
+
+/* ---- API requests (RFC 8620 3) ---- */
+
+struct call_ctx {
+	struct jmap *jm;
+	struct job *j;
+	json_t *using;
+	json_t *responses;
+	char acct[32];
+};
+
+static void method_error(struct call_ctx *x, const char *call_id, const char *type,
+			 const char *desc)
+{
+	json_t *a = json_pack("{s:s}", "type", type);
+	if (desc)
+		json_object_set_new(a, "description", json_string(desc));
+	json_array_append_new(x->responses, json_pack("[s, o, s]", "error", a, call_id));
+}
+
+static void m_echo(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	json_array_append_new(x->responses, json_pack("[s, O, s]", "Core/echo", args, call_id));
+}
+
+struct mbx_list {
+	struct store_jmap_mailbox *v;
+	size_t n;
+};
+
+/* Every mailbox of the account with its counts (pool thread).  0 / -1. */
+static int mbx_load(struct store *st, int64_t account_id, struct mbx_list *l)
+{
+	char *err = NULL;
+	if (store_jmap_mailboxes(st, account_id, &l->v, &l->n, &err) < 0) {
+		log_error("jmap: reading the mailboxes of account %lld: %s",
+			  (long long)account_id, err ? err : "store error");
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static void mbx_list_free(struct mbx_list *l)
+{
+	store_jmap_mailboxes_free(l->v, l->n);
+	memset(l, 0, sizeof *l);
+}
+
+static int mbx_cmp_name(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct store_jmap_mailbox *)elem)->name);
+}
+
+static const char *const mailbox_props[] = {
+	"id", "name", "parentId", "role", "sortOrder", "totalEmails", "unreadEmails",
+	"totalThreads", "unreadThreads", "myRights", "isSubscribed", NULL,
+};
+
+static json_t *mbx_json(const struct mbx_list *l, const struct store_jmap_mailbox *m,
+			json_t *props)
+{
+	const char *slash = strrchr(m->name, '/');
+	const char *shortname = slash ? slash + 1 : m->name;
+	json_t *parent = json_null();
+	if (slash) {
+		char *pname = xstrndup(m->name, (size_t)(slash - m->name));
+		const struct store_jmap_mailbox *p = bsearch(pname, l->v, l->n, sizeof *l->v,
+							     mbx_cmp_name);
+		free(pname);
+		if (p) {
+			json_decref(parent);
+			parent = json_sprintf("m%lld", (long long)p->id);
+		}
+	}
+	json_t *role = json_null();
+	bool inbox = strcmp(m->name, STORE_INBOX) == 0;
+	if (inbox) {
+		role = json_string("inbox");
+	} else if (m->special_use && m->special_use[0] == '\\' && m->special_use[1]) {
+		char r[32];
+		size_t i = 0;
+		for (const char *p = m->special_use + 1; *p && i + 1 < sizeof r; p++)
+			r[i++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+		r[i] = '\0';
+		role = json_string(r);
+	}
+	/* No threading yet: every email is a thread of its own. */
+	json_int_t total = m->total, unread = m->unread;
+	bool rd = !m->noselect;
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_sprintf("m%lld", (long long)m->id));
+	json_object_set_new(o, "name", json_string(shortname));
+	json_object_set_new(o, "parentId", parent);
+	json_object_set_new(o, "role", role);
+	json_object_set_new(o, "sortOrder", json_integer(inbox ? 1 : 0));
+	json_object_set_new(o, "totalEmails", json_integer(total));
+	json_object_set_new(o, "unreadEmails", json_integer(unread));
+	json_object_set_new(o, "totalThreads", json_integer(total));
+	json_object_set_new(o, "unreadThreads", json_integer(unread));
+	json_object_set_new(o, "myRights",
+			    json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b}",
+				      "mayReadItems", rd, "mayAddItems", rd, "mayRemoveItems", rd,
+				      "maySetSeen", rd, "maySetKeywords", rd, "mayCreateChild", 1,
+				      "mayRename", !inbox, "mayDelete", !inbox, "maySubmit", rd));
+	json_object_set_new(o, "isSubscribed", json_boolean(m->subscribed));
+	if (props) {
+		const char *k;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(o, tmp, k, v) {
+			if (strcmp(k, "id") != 0 && json_object_get(props, k) == NULL)
+				json_object_del(o, k);
+		}
+	}
+	return o;
+}
+
+/* A digest of everything Mailbox/get returns: HIGHESTMODSEQ moves with
+ * every message and flag change, the rest is hashed as it is. */
+static void mbx_state(const struct mbx_list *l, char out[20])
+{
+	uint64_t h = FNV_INIT;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct store_jmap_mailbox *m = &l->v[i];
+		int64_t nums[7] = {m->id, m->total, m->unread, (int64_t)m->highestmodseq,
+				   (int64_t)m->uidvalidity, m->noselect, m->subscribed};
+		h = fnv(h, nums, sizeof nums);
+		h = fnv(h, m->name, strlen(m->name) + 1);
+		if (m->special_use)
+			h = fnv(h, m->special_use, strlen(m->special_use));
+		h = fnv(h, "\n", 1);
+	}
+	snprintf(out, 20, "%016llx", (unsigned long long)h);
+}
+
+static bool check_account(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	json_t *a = json_object_get(args, "accountId");
+	if (!json_is_string(a)) {
+		method_error(x, call_id, "invalidArguments", "accountId (a string) is required");
+		return false;
+	}
+	if (strcmp(json_string_value(a), x->acct) != 0) {
+		method_error(x, call_id, "accountNotFound", NULL);
+		return false;
+	}
+	return true;
+}
+
+static void m_mailbox_get(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	if (!check_account(x, args, call_id))
+		return;
+	json_t *ids = json_object_get(args, "ids");
+	json_t *props = json_object_get(args, "properties");
+	size_t i;
+	json_t *v;
+	if (ids && !json_is_null(ids)) {
+		if (!json_is_array(ids)) {
+			method_error(x, call_id, "invalidArguments",
+				     "ids must be null or an array");
+			return;
+		}
+		json_array_foreach(ids, i, v) {
+			if (!json_is_string(v)) {
+				method_error(x, call_id, "invalidArguments",
+					     "ids must be strings");
+				return;
+			}
+		}
+		if (json_array_size(ids) > JMAP_MAX_OBJECTS_IN_GET) {
+			method_error(x, call_id, "requestTooLarge",
+				     "more ids than maxObjectsInGet");
+			return;
+		}
+	} else {
+		ids = NULL;
+	}
+	json_t *propset = NULL;
+	if (props && !json_is_null(props)) {
+		if (!json_is_array(props)) {
+			method_error(x, call_id, "invalidArguments",
+				     "properties must be null or an array");
+			return;
+		}
+		propset = json_object();
+		json_array_foreach(props, i, v) {
+			const char *p = json_string_value(v);
+			bool known = false;
+			for (size_t k = 0; p && mailbox_props[k]; k++)
+				known = known || strcmp(p, mailbox_props[k]) == 0;
+			if (!known) {
+				json_decref(propset);
+				method_error(x, call_id, "invalidArguments",
+					     "properties names an unknown Mailbox property");
+				return;
+			}
+			json_object_set_new(propset, p, json_true());
+		}
+	}
+	struct mbx_list l = {0};
+	if (mbx_load(x->jm->srv->store, x->j->acct.id, &l) < 0) {
+		mbx_list_free(&l);
+		json_decref(propset);
+		method_error(x, call_id, "serverFail", "the store is unavailable");
+		return;
+	}
+	json_t *list = json_array(), *not_found = json_array();
+	if (ids) {
+		json_t *seen = json_object();
+		json_array_foreach(ids, i, v) {
+			const char *id = json_string_value(v);
+			if (json_object_get(seen, id))
+				continue;
+			json_object_set_new(seen, id, json_true());
+			const struct store_jmap_mailbox *hit = NULL;
+			char *end;
+			if (id[0] == 'm' && id[1] >= '1' && id[1] <= '9') {
+				long long n = strtoll(id + 1, &end, 10);
+				for (size_t k = 0; *end == '\0' && k < l.n && !hit; k++)
+					if (l.v[k].id == n)
+						hit = &l.v[k];
+			}
+			if (hit)
+				json_array_append_new(list, mbx_json(&l, hit, propset));
+			else
+				json_array_append(not_found, v);
+		}
+		json_decref(seen);
+	} else {
+		for (size_t k = 0; k < l.n; k++)
+			json_array_append_new(list, mbx_json(&l, &l.v[k], propset));
+	}
+	char state[20];
+	mbx_state(&l, state);
+	mbx_list_free(&l);
+	json_decref(propset);
+	json_array_append_new(x->responses,
+			      json_pack("[s, {s:s, s:s, s:o, s:o}, s]", "Mailbox/get",
+					"accountId", x->acct, "state", state, "list", list,
+					"notFound", not_found, call_id));
+}
+
+static const struct method {
+	const char *name;
+	const char *cap;
+	void (*fn)(struct call_ctx *x, json_t *args, const char *call_id);
+} methods[] = {
+	{"Core/echo", CAP_CORE, m_echo},
+	{"Mailbox/get", CAP_MAIL, m_mailbox_get},
+	{NULL, NULL, NULL},
+};
+
+static bool using_has(json_t *using, const char *cap)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(using, i, v)
+		if (strcmp(json_string_value(v), cap) == 0)
+			return true;
+	return false;
+}
+
+static void call_one(struct call_ctx *x, json_t *inv)
+{
+	const char *name = json_string_value(json_array_get(inv, 0));
+	json_t *args = json_array_get(inv, 1);
+	const char *call_id = json_string_value(json_array_get(inv, 2));
+	const struct method *m = methods;
+	while (m->name && strcmp(m->name, name) != 0)
+		m++;
+	if (m->name == NULL || !using_has(x->using, m->cap)) {
+		method_error(x, call_id, "unknownMethod", m->name ?
+			     "the method's capability is not in using" : NULL);
+		return;
+	}
+	const char *err = NULL;
+	switch (jmap_resolve_refs(args, x->responses, &err)) {
+	case JMAP_REF_OK:
+		break;
+	case JMAP_REF_INVALID_ARGUMENTS:
+		method_error(x, call_id, "invalidArguments", err);
+		return;
+	case JMAP_REF_INVALID_RESULT_REFERENCE:
+		method_error(x, call_id, "invalidResultReference", err);
+		return;
+	}
+	m->fn(x, args, call_id);
+}
+
+static void api_answer_problem(struct job *j, const char *type, const char *detail,
+			       const char *limit)
+{
+	json_t *p = problem_new(400, type, detail);
+	if (limit)
+		json_object_set_new(p, "limit", json_string(limit));
+	j->status = 400;
+	j->ctype = "application/problem+json";
+	j->out = json_dumps(p, JSON_COMPACT);
+	json_decref(p);
+}
+
+/* Type-check the Request object (RFC 8620 3.3).  NULL if it matches,
+ * else the detail of notRequest. */
+static const char *request_shape(json_t *req)
+{
+	if (!json_is_object(req))
+		return "the request is not a JSON object";
+	json_t *using = json_object_get(req, "using");
+	json_t *calls = json_object_get(req, "methodCalls");
+	json_t *created = json_object_get(req, "createdIds");
+	size_t i;
+	json_t *v;
+	if (!json_is_array(using))
+		return "using must be an array of capability strings";
+	json_array_foreach(using, i, v)
+		if (!json_is_string(v))
+			return "using must be an array of capability strings";
+	if (!json_is_array(calls))
+		return "methodCalls must be an array of invocations";
+	json_array_foreach(calls, i, v) {
+		if (!json_is_array(v) || json_array_size(v) != 3 ||
+		    !json_is_string(json_array_get(v, 0)) ||
+		    !json_is_object(json_array_get(v, 1)) || !json_is_string(json_array_get(v, 2)))
+			return "each invocation must be [name (string), arguments (object), "
+			       "method call id (string)]";
+	}
+	if (created && !json_is_object(created))
+		return "createdIds must be an object";
+	return NULL;
+}
+
+/* Pool thread: the whole request. */
+static void api_run(struct job *j)
+{
+	json_error_t jerr;
+	json_t *req = json_loadb(j->body, j->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (req == NULL) {
+		char d[300];
+		snprintf(d, sizeof d, "the request is not I-JSON: %s (line %d, column %d)",
+			 jerr.text, jerr.line, jerr.column);
+		api_answer_problem(j, "notJSON", d, NULL);
+		return;
+	}
+	const char *bad = request_shape(req);
+	if (bad) {
+		api_answer_problem(j, "notRequest", bad, NULL);
+		json_decref(req);
+		return;
+	}
+	json_t *using = json_object_get(req, "using");
+	size_t i;
+	json_t *v;
+	json_array_foreach(using, i, v) {
+		const char *cap = json_string_value(v);
+		if (strcmp(cap, CAP_CORE) != 0 && strcmp(cap, CAP_MAIL) != 0) {
+			char d[300];
+			snprintf(d, sizeof d, "the server does not support the capability %.200s",
+				 cap);
+			api_answer_problem(j, "unknownCapability", d, NULL);
+			json_decref(req);
+			return;
+		}
+	}
+	json_t *calls = json_object_get(req, "methodCalls");
+	if (json_array_size(calls) > JMAP_MAX_CALLS_IN_REQUEST) {
+		api_answer_problem(j, "limit", "more method calls than maxCallsInRequest",
+				   "maxCallsInRequest");
+		json_decref(req);
+		return;
+	}
+	struct call_ctx x = {.jm = j->jm, .j = j, .using = using, .responses = json_array()};
+	snprintf(x.acct, sizeof x.acct, "a%lld", (long long)j->acct.id);
+	json_array_foreach(calls, i, v)
+		call_one(&x, v);
+	uint64_t h = fnv(FNV_INIT, x.acct, strlen(x.acct));
+	h = fnv(h, j->acct.address, strlen(j->acct.address));
+	char state[20];
+	snprintf(state, sizeof state, "%016llx", (unsigned long long)h);
+	json_t *resp = json_pack("{s:o, s:s}", "methodResponses", x.responses, "sessionState",
+				 state);
+	json_t *created = json_object_get(req, "createdIds");
+	if (created)
+		json_object_set(resp, "createdIds", created);
+	j->status = 200;
+	j->ctype = "application/json";
+	j->out = json_dumps(resp, JSON_COMPACT);
+	json_decref(resp);
+	json_decref(req);
+}
+
+/* ---- login and the job's life ---- */
+
+static void job_free(struct job *j)
+{
+	if (j->password)
+		auth_wipe(j->password, j->pwlen + 1);
+	free(j->address);
+	if (j->rc == 1)
+		account_free(&j->acct);
+	free(j->body);
+	free(j->out);
+	free(j);
+}
+
+static void api_work(void *arg)
+{
+	api_run(arg);
+}
+
+static void api_done(void *arg)
+{
+	struct job *j = arg;
+	server_count_add(j->jm->srv, j->countkey, -1);
+	if (j->out == NULL)
+		http_respond(j->r, 500, "text/plain", "out of memory\n", 14);
+	else
+		http_respond(j->r, j->status, j->ctype, j->out, strlen(j->out));
+	job_free(j);
+}
+
+static void delayed_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void delayed_fire(uv_timer_t *t)
+{
+	struct delayed *d = (struct delayed *)t;
+	struct jmap *jm = d->jm;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		jm->delayed = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	unauthorized(d->r, "authentication failed");
+	uv_close((uv_handle_t *)&d->timer, delayed_closed);
+}
+
+static void session_answer(struct job *j)
+{
+	json_t *s = session_object(j->jm, j);
+	respond_json(j->r, 200, "application/json", s);
+	json_decref(s);
+}
+
+/* RFC 8620 3.6.1: an API request is application/json (a client that
+ * sends no Content-Type is given the benefit of the doubt). */
+static bool json_content_type(const char *ct)
+{
+	if (ct == NULL)
+		return true;
+	while (*ct == ' ')
+		ct++;
+	size_t n = strcspn(ct, "; ");
+	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+static void api_start(struct job *j)
+{
+	struct server *srv = j->jm->srv;
+	size_t len;
+	if (!json_content_type(http_request_header(j->r, "content-type"))) {
+		problem(j->r, 400, "notJSON", "the Content-Type of an API request must be "
+			"application/json");
+		job_free(j);
+		return;
+	}
+	const char *body = http_request_body(j->r, &len);
+	if (len > JMAP_MAX_SIZE_REQUEST) {
+		json_t *p = problem_new(400, "limit", "the request is larger than maxSizeRequest");
+		json_object_set_new(p, "limit", json_string("maxSizeRequest"));
+		respond_json(j->r, 400, "application/problem+json", p);
+		json_decref(p);
+		job_free(j);
+		return;
+	}
+	snprintf(j->countkey, sizeof j->countkey, "jmap:%s", j->acct.address);
+	if (server_count_add(srv, j->countkey, 1) > JMAP_MAX_CONCURRENT_REQUESTS) {
+		server_count_add(srv, j->countkey, -1);
+		json_t *p = problem_new(400, "limit", "too many API requests at once for this "
+				       "account");
+		json_object_set_new(p, "limit", json_string("maxConcurrentRequests"));
+		respond_json(j->r, 400, "application/problem+json", p);
+		json_decref(p);
+		job_free(j);
+		return;
+	}
+	j->body = xmalloc(len + 1);
+	if (len)
+		memcpy(j->body, body, len);
+	j->body_len = len;
+	server_job(srv, NULL, api_work, api_done, j);
+}
+
+static void auth_work(void *arg)
+{
+	struct job *j = arg;
+	j->rc = auth_login_cached(j->jm->srv->store, j->address, j->password, &j->acct,
+				  &j->cached);
+}
+
+static void auth_done(void *arg)
+{
+	struct job *j = arg;
+	struct jmap *jm = j->jm;
+	struct server *srv = jm->srv;
+	struct http_request *r = j->r;
+
+	if (http_request_gone(r)) {
+		http_respond(r, 500, NULL, NULL, 0);
+		job_free(j);
+		return;
+	}
+	if (j->rc == 0) {
+		char user[USER_MAX + 1];
+		http_log_safe(j->address, strlen(j->address), user, sizeof user);
+		uint64_t delay = srv->shutting_down ? 0 : server_auth_failed(srv, r->peer, user);
+		log_info("conn=%s jmap: auth failed user=%s method=basic from [%s]%s", r->connid,
+			 user, r->peer, delay ? " (reply delayed)" : "");
+		job_free(j);
+		if (delay == 0) {
+			unauthorized(r, "authentication failed");
+			return;
+		}
+		struct delayed *d = xcalloc(1, sizeof *d);
+		d->jm = jm;
+		d->r = r;
+		d->next = jm->delayed;
+		if (jm->delayed)
+			jm->delayed->prev = d;
+		jm->delayed = d;
+		uv_timer_init(srv->loop, &d->timer);
+		uv_timer_start(&d->timer, delayed_fire, delay, 0);
+		return;
+	}
+	if (j->rc < 0) {
+		log_error("conn=%s jmap: authentication unavailable (store error)", r->connid);
+		job_free(j);
+		problem(r, 503, "about:blank", "authentication is temporarily unavailable");
+		return;
+	}
+	server_auth_succeeded(srv, r->peer, j->acct.address);
+	http_request_set_user(r, j->acct.address);
+	log_debug("conn=%s jmap: login user=%s tls=%s cached=%s", r->connid, j->acct.address,
+		  r->tls ? "yes" : "no", j->cached ? "yes" : "no");
+	auth_wipe(j->password, j->pwlen + 1);
+	j->password = NULL;
+	base_url(jm, r, j->base, sizeof j->base);
+	if (j->res == RES_SESSION) {
+		session_answer(j);
+		job_free(j);
+		return;
+	}
+	api_start(j);
+}
+
+static bool plaintext_ok(const struct server *srv, const struct http_request *r)
+{
+	if (r->tls)
+		return true;
+	switch (srv->cfg->plaintext_auth) {
+	case PLAINTEXT_ALWAYS:
+		return true;
+	case PLAINTEXT_LOOPBACK:
+		return r->loopback;
+	case PLAINTEXT_NEVER:
+	default:
+		return false;
+	}
+}
+
+/* Authorization: Basic base64(user ":" password) -> a job, or an answer. */
+static void authenticate(struct jmap *jm, struct http_request *r, enum resource res)
+{
+	const char *h = http_request_header(r, "authorization");
+	if (h == NULL) {
+		unauthorized(r, "credentials are required (HTTP Basic)");
+		return;
+	}
+	if (!plaintext_ok(jm->srv, r)) {
+		log_info("conn=%s jmap: auth refused: password over plain HTTP from [%s] "
+			 "(plaintext_auth)", r->connid, r->peer);
+		unauthorized(r, "passwords are accepted only over HTTPS");
+		return;
+	}
+	size_t hl = strlen(h);
+	if (hl > AUTH_HEADER_MAX || hl < 6 || strncasecmp(h, "basic ", 6) != 0) {
+		unauthorized(r, "only HTTP Basic credentials are accepted");
+		return;
+	}
+	const char *b64 = h + 6;
+	while (*b64 == ' ')
+		b64++;
+	size_t bl = strlen(b64);
+	while (bl && b64[bl - 1] == ' ')
+		bl--;
+	unsigned char *dec = xmalloc(bl / 4 * 3 + 4);
+	long n = base64_decode(b64, bl, dec);
+	char *colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
+	if (n <= 0 || memchr(dec, '\0', (size_t)n) || colon == NULL ||
+	    colon == (char *)dec || colon == (char *)dec + n - 1 ||
+	    (size_t)(colon - (char *)dec) > USER_MAX) {
+		if (n > 0)
+			auth_wipe((char *)dec, (size_t)n);
+		else
+			free(dec);
+		unauthorized(r, "malformed HTTP Basic credentials");
+		return;
+	}
+	struct job *j = xcalloc(1, sizeof *j);
+	j->jm = jm;
+	j->r = r;
+	j->res = res;
+	j->address = xstrndup((char *)dec, (size_t)(colon - (char *)dec));
+	j->pwlen = (size_t)n - (size_t)(colon - (char *)dec) - 1;
+	j->password = xstrndup(colon + 1, j->pwlen);
+	auth_wipe((char *)dec, (size_t)n);
+	server_auth_job(jm->srv, NULL, auth_work, auth_done, j);
+}
+
+static void method_not_allowed(struct http_request *r, const char *allow)
+{
+	http_request_add_header(r, "allow", allow);
+	problem(r, 405, "about:blank", "method not allowed on this resource");
+}
+
+void jmap_on_request(struct http_request *r, void *arg)
+{
+	struct jmap *jm = arg;
+	bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+	bool post = strcmp(r->method, "POST") == 0;
+
+	if (strcmp(r->path, "/.well-known/jmap") == 0) {
+		if (!get) {
+			method_not_allowed(r, "GET, HEAD");
+			return;
+		}
+		char loc[400];
+		base_url(jm, r, loc, 300);
+		strcat(loc, "/jmap/session");
+		http_request_add_header(r, "location", loc);
+		http_respond(r, 307, "text/plain", "see /jmap/session\n", 18);
+		return;
+	}
+	if (strcmp(r->path, "/jmap/session") == 0) {
+		if (!get)
+			method_not_allowed(r, "GET, HEAD");
+		else
+			authenticate(jm, r, RES_SESSION);
+		return;
+	}
+	if (strcmp(r->path, "/jmap/api/") == 0 || strcmp(r->path, "/jmap/api") == 0) {
+		if (!post)
+			method_not_allowed(r, "POST");
+		else
+			authenticate(jm, r, RES_API);
+		return;
+	}
+	problem(r, 404, "about:blank", "no such resource");
+}
+
+struct jmap *jmap_new(struct server *srv)
+{
+	struct jmap *jm = xcalloc(1, sizeof *jm);
+	jm->srv = srv;
+	json_object_seed(0);      /* before any pool thread makes an object */
+	return jm;
+}
+
+void jmap_shutdown(struct jmap *jm)
+{
+	while (jm->delayed) {
+		struct delayed *d = jm->delayed;
+		uv_timer_stop(&d->timer);
+		delayed_fire(&d->timer);
+	}
+}
+
+void jmap_free(struct jmap **jp)
+{
+	struct jmap *jm = *jp;
+	if (jm == NULL)
+		return;
+	assert(jm->delayed == NULL);
+	free(jm);
+	*jp = NULL;
+}
