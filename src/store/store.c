@@ -182,6 +182,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX queue_body ON queue(body_id);"
 	"UPDATE messages SET indexed = 2 WHERE indexed = 0 AND id IN (SELECT body_id FROM queue) "
 	"  AND NOT EXISTS (SELECT 1 FROM mailbox_messages mm WHERE mm.body_id = messages.id);",
+	/* 10 -> 11: JMAP Email/query sorts a mailbox by receivedAt. */
+	"CREATE INDEX mailbox_messages_date ON mailbox_messages(mailbox_id, internaldate);",
 };
 
 /* ---- errors ---- */

@@ -1,9 +1,12 @@
 /* store_jmap.c - mailboxes with their counts for JMAP Mailbox/get. */
 #include "store/store_jmap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "store/store_private.h"
 
@@ -73,4 +76,313 @@ void store_jmap_mailboxes_free(struct store_jmap_mailbox *v, size_t n)
 		free(v[i].special_use);
 	}
 	free(v);
+}
+
+int store_jmap_state(struct store *st, int64_t account_id, struct store_jmap_state *r,
+		     char **error_r)
+{
+	memset(r, 0, sizeof *r);
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		store_set_error(error_r, xstrdup("cannot open the database"));
+		return -1;
+	}
+	sqlite3_stmt *s = store_prep(db, "SELECT coalesce(sum(highestmodseq), 0), count(*),"
+				     " coalesce(max(id), 0) FROM mailboxes WHERE account_id = ?1");
+	int rc = s ? (sqlite3_bind_int64(s, 1, account_id), sqlite3_step(s)) : SQLITE_ERROR;
+	if (rc != SQLITE_ROW) {
+		store_set_db_error(st, db, "reading the mail state", error_r);
+		sqlite3_finalize(s);
+		store_db_put(st, db);
+		return -1;
+	}
+	r->modseq_sum = (uint64_t)sqlite3_column_int64(s, 0);
+	r->mailboxes = sqlite3_column_int64(s, 1);
+	r->max_id = sqlite3_column_int64(s, 2);
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	return 0;
+}
+
+/* ---- Email/query ---- */
+
+struct qbind {
+	bool text;
+	int64_t i;
+	char *s;
+};
+
+struct qbuild {
+	struct buf sql;
+	struct qbind b[16 + 2 * STORE_JMAP_IN_MAX];
+	size_t nb;
+};
+
+/* Append sql with each '#' made the next parameter's "?N". */
+static void qb_sql(struct qbuild *q, const char *sql)
+{
+	for (const char *p = sql; *p; p++) {
+		if (*p == '#')
+			buf_printf(&q->sql, "?%d", (int)q->nb + 1);
+		else
+			buf_append(&q->sql, p, 1);
+	}
+}
+
+static void qb_int(struct qbuild *q, const char *sql, int64_t v)
+{
+	qb_sql(q, sql);
+	q->b[q->nb++] = (struct qbind){.i = v};
+}
+
+static void qb_text(struct qbuild *q, const char *sql, char *v)
+{
+	qb_sql(q, sql);
+	q->b[q->nb++] = (struct qbind){.text = true, .s = v};
+}
+
+static void qb_bind(const struct qbuild *q, sqlite3_stmt *s)
+{
+	for (size_t i = 0; i < q->nb; i++) {
+		if (q->b[i].text)
+			sqlite3_bind_text(s, (int)i + 1, q->b[i].s, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(s, (int)i + 1, q->b[i].i);
+	}
+}
+
+static char *kw_pattern(const char *kw)
+{
+	char *p = xasprintf(" %s ", kw);
+	for (char *c = p; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c + 32);
+	return p;
+}
+
+static char *fts_phrase(const char *text)
+{
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	buf_append(&b, "\"", 1);
+	for (const char *p = text; *p; p++)
+		if ((*p == '"' && buf_append(&b, "\"\"", 2) < 0) ||
+		    (*p != '"' && buf_append(&b, p, 1) < 0))
+			break;
+	buf_append(&b, "\"", 1);
+	return buf_steal(&b, NULL);
+}
+
+/* FROM ... WHERE ... of q (no ORDER BY). */
+static int qb_where(struct qbuild *b, int64_t account_id, const struct store_jmap_query *q)
+{
+	bool need_m = q->min_size >= 0 || q->max_size >= 0 || q->text ||
+		      q->sort == STORE_JMAP_SORT_SIZE;
+	buf_append_str(&b->sql, " FROM mailbox_messages mm"
+		       " JOIN mailboxes mb ON mb.id = mm.mailbox_id");
+	if (need_m)
+		buf_append_str(&b->sql, " JOIN messages m ON m.id = mm.body_id");
+	qb_int(b, " WHERE mb.account_id = #", account_id);
+	if (q->in_mailbox)
+		qb_int(b, " AND mm.mailbox_id = #", q->in_mailbox);
+	for (size_t i = 0; i < q->nnot_in && i < STORE_JMAP_IN_MAX; i++)
+		qb_int(b, " AND mm.mailbox_id != #", q->not_in[i]);
+	if (q->has_before)
+		qb_int(b, " AND mm.internaldate < #", q->before);
+	if (q->has_after)
+		qb_int(b, " AND mm.internaldate >= #", q->after);
+	if (q->min_size >= 0)
+		qb_int(b, " AND m.size >= #", q->min_size);
+	if (q->max_size >= 0)
+		qb_int(b, " AND m.size < #", q->max_size);
+	if (q->flags_set)
+		qb_int(b, " AND (mm.flags & #) = #", q->flags_set);
+	if (q->flags_clear)
+		qb_int(b, " AND (mm.flags & #) = 0", q->flags_clear);
+	for (size_t i = 0; i < q->nkw_set && b->nb < 12 + STORE_JMAP_IN_MAX; i++)
+		qb_text(b, " AND instr(' ' || lower(coalesce(mm.keywords, '')) || ' ', #) > 0",
+			kw_pattern(q->kw_set[i]));
+	for (size_t i = 0; i < q->nkw_clear && b->nb < 12 + 2 * STORE_JMAP_IN_MAX; i++)
+		qb_text(b, " AND instr(' ' || lower(coalesce(mm.keywords, '')) || ' ', #) = 0",
+			kw_pattern(q->kw_clear[i]));
+	if (q->text)
+		qb_text(b, " AND (m.indexed != 1 OR m.id IN (SELECT rowid FROM msg_text"
+			" WHERE msg_text MATCH #))", fts_phrase(q->text));
+	return 0;
+}
+
+static void qb_free(struct qbuild *b)
+{
+	for (size_t i = 0; i < b->nb; i++)
+		free(b->b[i].s);
+	buf_free(&b->sql);
+}
+
+static int query_count(sqlite3 *db, int64_t account_id, const struct store_jmap_query *q,
+		       int64_t *total_r)
+{
+	struct qbuild b = {0};
+	buf_init(&b.sql, 1 << 16);
+	buf_append_str(&b.sql, "SELECT count(*)");
+	qb_where(&b, account_id, q);
+	sqlite3_stmt *s = store_prep(db, b.sql.data);
+	int rc = SQLITE_ERROR;
+	if (s) {
+		qb_bind(&b, s);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			*total_r = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);
+	qb_free(&b);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store_jmap_query(struct store *st, int64_t account_id, const struct store_jmap_query *q,
+		     struct store_jmap_ref **v_r, size_t *n_r, int64_t *total_r,
+		     int64_t *position_r, char **error_r)
+{
+	*v_r = NULL;
+	*n_r = 0;
+	*total_r = -1;
+	*position_r = 0;
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		store_set_error(error_r, xstrdup("cannot open the database"));
+		return -1;
+	}
+	/* One snapshot for the count and the rows. */
+	if (store_exec(db, "BEGIN") < 0) {
+		store_set_db_error(st, db, "Email/query", error_r);
+		store_db_put(st, db);
+		return -1;
+	}
+	int64_t total = -1, pos = q->position;
+	if ((q->calculate_total || (pos < 0 && !q->has_anchor)) &&
+	    query_count(db, account_id, q, &total) < 0)
+		goto fail;
+	if (pos < 0 && !q->has_anchor) {
+		pos += total;
+		if (pos < 0)
+			pos = 0;
+	}
+	struct qbuild b = {0};
+	buf_init(&b.sql, 1 << 16);
+	buf_append_str(&b.sql, "SELECT mm.mailbox_id, mm.uid");
+	qb_where(&b, account_id, q);
+	const char *dir = q->ascending ? "ASC" : "DESC";
+	if (q->sort == STORE_JMAP_SORT_SIZE)
+		buf_printf(&b.sql, " ORDER BY m.size %s, mm.internaldate %s", dir, dir);
+	else
+		buf_printf(&b.sql, " ORDER BY mm.internaldate %s", dir);
+	if (q->in_mailbox)
+		buf_printf(&b.sql, ", mm.uid %s", dir);
+	else
+		buf_printf(&b.sql, ", mm.mailbox_id %s, mm.uid %s", dir, dir);
+	if (!q->has_anchor) {
+		qb_int(&b, " LIMIT #", (int64_t)q->limit);
+		qb_int(&b, " OFFSET #", pos);
+	}
+	sqlite3_stmt *s = store_prep(db, b.sql.data);
+	if (!s) {
+		qb_free(&b);
+		goto fail;
+	}
+	qb_bind(&b, s);
+	struct store_jmap_ref *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	int64_t idx = 0, anchor_at = -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t mb = sqlite3_column_int64(s, 0);
+		uint32_t uid = (uint32_t)sqlite3_column_int64(s, 1);
+		if (q->has_anchor && mb == q->anchor_mailbox && uid == q->anchor_uid)
+			anchor_at = idx;
+		idx++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = xreallocarray(v, cap, sizeof *v);
+		}
+		v[n++] = (struct store_jmap_ref){mb, uid};
+	}
+	sqlite3_finalize(s);
+	qb_free(&b);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		goto fail;
+	}
+	store_exec(db, "COMMIT");
+	store_db_put(st, db);
+	if (q->has_anchor) {
+		if (anchor_at < 0) {
+			free(v);
+			return 0;
+		}
+		if (total < 0 && q->calculate_total)
+			total = (int64_t)n;
+		int64_t start = anchor_at + q->anchor_offset;
+		if (start < 0)
+			start = 0;
+		if (start > (int64_t)n)
+			start = (int64_t)n;
+		size_t take = n - (size_t)start;
+		if (take > q->limit)
+			take = q->limit;
+		if (take)
+			memmove(v, v + start, take * sizeof *v);
+		n = take;
+		pos = start;
+	}
+	*v_r = v;
+	*n_r = n;
+	*total_r = q->calculate_total ? total : -1;
+	*position_r = pos;
+	return 1;
+fail:
+	store_set_db_error(st, db, "Email/query", error_r);
+	store_exec(db, "ROLLBACK");
+	store_db_put(st, db);
+	return -1;
+}
+
+int store_jmap_email(struct store *st, int64_t account_id, int64_t mailbox_id, uint32_t uid,
+		     struct store_jmap_email *e_r)
+{
+	memset(e_r, 0, sizeof *e_r);
+	sqlite3 *db = store_db_get(st);
+	if (!db)
+		return -1;
+	sqlite3_stmt *s = store_prep(db, "SELECT mm.flags, mm.keywords, mm.internaldate, m.size,"
+				     " m.path FROM mailbox_messages mm"
+				     " JOIN mailboxes mb ON mb.id = mm.mailbox_id"
+				     " JOIN messages m ON m.id = mm.body_id"
+				     " WHERE mm.mailbox_id = ?1 AND mm.uid = ?2"
+				     " AND mb.account_id = ?3");
+	int ret = -1;
+	if (s) {
+		sqlite3_bind_int64(s, 1, mailbox_id);
+		sqlite3_bind_int64(s, 2, uid);
+		sqlite3_bind_int64(s, 3, account_id);
+		int rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			e_r->mailbox_id = mailbox_id;
+			e_r->uid = uid;
+			e_r->flags = (uint32_t)sqlite3_column_int64(s, 0);
+			e_r->keywords = sqlite3_column_type(s, 1) == SQLITE_NULL ? NULL :
+					store_col_strdup(s, 1);
+			e_r->internaldate = sqlite3_column_int64(s, 2);
+			e_r->size = sqlite3_column_int64(s, 3);
+			const unsigned char *p = sqlite3_column_text(s, 4);
+			snprintf(e_r->path, sizeof e_r->path, "%s", p ? (const char *)p : "");
+			ret = 1;
+		} else if (rc == SQLITE_DONE) {
+			ret = 0;
+		}
+	}
+	if (ret < 0)
+		log_error("store: Email/get of %lld:%u: %s", (long long)mailbox_id, uid,
+			  sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	return ret;
 }

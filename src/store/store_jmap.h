@@ -28,4 +28,72 @@ int store_jmap_mailboxes(struct store *st, int64_t account_id, struct store_jmap
 			 size_t *n_r, char **error_r);
 void store_jmap_mailboxes_free(struct store_jmap_mailbox *v, size_t n);
 
+/* The account's mail state from the IMAP MODSEQ machinery: the sum of
+ * every mailbox's HIGHESTMODSEQ (which every append, flag change and
+ * expunge raises), the number of mailboxes and the highest mailbox id (a
+ * mailbox created or deleted).  IMAP and JMAP advance together.  0 / -1. */
+struct store_jmap_state {
+	uint64_t modseq_sum;
+	int64_t mailboxes;
+	int64_t max_id;
+};
+int store_jmap_state(struct store *st, int64_t account_id, struct store_jmap_state *r,
+		     char **error_r);
+
+/* Email/query, all in SQL.  An email is one (mailbox_id, uid). */
+enum store_jmap_sort {
+	STORE_JMAP_SORT_RECEIVED,   /* internaldate */
+	STORE_JMAP_SORT_SIZE,
+};
+#define STORE_JMAP_IN_MAX 64
+struct store_jmap_query {
+	int64_t in_mailbox;           /* 0: any of the account */
+	const int64_t *not_in;        /* inMailboxOtherThan */
+	size_t nnot_in;
+	bool has_before, has_after;
+	int64_t before, after;        /* receivedAt < before, >= after (Unix s) */
+	int64_t min_size, max_size;   /* -1 when not given; size >= min, < max */
+	uint32_t flags_set, flags_clear;    /* FLAG_* that must be set / clear */
+	const char *const *kw_set;    /* other keywords that must be there / absent */
+	size_t nkw_set;
+	const char *const *kw_clear;
+	size_t nkw_clear;
+	/* Full-text candidates (FTS5 trigram, three characters at least; NULL
+	 * for none): the indexed messages whose text has it, and every message
+	 * not indexed.  The caller checks them. */
+	const char *text;
+	enum store_jmap_sort sort;
+	bool ascending;
+	int64_t position;             /* may be negative (from the end) */
+	bool has_anchor;
+	int64_t anchor_mailbox;
+	uint32_t anchor_uid;
+	int64_t anchor_offset;
+	size_t limit;
+	bool calculate_total;          /* else *total_r is -1 (unless needed) */
+};
+struct store_jmap_ref {
+	int64_t mailbox_id;
+	uint32_t uid;
+};
+/* 1 with *v_r (heap) / *n_r, *total_r (every match) and *position_r;
+ * 0 when the anchor is not in the results; -1 error. */
+int store_jmap_query(struct store *st, int64_t account_id, const struct store_jmap_query *q,
+		     struct store_jmap_ref **v_r, size_t *n_r, int64_t *total_r,
+		     int64_t *position_r, char **error_r);
+
+/* One email of the account for Email/get. */
+struct store_jmap_email {
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint32_t flags;
+	char *keywords;               /* heap or NULL */
+	int64_t internaldate;
+	int64_t size;
+	char path[64];
+};
+/* 1 found (free e->keywords), 0 not in this account, -1 error. */
+int store_jmap_email(struct store *st, int64_t account_id, int64_t mailbox_id, uint32_t uid,
+		     struct store_jmap_email *e_r);
+
 #endif

@@ -34,6 +34,7 @@
 #include "proto/pop3/pop3_session.h"
 #include "proto/server.h"
 #include "proto/smtp/smtp_session.h"
+#include "proto/web/web.h"
 #include "store/store.h"
 #include "store/writer.h"
 
@@ -54,6 +55,7 @@ static struct {
 	/* HTTP (JMAP): NULL without listen_https / listen_http */
 	struct http_server *http;
 	struct jmap *jmap;
+	struct web *web;            /* the webmail page: every path but JMAP's */
 	bool http_done;
 	struct mta *mta;
 } d;
@@ -164,6 +166,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		d.mta_done = true;
 	if (d.http) {
 		jmap_shutdown(d.jmap);
+		web_shutdown(d.web);
 		http_server_shutdown(d.http, on_http_stopped, NULL);
 	} else {
 		d.http_done = true;
@@ -180,6 +183,16 @@ static void on_usr1(uv_signal_t *s, int signum)
 		log_info("queue: run requested (SIGUSR1)");
 		mta_kick(d.mta);
 	}
+}
+
+/* One handler for HTTP: JMAP's resources to jmap, the rest to the page. */
+static void http_route(struct http_request *r, void *arg)
+{
+	(void)arg;
+	if (strncmp(r->path, "/jmap/", 6) == 0 || strcmp(r->path, "/.well-known/jmap") == 0)
+		jmap_on_request(r, d.jmap);
+	else
+		web_on_request(r, d.web);
 }
 
 /* HTTPS and HTTP (JMAP): libh2o on the loop, with a TLS context of its
@@ -205,7 +218,9 @@ static void open_http_listeners(void)
 		.idle_ms = (uint64_t)d.cfg.command_timeout,
 	};
 	d.jmap = jmap_new(&d.srv);
-	struct http_handler h = {jmap_on_request, d.jmap};
+	d.web = web_new(&d.srv);
+	jmap_set_cookie_auth(d.jmap, web_cookie_auth, d.web);
+	struct http_handler h = {http_route, NULL};
 	d.http = http_server_new(d.loop, &d.reg, tls, &lim, &h);
 	for (int i = 0; i < ls->count; i++)
 		if (http_listen(d.http, "https", ls->addr[i], true, &err) < 0)
@@ -539,6 +554,7 @@ int main(int argc, char **argv)
 		log_warn("shutdown: event loop still had open handles");
 	http_server_free(&d.http);
 	jmap_free(&d.jmap);
+	web_free(&d.web);
 	store_close(&d.srv.store);
 	free(d.srv.pop3_locked);
 	imap_cache_free(&d.srv);

@@ -548,3 +548,330 @@ def test_header_limits_enforced_by_h2o(yubind):
     r, _ = j.req("GET", "/jmap/session", auth=basic())
     assert r.status == 200
     j.close()
+
+
+# ---- Email/query, Email/get, Thread/get, downloads (RFC 8621) ----
+
+def call(j, name, args, aid=None):
+    if aid is not None:
+        args = {"accountId": aid, **args}
+    resp = j.api([[name, args, "0"]])
+    got, res, cid = resp["methodResponses"][0]
+    assert cid == "0"
+    return got, res
+
+
+def inbox_id(j, aid):
+    return [m for m in mailboxes(j, aid)["list"] if m["role"] == "inbox"][0]["id"]
+
+
+EMAIL_DEFAULT = {"id", "blobId", "threadId", "mailboxIds", "keywords", "size",
+                 "receivedAt", "messageId", "inReplyTo", "references", "sender",
+                 "from", "to", "cc", "bcc", "replyTo", "subject", "sentAt",
+                 "hasAttachment", "preview", "bodyValues", "textBody", "htmlBody",
+                 "attachments"}
+PART_KEYS = {"partId", "blobId", "size", "name", "type", "charset", "disposition",
+             "cid", "language", "location"}
+
+
+def test_email_query_get_shape_and_keywords(yubind):
+    j = Jmap(yubind)
+    aid = account_id(j)
+    ib = inbox_id(j, aid)
+    yubind.send("sender@example.net", [DEMO], yt.make_message(
+        subject="Hello there", body="First line.\nSecond   line.\n",
+        sender='"Joe Bloggs" <joe@example.net>',
+        extra="Date: Tue, 01 Dec 2026 10:52:37 +0200\nCc: a@x.example, "
+              "Friends: b@y.example, \"C, D\" <c@z.example>;\n"
+              "In-Reply-To: <parent@example.net>\n"
+              "References: <root@example.net> <parent@example.net>\n"))
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "calculateTotal": True},
+                  aid)
+    assert got == "Email/query", q
+    assert set(q) >= {"accountId", "queryState", "canCalculateChanges", "position",
+                      "ids", "total"}
+    assert q["total"] == 1 and q["position"] == 0 and len(q["ids"]) == 1
+    eid = q["ids"][0]
+    got, g = call(j, "Email/get", {"ids": [eid, "e999x1", "junk"],
+                                   "fetchTextBodyValues": True}, aid)
+    assert got == "Email/get", g
+    assert g["notFound"] == ["e999x1", "junk"]
+    assert g["state"] == q["queryState"]
+    e = g["list"][0]
+    assert set(e) == EMAIL_DEFAULT
+    assert e["id"] == eid and e["mailboxIds"] == {ib: True} and e["keywords"] == {}
+    assert e["subject"] == "Hello there"
+    assert e["from"] == [{"name": "Joe Bloggs", "email": "joe@example.net"}]
+    assert e["to"] == [{"name": None, "email": DEMO}]
+    assert e["cc"] == [{"name": None, "email": "a@x.example"},
+                       {"name": None, "email": "b@y.example"},
+                       {"name": "C, D", "email": "c@z.example"}]
+    assert e["bcc"] is None and e["sender"] is None and e["replyTo"] is None
+    assert e["sentAt"] == "2026-12-01T10:52:37+02:00"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["receivedAt"])
+    assert e["inReplyTo"] == ["parent@example.net"]
+    assert e["references"] == ["root@example.net", "parent@example.net"]
+    assert len(e["messageId"]) == 1 and "@client.example.net" in e["messageId"][0]
+    assert e["preview"] == "First line. Second line."
+    assert e["hasAttachment"] is False and e["attachments"] == []
+    assert len(e["textBody"]) == 1 and set(e["textBody"][0]) == PART_KEYS
+    tb = e["textBody"][0]
+    assert tb["type"] == "text/plain" and tb["charset"] == "us-ascii"
+    assert e["htmlBody"] == e["textBody"]
+    assert e["bodyValues"] == {tb["partId"]: {"value": "First line.\nSecond   line.\n",
+                                              "isEncodingProblem": False,
+                                              "isTruncated": False}}
+    assert e["threadId"].startswith("t")
+    got, t = call(j, "Thread/get", {"ids": [e["threadId"], "t1x999999"]}, aid)
+    assert t["list"] == [{"id": e["threadId"], "emailIds": [eid]}]
+    assert t["notFound"] == ["t1x999999"]
+    # header forms and a cut body value
+    got, g = call(j, "Email/get", {"ids": [eid], "properties": [
+        "header:Subject", "header:subject:asText", "header:Cc:asAddresses",
+        "header:References:asMessageIds", "header:Date:asDate", "header:X-None",
+        "header:Received:all", "bodyValues", "bodyStructure"],
+        "fetchAllBodyValues": True, "maxBodyValueBytes": 5}, aid)
+    e2 = g["list"][0]
+    assert e2["header:Subject"] == " Hello there"
+    assert e2["header:subject:asText"] == "Hello there"
+    assert e2["header:Cc:asAddresses"] == e["cc"]
+    assert e2["header:References:asMessageIds"] == e["references"]
+    assert e2["header:Date:asDate"] == e["sentAt"]
+    assert e2["header:X-None"] is None
+    assert len(e2["header:Received:all"]) == 1
+    assert e2["bodyValues"][tb["partId"]] == {"value": "First", "isEncodingProblem": False,
+                                              "isTruncated": True}
+    assert e2["bodyStructure"]["type"] == "text/plain"
+    got, bad = call(j, "Email/get", {"ids": [eid], "properties": ["nope"]}, aid)
+    assert got == "error" and bad["type"] == "invalidArguments"
+    # IMAP STORE \Seen shows as $seen, and the state moves with MODSEQ
+    c = yubind.imap(DEMO)
+    c.ok("SELECT INBOX")
+    c.ok("STORE 1 +FLAGS (\\Seen \\Flagged $Label1)")
+    got, g2 = call(j, "Email/get", {"ids": [eid], "properties": ["keywords"]}, aid)
+    assert g2["list"] == [{"id": eid, "keywords": {"$seen": True, "$flagged": True,
+                                                   "$label1": True}}]
+    assert g2["state"] != g["state"]
+    got, q2 = call(j, "Email/query", {"filter": {"hasKeyword": "$seen"}}, aid)
+    assert q2["ids"] == [eid] and q2["queryState"] == g2["state"]
+    got, q3 = call(j, "Email/query", {"filter": {"notKeyword": "$label1"}}, aid)
+    assert q3["ids"] == []
+    got, q4 = call(j, "Email/query", {"filter": {"hasKeyword": "$Label1"}}, aid)
+    assert q4["ids"] == [eid]
+    c.ok("LOGOUT")
+    j.close()
+
+
+def test_japanese_message_decoded(yubind):
+    j = Jmap(yubind)
+    aid = account_id(j)
+    subj = "=?ISO-2022-JP?B?" + base64.b64encode(
+        "会議の件".encode("iso2022_jp")).decode() + "?="
+    body = "明日の会議は十時からです。\n".encode("iso2022_jp")
+    msg = (b"From: =?ISO-2022-JP?B?" + base64.b64encode("山田".encode("iso2022_jp")) +
+           b"?= <yamada@example.jp>\r\nTo: demo@example.test\r\nSubject: " +
+           subj.encode() + b"\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=ISO-2022-JP\r\n"
+           b"Content-Transfer-Encoding: 7bit\r\n\r\n" + body.replace(b"\n", b"\r\n"))
+    yubind.send("yamada@example.jp", [DEMO], msg)
+    resp = j.api([
+        ["Email/query", {"accountId": aid, "filter": {"text": "十時から"}}, "q"],
+        ["Email/get", {"accountId": aid, "fetchTextBodyValues": True,
+                       "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"}},
+         "g"],
+    ])
+    q, g = resp["methodResponses"][0][1], resp["methodResponses"][1][1]
+    assert len(q["ids"]) == 1, resp
+    e = g["list"][0]
+    assert e["subject"] == "会議の件"
+    assert e["from"] == [{"name": "山田", "email": "yamada@example.jp"}]
+    assert e["preview"] == "明日の会議は十時からです。"
+    tb = e["textBody"][0]
+    assert tb["charset"].lower() == "iso-2022-jp"
+    assert e["bodyValues"][tb["partId"]]["value"] == "明日の会議は十時からです。\n"
+    j.close()
+
+
+def test_attachment_and_download(yubind):
+    j = Jmap(yubind)
+    aid = account_id(j)
+    payload = bytes(range(256)) * 40
+    b64 = base64.encodebytes(payload).decode().replace("\n", "\r\n")
+    msg = ("From: sender@example.net\r\nTo: demo@example.test\r\nSubject: files\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+           "--XX\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n"
+           "--YY\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee the file.\r\n"
+           "--YY\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           "<p>See <b>the</b> file.</p>\r\n--YY--\r\n"
+           "--XX\r\nContent-Type: application/octet-stream\r\n"
+           "Content-Disposition: attachment; filename*=UTF-8''%E8%B3%87%E6%96%99.bin\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\n" + b64 + "--XX--\r\n")
+    yubind.send("sender@example.net", [DEMO], msg.encode())
+    got, q = call(j, "Email/query", {"filter": {"minSize": len(payload)}}, aid)
+    assert len(q["ids"]) == 1, q
+    got, g = call(j, "Email/get", {"ids": q["ids"], "fetchHTMLBodyValues": True,
+                                   "properties": ["bodyStructure", "textBody", "htmlBody",
+                                                  "attachments", "hasAttachment",
+                                                  "bodyValues", "preview", "blobId",
+                                                  "size"]}, aid)
+    e = g["list"][0]
+    assert e["hasAttachment"] is True
+    assert [p["type"] for p in e["textBody"]] == ["text/plain"]
+    assert [p["type"] for p in e["htmlBody"]] == ["text/html"]
+    assert e["preview"] == "See the file."
+    hb = e["htmlBody"][0]
+    assert e["bodyValues"][hb["partId"]]["value"] == "<p>See <b>the</b> file.</p>"
+    (att,) = e["attachments"]
+    assert att["name"] == "資料.bin" and att["disposition"] == "attachment"
+    assert att["size"] == len(payload) and att["type"] == "application/octet-stream"
+    bs = e["bodyStructure"]
+    assert bs["type"] == "multipart/mixed" and bs["partId"] is None
+    assert [p["type"] for p in bs["subParts"]] == ["multipart/alternative",
+                                                   "application/octet-stream"]
+    assert [p["type"] for p in bs["subParts"][0]["subParts"]] == ["text/plain",
+                                                                  "text/html"]
+    # the part, decoded, and the whole message, byte-identical
+    path = f"/jmap/download/{aid}/{att['blobId']}/%E8%B3%87%E6%96%99.bin?accept=image%2Fpng"
+    r, data = j.req("GET", path, auth=basic())
+    assert r.status == 200 and data == payload
+    assert r.getheader("Content-Type") == "image/png"
+    assert r.getheader("X-Content-Type-Options") == "nosniff"
+    assert r.getheader("Content-Disposition") == (
+        "attachment; filename=\"______.bin\"; filename*=UTF-8''%E8%B3%87%E6%96%99.bin")
+    r, whole = j.req("GET", f"/jmap/download/{aid}/{e['blobId']}/m.eml?accept=message/rfc822",
+                     auth=basic())
+    assert r.status == 200 and len(whole) == e["size"]
+    assert msg.encode() in whole
+    r, _ = j.req("GET", f"/jmap/download/{aid}/b1x99999/x.bin?accept=a/b", auth=basic())
+    assert r.status == 404
+    r, _ = j.req("GET", f"/jmap/download/a99999/{e['blobId']}/x?accept=a/b", auth=basic())
+    assert r.status == 404
+    r, _ = j.req("GET", f"/jmap/download/{aid}/{e['blobId']}/x?accept=a/b")
+    assert r.status == 401
+    j.close()
+
+
+def test_query_filters_sorts_paging(yubind):
+    j = Jmap(yubind)
+    aid = account_id(j)
+    ib = inbox_id(j, aid)
+    c = yubind.imap(DEMO)
+    sizes = []
+    for i in range(6):
+        body = "x" * (100 * (6 - i)) + "\n"
+        msg = yt.crlf(f"From: a@example.net\nSubject: m{i}\n\n{body}")
+        sizes.append(len(msg))
+        day = 10 + i
+        c.ok(f'APPEND INBOX "{day:02d}-Nov-2026 12:00:00 +0000" \0', literals=[msg])
+    c.ok("CREATE Other")
+    c.ok('APPEND Other "20-Nov-2026 12:00:00 +0000" \0',
+         literals=[yt.crlf("Subject: other\n\nthe other one\n")])
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "calculateTotal": True},
+                  aid)
+    assert q["total"] == 6
+    newest_first = q["ids"]
+    got, g = call(j, "Email/get", {"ids": newest_first, "properties": ["subject"]}, aid)
+    assert [e["subject"] for e in g["list"]] == ["m5", "m4", "m3", "m2", "m1", "m0"]
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "sort": [
+        {"property": "receivedAt", "isAscending": True}]}, aid)
+    assert q["ids"] == newest_first[::-1]
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "sort": [
+        {"property": "size"}]}, aid)
+    assert q["ids"] == newest_first
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "sort": [
+        {"property": "subject", "isAscending": True}]}, aid)
+    assert q["ids"] == newest_first[::-1]
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "limit": 2, "sort": [
+        {"property": "subject", "isAscending": False}], "calculateTotal": True}, aid)
+    assert q["ids"] == newest_first[:2] and q["total"] == 6
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "sort": [
+        {"property": "from"}]}, aid)
+    assert q["ids"] == newest_first
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "sort": [
+        {"property": "sentAt"}]}, aid)
+    assert sorted(q["ids"]) == sorted(newest_first)
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "position": 2, "limit": 2,
+                                     "calculateTotal": True}, aid)
+    assert q["ids"] == newest_first[2:4] and q["position"] == 2 and q["total"] == 6
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "position": -2}, aid)
+    assert q["ids"] == newest_first[-2:] and q["position"] == 4
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib}, "anchor": newest_first[3],
+                                     "anchorOffset": -1, "limit": 2}, aid)
+    assert q["ids"] == newest_first[2:4] and q["position"] == 2
+    got, q = call(j, "Email/query", {"anchor": "e1x999999"}, aid)
+    assert got == "error" and q["type"] == "anchorNotFound"
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib,
+                                                "after": "2026-11-12T00:00:00Z",
+                                                "before": "2026-11-14T00:00:00Z"}}, aid)
+    assert q["ids"] == newest_first[2:4]
+    got, q = call(j, "Email/query", {"filter": {"minSize": sizes[2], "maxSize": sizes[1]}},
+                  aid)
+    assert q["ids"] == [newest_first[3]]
+    got, q = call(j, "Email/query", {"filter": {"inMailboxOtherThan": [ib]}}, aid)
+    assert len(q["ids"]) == 1
+    got, q = call(j, "Email/query", {"filter": {"text": "other one"}}, aid)
+    assert len(q["ids"]) == 1
+    # text conditions: FTS candidates (or all, under three characters) checked
+    # against the message itself
+    got, q = call(j, "Email/query", {"filter": {"subject": "m3"}, "calculateTotal": True},
+                  aid)
+    assert q["ids"] == [newest_first[2]] and q["total"] == 1
+    got, q = call(j, "Email/query", {"filter": {"text": "M3"}}, aid)
+    assert q["ids"] == [newest_first[2]]
+    got, q = call(j, "Email/query", {"filter": {"body": "m3"}}, aid)
+    assert q["ids"] == []
+    got, q = call(j, "Email/query", {"filter": {"body": "other one"}}, aid)
+    assert len(q["ids"]) == 1 and q["ids"][0] not in newest_first
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib, "from": "a@example.net"},
+                                     "position": 1, "limit": 2, "calculateTotal": True}, aid)
+    assert q["ids"] == newest_first[1:3] and q["total"] == 6 and q["position"] == 1
+    got, q = call(j, "Email/query", {"filter": {"from": "a@example.net"},
+                                     "anchor": newest_first[5], "anchorOffset": -1}, aid)
+    assert q["ids"] == newest_first[4:] and q["position"] == 4
+    got, q = call(j, "Email/query", {"filter": {"to": "nobody"}}, aid)
+    assert q["ids"] == []
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": "m999999"}}, aid)
+    assert q["ids"] == []
+    got, q = call(j, "Email/query", {"sort": [{"property": "bogus"}]}, aid)
+    assert got == "error" and q["type"] == "unsupportedSort"
+    got, q = call(j, "Email/query", {"filter": {"operator": "AND", "conditions": [
+        {"inMailbox": ib}, {"subject": "m4"}]}}, aid)
+    assert q["ids"] == [newest_first[1]]
+    got, q = call(j, "Email/query", {"filter": {"operator": "AND", "conditions": [
+        {"subject": "m4"}, {"subject": "m3"}]}}, aid)
+    assert got == "error" and q["type"] == "unsupportedFilter"
+    got, q = call(j, "Email/query", {"filter": {"operator": "OR", "conditions": []}}, aid)
+    assert got == "error" and q["type"] == "unsupportedFilter"
+    c.ok("LOGOUT")
+    j.close()
+
+
+def test_query_then_get_back_reference_and_caps(yubind):
+    """The RFC 8620 3.7 example: Email/query, then Email/get of #ids."""
+    j = Jmap(yubind)
+    aid = account_id(j)
+    for i in range(3):
+        yubind.send("sender@example.net", [DEMO], yt.make_message(subject="r%d" % i))
+    resp = j.api([
+        ["Email/query", {"accountId": aid, "sort": [{"property": "receivedAt",
+                                                      "isAscending": False}],
+                         "collapseThreads": True, "position": 0, "limit": 2,
+                         "calculateTotal": True}, "t0"],
+        ["Email/get", {"accountId": aid, "properties": ["threadId", "subject"],
+                       "#ids": {"resultOf": "t0", "name": "Email/query", "path": "/ids"}},
+         "t1"],
+        ["Thread/get", {"accountId": aid,
+                        "#ids": {"resultOf": "t1", "name": "Email/get",
+                                 "path": "/list/*/threadId"}}, "t2"],
+        ["Email/get", {"accountId": aid, "ids": ["e1x%d" % i for i in range(1, 502)]}, "t3"],
+        ["Email/get", {"accountId": aid}, "t4"],
+    ])
+    m = resp["methodResponses"]
+    assert [x[0] for x in m] == ["Email/query", "Email/get", "Thread/get", "error", "error"]
+    assert m[0][1]["total"] == 3 and len(m[0][1]["ids"]) == 2
+    assert [e["id"] for e in m[1][1]["list"]] == m[0][1]["ids"]
+    assert all(set(e) == {"id", "threadId", "subject"} for e in m[1][1]["list"])
+    assert [t["emailIds"][0] for t in m[2][1]["list"]] == m[0][1]["ids"]
+    assert m[3][1]["type"] == "requestTooLarge"
+    assert m[4][1]["type"] == "requestTooLarge"
+    j.close()

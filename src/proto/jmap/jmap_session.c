@@ -1,8 +1,10 @@
-/* jmap_session.c - the JMAP resources: login, session object, API requests.
+/* jmap_session.c - the JMAP resources: login, session object, API requests,
+ * blob downloads.
  *
- * Ids: the account is "a" + accounts.id, a mailbox "m" + mailboxes.id.
- * States are digests of what the method returns (Mailbox/changes, which
- * needs a change log, is the next slice). */
+ * Ids: the account is "a" + accounts.id, a mailbox "m" + mailboxes.id;
+ * emails, threads and blobs are jmap_mail.h's.  States come from the
+ * store's MODSEQs (jmap_mail_state); Mailbox/get's adds a digest of the
+ * names and subscriptions, which no MODSEQ follows. */
 #include "proto/jmap/jmap_session.h"
 
 #include <assert.h>
@@ -18,6 +20,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "proto/jmap/jmap_mail.h"
 #include "proto/jmap/jmap_ref.h"
 #include "proto/server.h"
 #include "store/store.h"
@@ -40,9 +43,11 @@ struct delayed {
 struct jmap {
 	struct server *srv;
 	struct delayed *delayed;
+	jmap_cookie_auth_fn *cookie_auth;   /* the page's session (jmap_set_cookie_auth) */
+	void *cookie_arg;
 };
 
-enum resource { RES_SESSION, RES_API };
+enum resource { RES_SESSION, RES_API, RES_DOWNLOAD };
 
 struct job {
 	struct jmap *jm;
@@ -63,6 +68,10 @@ struct job {
 	const char *ctype;
 	char *out;
 	uint64_t started;
+	/* download: the path's parts and the blob read */
+	char *dl_account, *dl_blob, *dl_name, *dl_type;
+	struct buf blob;
+	int blob_rc;
 };
 
 /* ---- answers ---- */
@@ -146,6 +155,14 @@ static json_t *session_object(const struct jmap *jm, const struct job *j)
 				 "maxSizeAttachmentsPerEmail", (json_int_t)cfg->message_size_limit,
 				 "emailQuerySortOptions",
 				 "mayCreateTopLevelMailbox", 1);
+	json_array_append_new(json_object_get(mail, "emailQuerySortOptions"),
+			      json_string("receivedAt"));
+	json_array_append_new(json_object_get(mail, "emailQuerySortOptions"),
+			      json_string("size"));
+	for (const char *const *p = (const char *const[]){"sentAt", "from", "subject", NULL};
+	     *p; p++)
+		json_array_append_new(json_object_get(mail, "emailQuerySortOptions"),
+				      json_string(*p));
 	json_t *s = json_object();
 	json_object_set_new(s, "capabilities",
 			    json_pack("{s:o, s:{}}", CAP_CORE, core, CAP_MAIL));
@@ -286,22 +303,25 @@ static json_t *mbx_json(const struct mbx_list *l, const struct store_jmap_mailbo
 	return o;
 }
 
-/* A digest of everything Mailbox/get returns: HIGHESTMODSEQ moves with
- * every message and flag change, the rest is hashed as it is. */
-static void mbx_state(const struct mbx_list *l, char out[20])
+/* The mail state (MODSEQs) and a digest of what no MODSEQ follows: names,
+ * roles, subscriptions. */
+static int mbx_state(const struct call_ctx *x, const struct mbx_list *l, char out[96])
 {
+	char ms[64];
+	if (jmap_mail_state(x->jm->srv->store, x->j->acct.id, ms, sizeof ms) < 0)
+		return -1;
 	uint64_t h = FNV_INIT;
 	for (size_t i = 0; i < l->n; i++) {
 		const struct store_jmap_mailbox *m = &l->v[i];
-		int64_t nums[7] = {m->id, m->total, m->unread, (int64_t)m->highestmodseq,
-				   (int64_t)m->uidvalidity, m->noselect, m->subscribed};
+		int64_t nums[4] = {m->id, (int64_t)m->uidvalidity, m->noselect, m->subscribed};
 		h = fnv(h, nums, sizeof nums);
 		h = fnv(h, m->name, strlen(m->name) + 1);
 		if (m->special_use)
 			h = fnv(h, m->special_use, strlen(m->special_use));
 		h = fnv(h, "\n", 1);
 	}
-	snprintf(out, 20, "%016llx", (unsigned long long)h);
+	snprintf(out, 96, "%s-%016llx", ms, (unsigned long long)h);
+	return 0;
 }
 
 static bool check_account(struct call_ctx *x, json_t *args, const char *call_id)
@@ -402,14 +422,46 @@ static void m_mailbox_get(struct call_ctx *x, json_t *args, const char *call_id)
 		for (size_t k = 0; k < l.n; k++)
 			json_array_append_new(list, mbx_json(&l, &l.v[k], propset));
 	}
-	char state[20];
-	mbx_state(&l, state);
+	char state[96];
+	if (mbx_state(x, &l, state) < 0)
+		snprintf(state, sizeof state, "unavailable");
 	mbx_list_free(&l);
 	json_decref(propset);
 	json_array_append_new(x->responses,
 			      json_pack("[s, {s:s, s:s, s:o, s:o}, s]", "Mailbox/get",
 					"accountId", x->acct, "state", state, "list", list,
 					"notFound", not_found, call_id));
+}
+
+static void mail_call(struct call_ctx *x, json_t *args, const char *call_id,
+		      const char *name, jmap_mail_method *fn)
+{
+	if (!check_account(x, args, call_id))
+		return;
+	struct jmap_mail_ctx c = {.st = x->jm->srv->store, .account_id = x->j->acct.id,
+				  .acct = x->acct, .max_objects_in_get = JMAP_MAX_OBJECTS_IN_GET};
+	const char *type = "serverFail", *desc = NULL;
+	json_t *res = fn(&c, args, &type, &desc);
+	if (res == NULL) {
+		method_error(x, call_id, type, desc);
+		return;
+	}
+	json_array_append_new(x->responses, json_pack("[s, o, s]", name, res, call_id));
+}
+
+static void m_email_query(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Email/query", jmap_email_query);
+}
+
+static void m_email_get(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Email/get", jmap_email_get);
+}
+
+static void m_thread_get(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Thread/get", jmap_thread_get);
 }
 
 static const struct method {
@@ -419,6 +471,9 @@ static const struct method {
 } methods[] = {
 	{"Core/echo", CAP_CORE, m_echo},
 	{"Mailbox/get", CAP_MAIL, m_mailbox_get},
+	{"Email/query", CAP_MAIL, m_email_query},
+	{"Email/get", CAP_MAIL, m_email_get},
+	{"Thread/get", CAP_MAIL, m_thread_get},
 	{NULL, NULL, NULL},
 };
 
@@ -571,6 +626,11 @@ static void job_free(struct job *j)
 		account_free(&j->acct);
 	free(j->body);
 	free(j->out);
+	free(j->dl_account);
+	free(j->dl_blob);
+	free(j->dl_name);
+	free(j->dl_type);
+	buf_free(&j->blob);
 	free(j);
 }
 
@@ -588,6 +648,73 @@ static void api_done(void *arg)
 	else
 		http_respond(j->r, j->status, j->ctype, j->out, strlen(j->out));
 	job_free(j);
+}
+
+/* ---- downloads (RFC 8620 6.2) ---- */
+
+#define DOWNLOAD_MAX (64u * 1024 * 1024)
+
+static void download_work(void *arg)
+{
+	struct job *j = arg;
+	buf_init(&j->blob, DOWNLOAD_MAX);
+	j->blob_rc = jmap_blob_read(j->jm->srv->store, j->acct.id, j->dl_blob, &j->blob);
+}
+
+/* Content-Disposition: attachment with an ASCII fallback and the RFC 6266
+ * / RFC 8187 filename* (UTF-8, percent-encoded). */
+static char *disposition(const char *name)
+{
+	struct buf b;
+	buf_init(&b, 16 * 1024);
+	buf_append_str(&b, "attachment; filename=\"");
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		char c = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' && *p != '/')
+			 ? (char)*p : '_';
+		buf_append(&b, &c, 1);
+	}
+	buf_append_str(&b, "\"; filename*=UTF-8''");
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("!#$&+-.^_`|~", *p))
+			buf_append(&b, p, 1);
+		else
+			buf_printf(&b, "%%%02X", *p);
+	}
+	return buf_steal(&b, NULL);
+}
+
+static void download_done(void *arg)
+{
+	struct job *j = arg;
+	struct http_request *r = j->r;
+	if (http_request_gone(r)) {
+		http_respond(r, 500, NULL, NULL, 0);
+	} else if (j->blob_rc == 1) {
+		char *cd = disposition(j->dl_name);
+		http_request_add_header(r, "content-disposition", cd);
+		http_request_add_header(r, "x-content-type-options", "nosniff");
+		http_request_add_header(r, "cache-control", "private, immutable, max-age=31536000");
+		free(cd);
+		http_respond(r, 200, j->dl_type, j->blob.data, j->blob.len);
+	} else if (j->blob_rc == 0) {
+		problem(r, 404, "about:blank", "no such blob");
+	} else {
+		problem(r, 500, "about:blank", "the blob cannot be read");
+	}
+	job_free(j);
+}
+
+static void download_start(struct job *j)
+{
+	char acct[32];
+	snprintf(acct, sizeof acct, "a%lld", (long long)j->acct.id);
+	if (strcmp(acct, j->dl_account) != 0) {
+		problem(j->r, 404, "about:blank", "no such account");
+		job_free(j);
+		return;
+	}
+	server_job(j->jm->srv, NULL, download_work, download_done, j);
 }
 
 static void delayed_closed(uv_handle_t *h)
@@ -724,6 +851,10 @@ static void auth_done(void *arg)
 		job_free(j);
 		return;
 	}
+	if (j->res == RES_DOWNLOAD) {
+		download_start(j);
+		return;
+	}
 	api_start(j);
 }
 
@@ -742,10 +873,68 @@ static bool plaintext_ok(const struct server *srv, const struct http_request *r)
 	}
 }
 
-/* Authorization: Basic base64(user ":" password) -> a job, or an answer. */
-static void authenticate(struct jmap *jm, struct http_request *r, enum resource res)
+/* No Authorization: the page's session cookie may stand for the login.
+ * false if there is none (Basic is asked for); true if r is taken care of. */
+static void dl_free(char **dl);
+static void download_take(struct job *j, char **dl);
+
+static bool cookie_login(struct jmap *jm, struct http_request *r, enum resource res, char **dl)
+{
+	struct account acct = {0};
+	int rc = jm->cookie_auth ? jm->cookie_auth(jm->cookie_arg, r, &acct) : 0;
+	if (rc < 0)
+		dl_free(dl);
+	if (rc <= 0)
+		return rc < 0;
+	struct job *j = xcalloc(1, sizeof *j);
+	j->jm = jm;
+	j->r = r;
+	j->res = res;
+	j->acct = acct;
+	j->rc = 1;
+	http_request_set_user(r, acct.address);
+	base_url(jm, r, j->base, sizeof j->base);
+	if (res == RES_API) {
+		api_start(j);
+		return true;
+	}
+	if (res == RES_DOWNLOAD) {
+		download_take(j, dl);
+		download_start(j);
+		return true;
+	}
+	session_answer(j);
+	job_free(j);
+	return true;
+}
+
+static void dl_free(char **dl)
+{
+	for (size_t i = 0; dl && i < 4; i++)
+		free(dl[i]);
+}
+
+static void download_take(struct job *j, char **dl)
+{
+	if (dl) {
+		j->dl_account = dl[0];
+		j->dl_blob = dl[1];
+		j->dl_name = dl[2];
+		j->dl_type = dl[3];
+	}
+}
+
+/* Authorization: Basic base64(user ":" password) -> a job, or an answer.
+ * dl (downloads: account, blob, name, type; heap) is taken over. */
+static void authenticate(struct jmap *jm, struct http_request *r, enum resource res, char **dl)
 {
 	const char *h = http_request_header(r, "authorization");
+	size_t hl = h ? strlen(h) : 0;
+	if (h == NULL && cookie_login(jm, r, res, dl))
+		return;
+	if (h == NULL || !plaintext_ok(jm->srv, r) || hl > AUTH_HEADER_MAX || hl < 6 ||
+	    strncasecmp(h, "basic ", 6) != 0)
+		dl_free(dl);
 	if (h == NULL) {
 		unauthorized(r, "credentials are required (HTTP Basic)");
 		return;
@@ -756,7 +945,6 @@ static void authenticate(struct jmap *jm, struct http_request *r, enum resource 
 		unauthorized(r, "passwords are accepted only over HTTPS");
 		return;
 	}
-	size_t hl = strlen(h);
 	if (hl > AUTH_HEADER_MAX || hl < 6 || strncasecmp(h, "basic ", 6) != 0) {
 		unauthorized(r, "only HTTP Basic credentials are accepted");
 		return;
@@ -777,6 +965,7 @@ static void authenticate(struct jmap *jm, struct http_request *r, enum resource 
 			auth_wipe((char *)dec, (size_t)n);
 		else
 			free(dec);
+		dl_free(dl);
 		unauthorized(r, "malformed HTTP Basic credentials");
 		return;
 	}
@@ -788,7 +977,76 @@ static void authenticate(struct jmap *jm, struct http_request *r, enum resource 
 	j->pwlen = (size_t)n - (size_t)(colon - (char *)dec) - 1;
 	j->password = xstrndup(colon + 1, j->pwlen);
 	auth_wipe((char *)dec, (size_t)n);
+	download_take(j, dl);
 	server_auth_job(jm->srv, NULL, auth_work, auth_done, j);
+}
+
+/* %XX-decoded s[0..n) (heap), or NULL when it holds a NUL or bad escape. */
+static char *pct_decode(const char *s, size_t n)
+{
+	char *o = xmalloc(n + 1);
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			char hex[3] = {0};
+			if (i + 2 >= n) {
+				free(o);
+				return NULL;
+			}
+			hex[0] = s[i + 1];
+			hex[1] = s[i + 2];
+			char *end;
+			long v = strtol(hex, &end, 16);
+			if (*end || end != hex + 2 || v == 0) {
+				free(o);
+				return NULL;
+			}
+			o[w++] = (char)v;
+			i += 2;
+		} else {
+			o[w++] = s[i];
+		}
+	}
+	o[w] = '\0';
+	return o;
+}
+
+/* /jmap/download/{accountId}/{blobId}/{name}?accept={type} -> dl[0..3]. */
+static int download_parse(const struct http_request *r, char **dl)
+{
+	const char *p = r->path + 15;
+	for (int k = 0; k < 3; k++) {
+		size_t n = k < 2 ? strcspn(p, "/") : strlen(p);
+		if (n == 0 || n > 1024 || (k < 2 && p[n] != '/'))
+			return -1;
+		if ((dl[k] = pct_decode(p, n)) == NULL)
+			return -1;
+		p += n + (k < 2);
+	}
+	const char *type = "application/octet-stream";
+	for (const char *q = r->query; q && *q;) {
+		size_t n = strcspn(q, "&");
+		if (n > 7 && strncmp(q, "accept=", 7) == 0) {
+			char *t = pct_decode(q + 7, n - 7);
+			size_t slash = t ? strcspn(t, "/") : 0;
+			bool ok = t && slash > 0 && t[slash] == '/' && t[slash + 1] != '\0' &&
+				  strlen(t) < 128;
+			for (size_t i = 0; ok && t[i]; i++)
+				ok = (t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
+				     (t[i] >= '0' && t[i] <= '9') ||
+				     (strchr("!#$&^_.+-", t[i]) && t[i]) ||
+				     (i == slash);
+			if (ok)
+				dl[3] = t;
+			else
+				free(t);
+			break;
+		}
+		q += n + (q[n] == '&');
+	}
+	if (dl[3] == NULL)
+		dl[3] = xstrdup(type);
+	return 0;
 }
 
 static void method_not_allowed(struct http_request *r, const char *allow)
@@ -819,14 +1077,28 @@ void jmap_on_request(struct http_request *r, void *arg)
 		if (!get)
 			method_not_allowed(r, "GET, HEAD");
 		else
-			authenticate(jm, r, RES_SESSION);
+			authenticate(jm, r, RES_SESSION, NULL);
 		return;
 	}
 	if (strcmp(r->path, "/jmap/api/") == 0 || strcmp(r->path, "/jmap/api") == 0) {
 		if (!post)
 			method_not_allowed(r, "POST");
 		else
-			authenticate(jm, r, RES_API);
+			authenticate(jm, r, RES_API, NULL);
+		return;
+	}
+	if (strncmp(r->path, "/jmap/download/", 15) == 0) {
+		if (!get) {
+			method_not_allowed(r, "GET, HEAD");
+			return;
+		}
+		char *dl[4] = {0};
+		if (download_parse(r, dl) < 0) {
+			dl_free(dl);
+			problem(r, 404, "about:blank", "no such blob");
+			return;
+		}
+		authenticate(jm, r, RES_DOWNLOAD, dl);
 		return;
 	}
 	problem(r, 404, "about:blank", "no such resource");
@@ -838,6 +1110,12 @@ struct jmap *jmap_new(struct server *srv)
 	jm->srv = srv;
 	json_object_seed(0);      /* before any pool thread makes an object */
 	return jm;
+}
+
+void jmap_set_cookie_auth(struct jmap *jm, jmap_cookie_auth_fn *fn, void *arg)
+{
+	jm->cookie_auth = fn;
+	jm->cookie_arg = arg;
 }
 
 void jmap_shutdown(struct jmap *jm)

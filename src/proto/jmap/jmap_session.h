@@ -10,6 +10,7 @@
 #ifndef YUBIN_PROTO_JMAP_SESSION_H
 #define YUBIN_PROTO_JMAP_SESSION_H
 
+struct account;
 struct server;
 struct http_request;
 struct jmap;
@@ -24,6 +25,11 @@ struct jmap;
 struct jmap *jmap_new(struct server *srv);
 /* The http_handler's on_request (arg is the struct jmap). */
 void jmap_on_request(struct http_request *r, void *arg);
+/* Another login for a request without Authorization (the page's session
+ * cookie, proto/web's web_cookie_auth): 1 with *acct_r filled (heap, freed
+ * here), 0 none (Basic is asked for), -1 it has answered r itself. */
+typedef int jmap_cookie_auth_fn(void *arg, struct http_request *r, struct account *acct_r);
+void jmap_set_cookie_auth(struct jmap *j, jmap_cookie_auth_fn *fn, void *arg);
 /* Shutdown: answer the failed logins still waiting out their delay now. */
 void jmap_shutdown(struct jmap *j);
 void jmap_free(struct jmap **j);

@@ -1,0 +1,58 @@
+/* jmap_mail.h - JMAP Mail (RFC 8621) methods on emails: Email/query,
+ * Email/get, Thread/get, and the blobs of the download resource.
+ *
+ * Ids: an email is one message of one mailbox, "e<mailbox id>x<uid>"; its
+ * thread (no threading yet: one email a thread) is "t<mailbox id>x<uid>";
+ * its blob is "b<mailbox id>x<uid>", a part of it "b<mailbox id>x<uid>p<IMAP
+ * section with '_' for '.'>".  States come from the store's MODSEQs
+ * (store_jmap_state), so IMAP and JMAP advance together.
+ *
+ * Email/query: the conditions on mailboxes, dates, sizes and keywords and
+ * the sorts on receivedAt and size are SQL on indexes (store_jmap_query).
+ * text/from/to/cc/bcc/subject/body take the FTS5 candidates (every message
+ * when the value is under three characters) and check each one's file;
+ * sentAt/from/subject sorts read each match's header (no index yet).  Of
+ * the FilterOperators only AND of conditions on distinct properties.
+ *
+ * Pool thread only: every function reads the store and message files. */
+#ifndef YUBIN_PROTO_JMAP_MAIL_H
+#define YUBIN_PROTO_JMAP_MAIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/buf.h"
+
+struct store;
+
+struct jmap_mail_ctx {
+	struct store *st;
+	int64_t account_id;
+	const char *acct;           /* "a<id>" */
+	size_t max_objects_in_get;
+};
+
+/* A method: the response arguments, or NULL with *type_r (an RFC 8620
+ * method-level error type) and *desc_r (static or NULL). */
+typedef json_t *jmap_mail_method(const struct jmap_mail_ctx *c, json_t *args,
+				 const char **type_r, const char **desc_r);
+jmap_mail_method jmap_email_query, jmap_email_get, jmap_thread_get;
+
+/* The Email (and Thread) state "<sum of HIGHESTMODSEQ>-<mailboxes>-<max
+ * id>" in out.  0 / -1. */
+int jmap_mail_state(struct store *st, int64_t account_id, char *out, size_t outsz);
+
+/* The bytes of blob blobid of the account into out (decoded from its
+ * transfer encoding for a part).  1 found, 0 not found, -1 error or too
+ * big for out->max. */
+int jmap_blob_read(struct store *st, int64_t account_id, const char *blobid, struct buf *out);
+
+/* The Email object of data[0..len) with every property, the header forms
+ * of From, Subject, Date and References, and every body value: the pure
+ * part of Email/get, for the fuzz target (no store, no file). */
+json_t *jmap_email_from_data(const char *data, size_t len);
+
+#endif
