@@ -564,6 +564,12 @@ static void timer_cb(uv_timer_t *t)
 	scan(t->data);
 }
 
+void mta_pending_done(struct mta *m)
+{
+	m->pending--;
+	maybe_stopped(m);
+}
+
 void mta_kick(struct mta *m)
 {
 	if (m)
@@ -1143,6 +1149,13 @@ void mta_shutdown(struct mta *m, void (*done)(void *arg), void *arg)
 	}
 	smtp_out_close_all(m);
 	maybe_stopped(m);
+}
+
+void mta_busy(const struct mta *m, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "sessions=%zu pending=%zu scanning=%s stop_armed=%s reported=%s",
+		 m->sessions, m->pending, m->scanning ? "yes" : "no",
+		 m->stop_armed ? "yes" : "no", m->stopped ? "no" : "yes");
 }
 
 void mta_cut(struct mta *m)

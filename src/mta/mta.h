@@ -29,6 +29,9 @@ void mta_kick(struct mta *m);
  * they learnt is recorded) and done(arg) runs once the last has gone. */
 void mta_shutdown(struct mta *m, void (*done)(void *arg), void *arg);
 /* Cut the outbound connections still open (shutdown_timeout passed). */
+/* What the queue manager still waits for, for the shutdown log
+ * ("sessions=0 pending=1 scanning=no"). */
+void mta_busy(const struct mta *m, char *out, size_t outsz);
 void mta_cut(struct mta *m);
 /* After mta_shutdown's done; NULL-safe. */
 void mta_free(struct mta **m);

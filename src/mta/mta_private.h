@@ -150,6 +150,9 @@ struct msg_job *mta_dest_take(struct dest *d);
  * list's members; m->pending is counted and mta_inflight_done called. */
 struct queue_entry;
 void mta_expand_list(struct mta *m, const struct queue_entry *e);
+/* One piece of work counted in m->pending is over (a policy load or save,
+ * a lookup): the count goes down, and a stop waiting for it is reported. */
+void mta_pending_done(struct mta *m);
 /* Work on recipient rcpt_id (counted in m->pending) is over. */
 void mta_inflight_done(struct mta *m, int64_t rcpt_id);
 

@@ -133,7 +133,7 @@ static void save_done(struct store_op *op)
 	if (op->status != 0)
 		log_warn("mta-sts: %s: cannot save the policy (%s); it is used, but not kept "
 			 "across a restart", v->domain, op->error ? op->error : "store error");
-	v->m->pending--;
+	mta_pending_done(v->m);
 	free(op->error);
 	free(v->text);
 	free(v);
@@ -193,7 +193,7 @@ static void load_done(void *arg)
 	store_sts_free(l->v, l->n);
 	free(l->error);
 	free(l);
-	m->pending--;
+	mta_pending_done(m);
 	m->sts_loading = false;
 	mta_kick(m);     /* destinations waiting for their policy go on */
 }
@@ -230,7 +230,7 @@ static void finish(struct sts_lookup *l, const struct mtasts_policy *p)
 {
 	void (*cb)(void *, const struct mtasts_policy *) = l->cb;
 	void *arg = l->arg;
-	l->m->pending--;
+	mta_pending_done(l->m);
 	free(l);
 	cb(arg, p);
 }
@@ -272,7 +272,7 @@ static void fetch_done(void *arg)
 	struct sts_lookup *l = arg;
 	struct mta *m = l->m;
 	if (l->cancelled) {
-		m->pending--;
+		mta_pending_done(m);
 		free(l);
 		return;
 	}
@@ -366,6 +366,6 @@ void sts_cancel(struct sts_lookup *l)
 	}
 	if (l->dns)
 		dns_mx_cancel(l->dns);
-	l->m->pending--;
+	mta_pending_done(l->m);
 	free(l);
 }

@@ -138,8 +138,13 @@ static void report_delivered(struct server *srv, const struct delivered_report *
 static void grace_cb(uv_timer_t *t)
 {
 	(void)t;
-	log_warn("shutdown: %zu connection(s) still busy after shutdown_timeout; cutting them",
-		 d.reg.count + http_server_count(d.http));
+	char mta[160] = "done";
+	if (d.mta && !d.mta_done)
+		mta_busy(d.mta, mta, sizeof mta);
+	log_warn("shutdown: %zu connection(s) still busy after shutdown_timeout; cutting them "
+		 "(connections %s, queue manager %s, http %s)",
+		 d.reg.count + http_server_count(d.http), d.conns_gone ? "done" : "open", mta,
+		 d.http_done ? "done" : "open");
 	registry_close_all(&d.reg, "shutdown timeout");
 	if (d.http && !d.http_done)
 		http_server_cut(d.http);
