@@ -111,6 +111,24 @@ static json_t *ref_id(char prefix, int64_t mb, uint32_t uid)
 	return json_sprintf("%c%lldx%u", prefix, (long long)mb, uid);
 }
 
+void jmap_touched_add(struct jmap_touched *t, int64_t mailbox_id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->ids[i] == mailbox_id)
+			return;
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 8;
+		t->ids = xreallocarray(t->ids, t->cap, sizeof *t->ids);
+	}
+	t->ids[t->n++] = mailbox_id;
+}
+
+void jmap_touched_free(struct jmap_touched *t)
+{
+	free(t->ids);
+	*t = (struct jmap_touched){0};
+}
+
 int jmap_mail_state(struct store *st, int64_t account_id, char *out, size_t outsz)
 {
 	struct store_jmap_state s;

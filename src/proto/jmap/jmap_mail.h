@@ -28,11 +28,28 @@
 
 struct store;
 
+/* What a request's methods changed, for the loop thread once the request
+ * is done: every mailbox id is told to server_mailbox_changed (IMAP
+ * sessions, IDLE, JMAP push), and queue_kick wakes the outbound queue
+ * manager (server->queue_kick).  Pool thread: jmap_touched_add only. */
+struct jmap_touched {
+	int64_t *ids;
+	size_t n, cap;
+	bool queue_kick;
+};
+void jmap_touched_add(struct jmap_touched *t, int64_t mailbox_id);
+void jmap_touched_free(struct jmap_touched *t);
+
 struct jmap_mail_ctx {
 	struct store *st;
 	int64_t account_id;
 	const char *acct;           /* "a<id>" */
+	const char *address;        /* the account's address */
 	size_t max_objects_in_get;
+	struct jmap_touched *touched;
+	/* The request's createdIds map ("#creation id" -> id; RFC 8620 5.3):
+	 * /set methods add what they create, and resolve "#x" references. */
+	json_t *created_ids;
 };
 
 /* A method: the response arguments, or NULL with *type_r (an RFC 8620

@@ -72,6 +72,8 @@ struct job {
 	char *dl_account, *dl_blob, *dl_name, *dl_type;
 	struct buf blob;
 	int blob_rc;
+	/* API: the mailboxes the methods changed, told on the loop */
+	struct jmap_touched touched;
 };
 
 /* ---- answers ---- */
@@ -193,6 +195,7 @@ struct call_ctx {
 	struct job *j;
 	json_t *using;
 	json_t *responses;
+	json_t *created_ids;        /* the request's createdIds, added to by /set */
 	char acct[32];
 };
 
@@ -439,7 +442,9 @@ static void mail_call(struct call_ctx *x, json_t *args, const char *call_id,
 	if (!check_account(x, args, call_id))
 		return;
 	struct jmap_mail_ctx c = {.st = x->jm->srv->store, .account_id = x->j->acct.id,
-				  .acct = x->acct, .max_objects_in_get = JMAP_MAX_OBJECTS_IN_GET};
+				  .acct = x->acct, .address = x->j->acct.address,
+				  .max_objects_in_get = JMAP_MAX_OBJECTS_IN_GET,
+				  .touched = &x->j->touched, .created_ids = x->created_ids};
 	const char *type = "serverFail", *desc = NULL;
 	json_t *res = fn(&c, args, &type, &desc);
 	if (res == NULL) {
@@ -595,7 +600,9 @@ static void api_run(struct job *j)
 		json_decref(req);
 		return;
 	}
-	struct call_ctx x = {.jm = j->jm, .j = j, .using = using, .responses = json_array()};
+	json_t *created = json_object_get(req, "createdIds");
+	struct call_ctx x = {.jm = j->jm, .j = j, .using = using, .responses = json_array(),
+			     .created_ids = created ? json_incref(created) : json_object()};
 	snprintf(x.acct, sizeof x.acct, "a%lld", (long long)j->acct.id);
 	json_array_foreach(calls, i, v)
 		call_one(&x, v);
@@ -605,9 +612,9 @@ static void api_run(struct job *j)
 	snprintf(state, sizeof state, "%016llx", (unsigned long long)h);
 	json_t *resp = json_pack("{s:o, s:s}", "methodResponses", x.responses, "sessionState",
 				 state);
-	json_t *created = json_object_get(req, "createdIds");
 	if (created)
-		json_object_set(resp, "createdIds", created);
+		json_object_set(resp, "createdIds", x.created_ids);
+	json_decref(x.created_ids);
 	j->status = 200;
 	j->ctype = "application/json";
 	j->out = json_dumps(resp, JSON_COMPACT);
@@ -631,6 +638,7 @@ static void job_free(struct job *j)
 	free(j->dl_name);
 	free(j->dl_type);
 	buf_free(&j->blob);
+	jmap_touched_free(&j->touched);
 	free(j);
 }
 
@@ -643,6 +651,10 @@ static void api_done(void *arg)
 {
 	struct job *j = arg;
 	server_count_add(j->jm->srv, j->countkey, -1);
+	for (size_t i = 0; i < j->touched.n; i++)
+		server_mailbox_changed(j->jm->srv, j->touched.ids[i]);
+	if (j->touched.queue_kick && j->jm->srv->queue_kick)
+		j->jm->srv->queue_kick(j->jm->srv);
 	if (j->out == NULL)
 		http_respond(j->r, 500, "text/plain", "out of memory\n", 14);
 	else
