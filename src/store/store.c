@@ -184,6 +184,82 @@ static const char *const migrations[] = {
 	"  AND NOT EXISTS (SELECT 1 FROM mailbox_messages mm WHERE mm.body_id = messages.id);",
 	/* 10 -> 11: JMAP Email/query sorts a mailbox by receivedAt. */
 	"CREATE INDEX mailbox_messages_date ON mailbox_messages(mailbox_id, internaldate);",
+	/* 11 -> 12: the JMAP change log (Email/changes, Mailbox/changes,
+	 * queryChanges, push).  Triggers write it, so IMAP, SMTP delivery and
+	 * JMAP changes all land in it in their own transaction.  kind 1: an
+	 * email (obj = body id; mailbox = the copy's mailbox, whose counts
+	 * change), 2: a mailbox.  op 0 created, 1 updated, 2 destroyed, as
+	 * the account sees it (a second copy of a body is an update of the
+	 * email).  accounts.jmap_email / jmap_mailbox: the account's last
+	 * email / any change (the states; kept when old rows are pruned).
+	 * The log keeps the last million changes of all accounts. */
+	"CREATE TABLE jmap_changes ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL,"
+	"  kind INTEGER NOT NULL,"
+	"  obj INTEGER NOT NULL,"
+	"  mailbox INTEGER,"
+	"  op INTEGER NOT NULL);"
+	"CREATE INDEX jmap_changes_account ON jmap_changes(account_id, kind, seq);"
+	"ALTER TABLE accounts ADD COLUMN jmap_email INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE accounts ADD COLUMN jmap_mailbox INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TRIGGER jmap_changes_state AFTER INSERT ON jmap_changes BEGIN"
+	"  UPDATE accounts SET jmap_mailbox = NEW.seq,"
+	"    jmap_email = CASE WHEN NEW.kind = 1 THEN NEW.seq ELSE jmap_email END"
+	"  WHERE id = NEW.account_id;"
+	"END;"
+	"CREATE TRIGGER jmap_changes_prune AFTER INSERT ON jmap_changes"
+	"  WHEN NEW.seq % 1024 = 0 BEGIN"
+	"  DELETE FROM jmap_changes WHERE seq <= NEW.seq - 1000000;"
+	"END;"
+	"CREATE TRIGGER jmap_email_add AFTER INSERT ON mailbox_messages BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, mailbox, op)"
+	"  SELECT mb.account_id, 1, NEW.body_id, NEW.mailbox_id,"
+	"    CASE WHEN EXISTS (SELECT 1 FROM mailbox_messages x"
+	"      JOIN mailboxes y ON y.id = x.mailbox_id"
+	"      WHERE x.body_id = NEW.body_id AND y.account_id = mb.account_id"
+	"      AND NOT (x.mailbox_id = NEW.mailbox_id AND x.uid = NEW.uid)) THEN 1 ELSE 0 END"
+	"  FROM mailboxes mb WHERE mb.id = NEW.mailbox_id;"
+	"END;"
+	"CREATE TRIGGER jmap_email_del AFTER DELETE ON mailbox_messages BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, mailbox, op)"
+	"  SELECT mb.account_id, 1, OLD.body_id, OLD.mailbox_id,"
+	"    CASE WHEN EXISTS (SELECT 1 FROM mailbox_messages x"
+	"      JOIN mailboxes y ON y.id = x.mailbox_id"
+	"      WHERE x.body_id = OLD.body_id AND y.account_id = mb.account_id)"
+	"    THEN 1 ELSE 2 END"
+	"  FROM mailboxes mb WHERE mb.id = OLD.mailbox_id;"
+	"END;"
+	"CREATE TRIGGER jmap_email_upd AFTER UPDATE OF flags, keywords ON mailbox_messages"
+	"  WHEN OLD.flags IS NOT NEW.flags OR OLD.keywords IS NOT NEW.keywords BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, mailbox, op)"
+	"  SELECT mb.account_id, 1, NEW.body_id, NEW.mailbox_id, 1"
+	"  FROM mailboxes mb WHERE mb.id = NEW.mailbox_id;"
+	"END;"
+	"CREATE TRIGGER jmap_mailbox_add AFTER INSERT ON mailboxes BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, op)"
+	"  VALUES (NEW.account_id, 2, NEW.id, 0);"
+	"END;"
+	"CREATE TRIGGER jmap_mailbox_del AFTER DELETE ON mailboxes BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, op)"
+	"  VALUES (OLD.account_id, 2, OLD.id, 2);"
+	"END;"
+	"CREATE TRIGGER jmap_mailbox_upd AFTER UPDATE OF name, special_use, noselect ON mailboxes"
+	"  WHEN OLD.name IS NOT NEW.name OR OLD.special_use IS NOT NEW.special_use"
+	"  OR OLD.noselect IS NOT NEW.noselect BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, op)"
+	"  VALUES (NEW.account_id, 2, NEW.id, 1);"
+	"END;"
+	"CREATE TRIGGER jmap_subscribe AFTER INSERT ON subscriptions BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, op)"
+	"  SELECT NEW.account_id, 2, id, 1 FROM mailboxes"
+	"  WHERE account_id = NEW.account_id AND name = NEW.name;"
+	"END;"
+	"CREATE TRIGGER jmap_unsubscribe AFTER DELETE ON subscriptions BEGIN"
+	"  INSERT INTO jmap_changes (account_id, kind, obj, op)"
+	"  SELECT OLD.account_id, 2, id, 1 FROM mailboxes"
+	"  WHERE account_id = OLD.account_id AND name = OLD.name;"
+	"END;",
 };
 
 /* ---- errors ---- */

@@ -321,6 +321,7 @@ int store_account_del(struct store *st, const char *address, char **error_r)
 		 "  (SELECT id FROM mailboxes WHERE account_id = ?1)"),
 		"DELETE FROM mailboxes WHERE account_id = ?1",
 		"DELETE FROM accounts WHERE id = ?1",
+		"DELETE FROM jmap_changes WHERE account_id = ?1",
 	};
 	const char *domain;
 	char *addr = store_split_address(address, &domain);

@@ -87,8 +87,10 @@ int store_jmap_state(struct store *st, int64_t account_id, struct store_jmap_sta
 		store_set_error(error_r, xstrdup("cannot open the database"));
 		return -1;
 	}
-	sqlite3_stmt *s = store_prep(db, "SELECT coalesce(sum(highestmodseq), 0), count(*),"
-				     " coalesce(max(id), 0) FROM mailboxes WHERE account_id = ?1");
+	sqlite3_stmt *s = store_prep(db, "SELECT a.jmap_email, a.jmap_mailbox,"
+				     " coalesce((SELECT min(seq) - 1 FROM jmap_changes),"
+				     "  (SELECT seq FROM sqlite_sequence WHERE name = 'jmap_changes'), 0)"
+				     " FROM accounts a WHERE a.id = ?1");
 	int rc = s ? (sqlite3_bind_int64(s, 1, account_id), sqlite3_step(s)) : SQLITE_ERROR;
 	if (rc != SQLITE_ROW) {
 		store_set_db_error(st, db, "reading the mail state", error_r);
@@ -96,11 +98,65 @@ int store_jmap_state(struct store *st, int64_t account_id, struct store_jmap_sta
 		store_db_put(st, db);
 		return -1;
 	}
-	r->modseq_sum = (uint64_t)sqlite3_column_int64(s, 0);
-	r->mailboxes = sqlite3_column_int64(s, 1);
-	r->max_id = sqlite3_column_int64(s, 2);
+	r->email = sqlite3_column_int64(s, 0);
+	r->mailbox = sqlite3_column_int64(s, 1);
+	r->horizon = sqlite3_column_int64(s, 2);
 	sqlite3_finalize(s);
 	store_db_put(st, db);
+	return 0;
+}
+
+int store_jmap_changes(struct store *st, int64_t account_id, int kind, int64_t since,
+		       size_t max, struct store_jmap_change **v_r, size_t *n_r, char **error_r)
+{
+	*v_r = NULL;
+	*n_r = 0;
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		store_set_error(error_r, xstrdup("cannot open the database"));
+		return -1;
+	}
+	sqlite3_stmt *s = store_prep(db, kind ?
+		"SELECT seq, kind, obj, coalesce(mailbox, 0), op FROM jmap_changes"
+		" WHERE account_id = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4" :
+		"SELECT seq, kind, obj, coalesce(mailbox, 0), op FROM jmap_changes"
+		" WHERE account_id = ?1 AND seq > ?3 ORDER BY seq LIMIT ?4");
+	struct store_jmap_change *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = SQLITE_ERROR;
+	if (s) {
+		sqlite3_bind_int64(s, 1, account_id);
+		if (kind)
+			sqlite3_bind_int(s, 2, kind);
+		sqlite3_bind_int64(s, 3, since);
+		sqlite3_bind_int64(s, 4, (int64_t)max);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				v = xreallocarray(v, cap, sizeof *v);
+			}
+			int op = sqlite3_column_int(s, 4);
+			v[n++] = (struct store_jmap_change){
+				.seq = sqlite3_column_int64(s, 0),
+				.kind = sqlite3_column_int(s, 1),
+				.obj = sqlite3_column_int64(s, 2),
+				.mailbox = sqlite3_column_int64(s, 3),
+				.op = op == 0 ? STORE_JMAP_CREATED : op == 2 ? STORE_JMAP_DESTROYED :
+				      STORE_JMAP_UPDATED,
+			};
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_set_db_error(st, db, "reading the change log", error_r);
+		sqlite3_finalize(s);
+		store_db_put(st, db);
+		free(v);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	*v_r = v;
+	*n_r = n;
 	return 0;
 }
 
@@ -223,7 +279,8 @@ static int query_count(sqlite3 *db, int64_t account_id, const struct store_jmap_
 {
 	struct qbuild b = {0};
 	buf_init(&b.sql, 1 << 16);
-	buf_append_str(&b.sql, "SELECT count(*)");
+	buf_append_str(&b.sql, q->in_mailbox ? "SELECT count(*)"
+					     : "SELECT count(DISTINCT mm.body_id)");
 	qb_where(&b, account_id, q);
 	sqlite3_stmt *s = store_prep(db, b.sql.data);
 	int rc = SQLITE_ERROR;
@@ -268,17 +325,28 @@ int store_jmap_query(struct store *st, int64_t account_id, const struct store_jm
 	}
 	struct qbuild b = {0};
 	buf_init(&b.sql, 1 << 16);
-	buf_append_str(&b.sql, "SELECT mm.mailbox_id, mm.uid");
-	qb_where(&b, account_id, q);
+	/* In one mailbox the rows are the emails (a body twice in one mailbox
+	 * is skipped below; LIMIT may then give one fewer); across mailboxes
+	 * an email's copies are grouped. */
 	const char *dir = q->ascending ? "ASC" : "DESC";
-	if (q->sort == STORE_JMAP_SORT_SIZE)
-		buf_printf(&b.sql, " ORDER BY m.size %s, mm.internaldate %s", dir, dir);
-	else
-		buf_printf(&b.sql, " ORDER BY mm.internaldate %s", dir);
-	if (q->in_mailbox)
+	if (q->in_mailbox) {
+		buf_append_str(&b.sql, "SELECT mm.body_id");
+		qb_where(&b, account_id, q);
+		if (q->sort == STORE_JMAP_SORT_SIZE)
+			buf_printf(&b.sql, " ORDER BY m.size %s, mm.internaldate %s", dir, dir);
+		else
+			buf_printf(&b.sql, " ORDER BY mm.internaldate %s", dir);
 		buf_printf(&b.sql, ", mm.uid %s", dir);
-	else
-		buf_printf(&b.sql, ", mm.mailbox_id %s, mm.uid %s", dir, dir);
+	} else {
+		buf_append_str(&b.sql, "SELECT mm.body_id, min(mm.internaldate) AS d");
+		qb_where(&b, account_id, q);
+		buf_append_str(&b.sql, " GROUP BY mm.body_id");
+		if (q->sort == STORE_JMAP_SORT_SIZE)
+			buf_printf(&b.sql, " ORDER BY max(m.size) %s, d %s", dir, dir);
+		else
+			buf_printf(&b.sql, " ORDER BY d %s", dir);
+		buf_printf(&b.sql, ", mm.body_id %s", dir);
+	}
 	if (!q->has_anchor) {
 		qb_int(&b, " LIMIT #", (int64_t)q->limit);
 		qb_int(&b, " OFFSET #", pos);
@@ -294,16 +362,17 @@ int store_jmap_query(struct store *st, int64_t account_id, const struct store_jm
 	int rc;
 	int64_t idx = 0, anchor_at = -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t mb = sqlite3_column_int64(s, 0);
-		uint32_t uid = (uint32_t)sqlite3_column_int64(s, 1);
-		if (q->has_anchor && mb == q->anchor_mailbox && uid == q->anchor_uid)
+		int64_t body = sqlite3_column_int64(s, 0);
+		if (q->in_mailbox && n > 0 && v[n - 1].body_id == body)
+			continue;
+		if (q->has_anchor && body == q->anchor_body && anchor_at < 0)
 			anchor_at = idx;
 		idx++;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			v = xreallocarray(v, cap, sizeof *v);
 		}
-		v[n++] = (struct store_jmap_ref){mb, uid};
+		v[n++] = (struct store_jmap_ref){body};
 	}
 	sqlite3_finalize(s);
 	qb_free(&b);
@@ -345,44 +414,122 @@ fail:
 	return -1;
 }
 
-int store_jmap_email(struct store *st, int64_t account_id, int64_t mailbox_id, uint32_t uid,
+int store_jmap_email(struct store *st, int64_t account_id, int64_t body_id,
 		     struct store_jmap_email *e_r)
 {
 	memset(e_r, 0, sizeof *e_r);
 	sqlite3 *db = store_db_get(st);
 	if (!db)
 		return -1;
-	sqlite3_stmt *s = store_prep(db, "SELECT mm.flags, mm.keywords, mm.internaldate, m.size,"
-				     " m.path FROM mailbox_messages mm"
+	sqlite3_stmt *s = store_prep(db, "SELECT mm.mailbox_id, mm.uid, mm.flags, mm.keywords,"
+				     " mm.internaldate, m.size, m.path FROM mailbox_messages mm"
 				     " JOIN mailboxes mb ON mb.id = mm.mailbox_id"
 				     " JOIN messages m ON m.id = mm.body_id"
-				     " WHERE mm.mailbox_id = ?1 AND mm.uid = ?2"
-				     " AND mb.account_id = ?3");
-	int ret = -1;
+				     " WHERE mm.body_id = ?1 AND mb.account_id = ?2"
+				     " ORDER BY mm.mailbox_id, mm.uid");
+	int ret = -1, rc = SQLITE_ERROR;
+	size_t cap = 0;
 	if (s) {
-		sqlite3_bind_int64(s, 1, mailbox_id);
-		sqlite3_bind_int64(s, 2, uid);
-		sqlite3_bind_int64(s, 3, account_id);
-		int rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW) {
-			e_r->mailbox_id = mailbox_id;
-			e_r->uid = uid;
-			e_r->flags = (uint32_t)sqlite3_column_int64(s, 0);
-			e_r->keywords = sqlite3_column_type(s, 1) == SQLITE_NULL ? NULL :
-					store_col_strdup(s, 1);
-			e_r->internaldate = sqlite3_column_int64(s, 2);
-			e_r->size = sqlite3_column_int64(s, 3);
-			const unsigned char *p = sqlite3_column_text(s, 4);
-			snprintf(e_r->path, sizeof e_r->path, "%s", p ? (const char *)p : "");
-			ret = 1;
-		} else if (rc == SQLITE_DONE) {
-			ret = 0;
+		sqlite3_bind_int64(s, 1, body_id);
+		sqlite3_bind_int64(s, 2, account_id);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			int64_t mb = sqlite3_column_int64(s, 0);
+			if (e_r->nmailboxes == 0) {
+				e_r->body_id = body_id;
+				e_r->mailbox_id = mb;
+				e_r->uid = (uint32_t)sqlite3_column_int64(s, 1);
+				e_r->flags = (uint32_t)sqlite3_column_int64(s, 2);
+				e_r->keywords = sqlite3_column_type(s, 3) == SQLITE_NULL ? NULL :
+						store_col_strdup(s, 3);
+				e_r->internaldate = sqlite3_column_int64(s, 4);
+				e_r->size = sqlite3_column_int64(s, 5);
+				const unsigned char *p = sqlite3_column_text(s, 6);
+				snprintf(e_r->path, sizeof e_r->path, "%s",
+					 p ? (const char *)p : "");
+			} else if (e_r->mailboxes[e_r->nmailboxes - 1] == mb) {
+				continue;
+			}
+			if (e_r->nmailboxes == cap) {
+				cap = cap ? 2 * cap : 4;
+				e_r->mailboxes = xreallocarray(e_r->mailboxes, cap,
+							       sizeof *e_r->mailboxes);
+			}
+			e_r->mailboxes[e_r->nmailboxes++] = mb;
 		}
+		if (rc == SQLITE_DONE)
+			ret = e_r->nmailboxes > 0 ? 1 : 0;
 	}
-	if (ret < 0)
-		log_error("store: Email/get of %lld:%u: %s", (long long)mailbox_id, uid,
+	if (ret < 0) {
+		log_error("store: Email/get of body %lld: %s", (long long)body_id,
 			  sqlite3_errmsg(db));
+		store_jmap_email_free(e_r);
+	}
 	sqlite3_finalize(s);
 	store_db_put(st, db);
 	return ret;
+}
+
+void store_jmap_email_free(struct store_jmap_email *e)
+{
+	free(e->keywords);
+	free(e->mailboxes);
+	e->keywords = NULL;
+	e->mailboxes = NULL;
+	e->nmailboxes = 0;
+}
+
+int store_jmap_email_rows(struct store *st, int64_t account_id, int64_t body_id,
+			  struct store_jmap_row **v_r, size_t *n_r, char **error_r)
+{
+	*v_r = NULL;
+	*n_r = 0;
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		store_set_error(error_r, xstrdup("cannot open the database"));
+		return -1;
+	}
+	sqlite3_stmt *s = store_prep(db, "SELECT mm.mailbox_id, mm.uid, mm.flags, mm.keywords"
+				     " FROM mailbox_messages mm"
+				     " JOIN mailboxes mb ON mb.id = mm.mailbox_id"
+				     " WHERE mm.body_id = ?1 AND mb.account_id = ?2"
+				     " ORDER BY mm.mailbox_id, mm.uid");
+	struct store_jmap_row *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = SQLITE_ERROR;
+	if (s) {
+		sqlite3_bind_int64(s, 1, body_id);
+		sqlite3_bind_int64(s, 2, account_id);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 4;
+				v = xreallocarray(v, cap, sizeof *v);
+			}
+			v[n++] = (struct store_jmap_row){
+				.mailbox_id = sqlite3_column_int64(s, 0),
+				.uid = (uint32_t)sqlite3_column_int64(s, 1),
+				.flags = (uint32_t)sqlite3_column_int64(s, 2),
+				.keywords = sqlite3_column_type(s, 3) == SQLITE_NULL ? NULL :
+					    store_col_strdup(s, 3),
+			};
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_set_db_error(st, db, "reading an email's copies", error_r);
+		sqlite3_finalize(s);
+		store_db_put(st, db);
+		store_jmap_rows_free(v, n);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	*v_r = v;
+	*n_r = n;
+	return 0;
+}
+
+void store_jmap_rows_free(struct store_jmap_row *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].keywords);
+	free(v);
 }

@@ -28,19 +28,40 @@ int store_jmap_mailboxes(struct store *st, int64_t account_id, struct store_jmap
 			 size_t *n_r, char **error_r);
 void store_jmap_mailboxes_free(struct store_jmap_mailbox *v, size_t n);
 
-/* The account's mail state from the IMAP MODSEQ machinery: the sum of
- * every mailbox's HIGHESTMODSEQ (which every append, flag change and
- * expunge raises), the number of mailboxes and the highest mailbox id (a
- * mailbox created or deleted).  IMAP and JMAP advance together.  0 / -1. */
+/* The account's states: positions in the change log (jmap_changes,
+ * filled by triggers on every write of mailbox_messages, mailboxes and
+ * subscriptions, whoever makes it): email = the last change of an email,
+ * mailbox = the last change of anything (counts are mailbox properties);
+ * horizon = the log holds every change after it (older ones pruned).
+ * IMAP and JMAP advance together.  0 / -1. */
 struct store_jmap_state {
-	uint64_t modseq_sum;
-	int64_t mailboxes;
-	int64_t max_id;
+	int64_t email;
+	int64_t mailbox;
+	int64_t horizon;
 };
 int store_jmap_state(struct store *st, int64_t account_id, struct store_jmap_state *r,
 		     char **error_r);
 
-/* Email/query, all in SQL.  An email is one (mailbox_id, uid). */
+/* The account's changes after seq since (ascending), of one kind
+ * (STORE_JMAP_KIND_*, or 0 for both), at most max: 0 with *v_r (heap) /
+ * *n_r, -1 with *error_r. */
+#define STORE_JMAP_KIND_EMAIL 1
+#define STORE_JMAP_KIND_MAILBOX 2
+enum store_jmap_op { STORE_JMAP_CREATED, STORE_JMAP_UPDATED, STORE_JMAP_DESTROYED };
+struct store_jmap_change {
+	int64_t seq;
+	int kind;
+	int64_t obj;                  /* body id or mailbox id */
+	int64_t mailbox;              /* an email's: the copy's mailbox */
+	enum store_jmap_op op;
+};
+int store_jmap_changes(struct store *st, int64_t account_id, int kind, int64_t since,
+		       size_t max, struct store_jmap_change **v_r, size_t *n_r, char **error_r);
+
+/* Email/query, all in SQL.  An email is one message body (messages.id) as
+ * the account sees it: one or more mailbox_messages rows sharing body_id
+ * (an IMAP COPY or a JMAP mailboxIds change keeps the body), so its id
+ * survives moves. */
 enum store_jmap_sort {
 	STORE_JMAP_SORT_RECEIVED,   /* internaldate */
 	STORE_JMAP_SORT_SIZE,
@@ -66,15 +87,13 @@ struct store_jmap_query {
 	bool ascending;
 	int64_t position;             /* may be negative (from the end) */
 	bool has_anchor;
-	int64_t anchor_mailbox;
-	uint32_t anchor_uid;
+	int64_t anchor_body;
 	int64_t anchor_offset;
 	size_t limit;
 	bool calculate_total;          /* else *total_r is -1 (unless needed) */
 };
 struct store_jmap_ref {
-	int64_t mailbox_id;
-	uint32_t uid;
+	int64_t body_id;
 };
 /* 1 with *v_r (heap) / *n_r, *total_r (every match) and *position_r;
  * 0 when the anchor is not in the results; -1 error. */
@@ -82,18 +101,36 @@ int store_jmap_query(struct store *st, int64_t account_id, const struct store_jm
 		     struct store_jmap_ref **v_r, size_t *n_r, int64_t *total_r,
 		     int64_t *position_r, char **error_r);
 
-/* One email of the account for Email/get. */
+/* One email of the account for Email/get: its first copy's (lowest
+ * mailbox id, then uid) flags, keywords and date, and every mailbox
+ * holding it. */
 struct store_jmap_email {
-	int64_t mailbox_id;
+	int64_t body_id;
+	int64_t mailbox_id;           /* the first copy */
 	uint32_t uid;
 	uint32_t flags;
 	char *keywords;               /* heap or NULL */
 	int64_t internaldate;
 	int64_t size;
 	char path[64];
+	int64_t *mailboxes;           /* heap: every mailbox with a copy, ascending */
+	size_t nmailboxes;
 };
-/* 1 found (free e->keywords), 0 not in this account, -1 error. */
-int store_jmap_email(struct store *st, int64_t account_id, int64_t mailbox_id, uint32_t uid,
+/* 1 found (store_jmap_email_free), 0 not in this account, -1 error. */
+int store_jmap_email(struct store *st, int64_t account_id, int64_t body_id,
 		     struct store_jmap_email *e_r);
+void store_jmap_email_free(struct store_jmap_email *e);
+
+/* Every copy of body body_id in the account's mailboxes (for Email/set):
+ * 0 with *v_r (heap) and *n_r (0: not in this account), -1 with *error_r. */
+struct store_jmap_row {
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint32_t flags;
+	char *keywords;               /* heap or NULL */
+};
+int store_jmap_email_rows(struct store *st, int64_t account_id, int64_t body_id,
+			  struct store_jmap_row **v_r, size_t *n_r, char **error_r);
+void store_jmap_rows_free(struct store_jmap_row *v, size_t n);
 
 #endif

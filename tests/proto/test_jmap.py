@@ -875,3 +875,121 @@ def test_query_then_get_back_reference_and_caps(yubind):
     assert m[3][1]["type"] == "requestTooLarge"
     assert m[4][1]["type"] == "requestTooLarge"
     j.close()
+
+
+def changes(j, aid, name, since, **args):
+    got, res = call(j, name, {"sinceState": since, **args}, aid)
+    assert got == name, res
+    return res
+
+
+def test_changes_follow_imap_and_smtp(yubind):
+    """Email/changes, Mailbox/changes, Thread/changes and Email/queryChanges
+    read the store's change log, which IMAP, SMTP delivery and JMAP all
+    write: an IMAP COPY keeps the email's id (another mailbox of the same
+    email), an expunge of one copy is an update, of the last a destroy."""
+    j = Jmap(yubind)
+    aid = account_id(j)
+    ib = inbox_id(j, aid)
+    s0 = call(j, "Email/get", {"ids": []}, aid)[1]["state"]
+    m0 = mailboxes(j, aid)["state"]
+    q0 = call(j, "Email/query", {"filter": {"inMailbox": ib}}, aid)[1]
+    assert q0["canCalculateChanges"] is True
+    # nothing changed: the same state, empty lists
+    r = changes(j, aid, "Email/changes", s0)
+    assert (r["oldState"], r["newState"], r["created"], r["updated"], r["destroyed"],
+            r["hasMoreChanges"]) == (s0, s0, [], [], [], False)
+
+    for n in range(3):
+        yubind.send("sender@example.net", [DEMO], yt.make_message(subject=f"m{n}"))
+    r = changes(j, aid, "Email/changes", s0)
+    assert len(r["created"]) == 3 and r["updated"] == [] and r["destroyed"] == []
+    e1, e2, e3 = r["created"]
+    s1 = r["newState"]
+    assert s1 == call(j, "Email/get", {"ids": []}, aid)[1]["state"]
+    mc = changes(j, aid, "Mailbox/changes", m0)
+    assert mc["updated"] == [ib] and mc["created"] == []
+    assert mc["updatedProperties"] == ["totalEmails", "unreadEmails", "totalThreads",
+                                       "unreadThreads"]
+    t = changes(j, aid, "Thread/changes", s0)
+    assert len(t["created"]) == 3 and all(x.startswith("t") for x in t["created"])
+    # maxChanges pages through the log
+    r = changes(j, aid, "Email/changes", s0, maxChanges=2)
+    assert r["hasMoreChanges"] is True and r["created"] == [e1, e2]
+    r = changes(j, aid, "Email/changes", r["newState"], maxChanges=2)
+    assert r["hasMoreChanges"] is False and r["created"] == [e3] and r["newState"] == s1
+
+    c = yubind.imap(DEMO)
+    c.ok('CREATE "Keep"')
+    c.ok("SELECT INBOX")
+    c.ok("STORE 1 +FLAGS (\\Seen)")
+    c.ok('COPY 2 "Keep"')
+    c.ok("STORE 3 +FLAGS (\\Deleted)")
+    c.ok("EXPUNGE")
+    r = changes(j, aid, "Email/changes", s1)
+    assert sorted(r["updated"]) == sorted([e1, e2]) and r["destroyed"] == [e3]
+    assert r["created"] == []
+    g = call(j, "Email/get", {"ids": [e1, e2], "properties": ["mailboxIds", "keywords"]},
+             aid)[1]
+    by = {e["id"]: e for e in g["list"]}
+    assert by[e1]["keywords"] == {"$seen": True}
+    keep = [m["id"] for m in mailboxes(j, aid)["list"] if m["name"] == "Keep"][0]
+    assert by[e2]["mailboxIds"] == {ib: True, keep: True}
+    mc = changes(j, aid, "Mailbox/changes", m0)
+    assert mc["created"] == [keep] and mc["updated"] == [ib]
+    # the new mailbox is in created; INBOX changed only in its counts
+    assert mc["updatedProperties"] == ["totalEmails", "unreadEmails", "totalThreads",
+                                       "unreadThreads"]
+    c.ok('RENAME "Keep" "Kept"')
+    mc = changes(j, aid, "Mailbox/changes", mc["newState"])
+    assert mc["updated"] == [keep] and mc["updatedProperties"] is None
+
+    # queryChanges: everything changed is removed, what matches now is added
+    qc = call(j, "Email/queryChanges", {"filter": {"inMailbox": ib},
+                                        "sinceQueryState": q0["queryState"],
+                                        "calculateTotal": True}, aid)[1]
+    assert sorted(qc["removed"]) == sorted([e1, e2, e3])
+    assert {a["id"] for a in qc["added"]} == {e1, e2}
+    assert qc["total"] == 2
+    now = call(j, "Email/query", {"filter": {"inMailbox": ib}}, aid)[1]
+    assert qc["newQueryState"] == now["queryState"]
+    assert [a["id"] for a in sorted(qc["added"], key=lambda a: a["index"])] == now["ids"]
+
+    # unknown and future states cannot be calculated
+    for bad in ("junk", str(int(s1) + 1000), "-1"):
+        got, res = call(j, "Email/changes", {"sinceState": bad}, aid)
+        assert got == "error" and res["type"] == "cannotCalculateChanges", res
+        got, res = call(j, "Mailbox/changes", {"sinceState": bad}, aid)
+        assert got == "error" and res["type"] == "cannotCalculateChanges", res
+
+
+def test_mailbox_query(yubind):
+    j = Jmap(yubind)
+    aid = account_id(j)
+    c = yubind.imap(DEMO)
+    c.ok('CREATE "Projects/2026"')
+    c.ok('CREATE "Projects/Old"')
+    c.ok('SUBSCRIBE "Projects"')
+    got, q = call(j, "Mailbox/query", {"sort": [{"property": "name"}],
+                                       "calculateTotal": True}, aid)
+    assert got == "Mailbox/query", q
+    names = {m["id"]: m["name"] for m in mailboxes(j, aid)["list"]}
+    assert [names[i] for i in q["ids"]] == sorted(names[i] for i in q["ids"])
+    assert q["total"] == len(names)
+    proj = [i for i, n in names.items() if n == "Projects"][0]
+    got, q = call(j, "Mailbox/query", {"filter": {"parentId": proj},
+                                       "sort": [{"property": "name", "isAscending": False}]},
+                  aid)
+    assert [names[i] for i in q["ids"]] == ["Old", "2026"]
+    got, q = call(j, "Mailbox/query", {"filter": {"role": "inbox"}}, aid)
+    assert [names[i] for i in q["ids"]] == ["INBOX"]
+    got, q = call(j, "Mailbox/query", {"filter": {"isSubscribed": True}}, aid)
+    assert proj in q["ids"]
+    got, q = call(j, "Mailbox/query", {"filter": {"hasAnyRole": True}}, aid)
+    roles = {m["id"] for m in mailboxes(j, aid)["list"] if m["role"]}
+    assert set(q["ids"]) == roles and "INBOX" in {names[i] for i in roles}
+    assert proj not in roles
+    got, q = call(j, "Mailbox/query", {"sort": [{"property": "totalEmails"}]}, aid)
+    assert got == "error" and q["type"] == "unsupportedSort"
+    got, q = call(j, "Mailbox/query", {"filter": {"bogus": 1}}, aid)
+    assert got == "error" and q["type"] == "unsupportedFilter"

@@ -83,32 +83,33 @@ static json_t *jstr0(const char *s)
 	return s ? jstr(s, strlen(s)) : json_null();
 }
 
-/* "e12x34" (prefix 'e') -> 12, 34.  *rest_r: what follows the uid. */
-static bool parse_ref(const char *id, char prefix, int64_t *mb_r, uint32_t *uid_r,
-		      const char **rest_r)
+/* "e42" (prefix 'e') -> 42.  *rest_r: what follows the number (else
+ * nothing may). */
+static bool parse_ref(const char *id, char prefix, int64_t *body_r, const char **rest_r)
 {
 	if (id == NULL || id[0] != prefix || id[1] < '1' || id[1] > '9')
 		return false;
 	char *end;
 	errno = 0;
-	long long mb = strtoll(id + 1, &end, 10);
-	if (errno || *end != 'x' || end[1] < '1' || end[1] > '9')
-		return false;
-	unsigned long long uid = strtoull(end + 1, &end, 10);
-	if (errno || uid > UINT32_MAX)
+	long long body = strtoll(id + 1, &end, 10);
+	if (errno)
 		return false;
 	if (rest_r)
 		*rest_r = end;
 	else if (*end)
 		return false;
-	*mb_r = mb;
-	*uid_r = (uint32_t)uid;
+	*body_r = body;
 	return true;
 }
 
-static json_t *ref_id(char prefix, int64_t mb, uint32_t uid)
+bool jmap_email_id_parse(const char *id, int64_t *body_id_r)
 {
-	return json_sprintf("%c%lldx%u", prefix, (long long)mb, uid);
+	return parse_ref(id, 'e', body_id_r, NULL);
+}
+
+static json_t *ref_id(char prefix, int64_t body)
+{
+	return json_sprintf("%c%lld", prefix, (long long)body);
 }
 
 void jmap_touched_add(struct jmap_touched *t, int64_t mailbox_id)
@@ -129,18 +130,33 @@ void jmap_touched_free(struct jmap_touched *t)
 	*t = (struct jmap_touched){0};
 }
 
-int jmap_mail_state(struct store *st, int64_t account_id, char *out, size_t outsz)
+static int state_read(struct store *st, int64_t account_id, struct store_jmap_state *s)
 {
-	struct store_jmap_state s;
 	char *err = NULL;
-	if (store_jmap_state(st, account_id, &s, &err) < 0) {
+	if (store_jmap_state(st, account_id, s, &err) < 0) {
 		log_error("jmap: state of account %lld: %s", (long long)account_id,
 			  err ? err : "store error");
 		free(err);
 		return -1;
 	}
-	snprintf(out, outsz, "%llu-%lld-%lld", (unsigned long long)s.modseq_sum,
-		 (long long)s.mailboxes, (long long)s.max_id);
+	return 0;
+}
+
+int jmap_mail_state(struct store *st, int64_t account_id, char *out, size_t outsz)
+{
+	struct store_jmap_state s;
+	if (state_read(st, account_id, &s) < 0)
+		return -1;
+	snprintf(out, outsz, "%lld", (long long)s.email);
+	return 0;
+}
+
+int jmap_mailbox_state(struct store *st, int64_t account_id, char *out, size_t outsz)
+{
+	struct store_jmap_state s;
+	if (state_read(st, account_id, &s) < 0)
+		return -1;
+	snprintf(out, outsz, "%lld", (long long)s.mailbox);
 	return 0;
 }
 
@@ -272,7 +288,7 @@ static int page(const struct store_jmap_query *q, struct store_jmap_ref *v, size
 	if (q->has_anchor) {
 		int64_t at = -1;
 		for (int64_t i = 0; i < n && at < 0; i++)
-			if (v[i].mailbox_id == q->anchor_mailbox && v[i].uid == q->anchor_uid)
+			if (v[i].body_id == q->anchor_body)
 				at = i;
 		if (at < 0)
 			return 0;
@@ -307,8 +323,10 @@ static bool get_int(json_t *o, const char *k, int64_t *v_r, bool *present_r)
 	return true;
 }
 
-json_t *jmap_email_query(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
-			 const char **desc_r)
+/* unlimited: every match, whatever position, anchor and limit say (for
+ * queryChanges). */
+static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
+			   const char **desc_r, bool unlimited)
 {
 	struct store_jmap_query q = {.min_size = -1, .max_size = -1, .limit = QUERY_LIMIT_MAX};
 	int64_t not_in[STORE_JMAP_IN_MAX];
@@ -481,8 +499,7 @@ json_t *jmap_email_query(const struct jmap_mail_ctx *c, json_t *args, const char
 		q.limit = (size_t)n;
 	json_t *anchor = json_object_get(args, "anchor");
 	if (anchor && !json_is_null(anchor)) {
-		if (!parse_ref(json_string_value(anchor), 'e', &q.anchor_mailbox, &q.anchor_uid,
-			       NULL)) {
+		if (!parse_ref(json_string_value(anchor), 'e', &q.anchor_body, NULL)) {
 			*type_r = "anchorNotFound";
 			*desc_r = NULL;
 			return NULL;
@@ -495,6 +512,11 @@ json_t *jmap_email_query(const struct jmap_mail_ctx *c, json_t *args, const char
 	}
 	json_t *ct = json_object_get(args, "calculateTotal");
 	q.calculate_total = json_is_true(ct);
+	if (unlimited) {
+		q.position = 0;
+		q.has_anchor = false;
+		q.limit = (size_t)INT64_MAX;
+	}
 	json_t *collapse = json_object_get(args, "collapseThreads");
 	(void)collapse;             /* one email a thread: collapsing changes nothing */
 
@@ -553,15 +575,277 @@ json_t *jmap_email_query(const struct jmap_mail_ctx *c, json_t *args, const char
 	}
 	json_t *ids = json_array();
 	for (size_t i = 0; i < nv; i++)
-		json_array_append_new(ids, ref_id('e', v[i].mailbox_id, v[i].uid));
+		json_array_append_new(ids, ref_id('e', v[i].body_id));
 	free(v);
 	json_t *res = json_pack("{s:s, s:s, s:b, s:I, s:o}", "accountId", c->acct, "queryState",
-				state, "canCalculateChanges", 0, "position", (json_int_t)pos,
+				state, "canCalculateChanges", 1, "position", (json_int_t)pos,
 				"ids", ids);
 	if (total >= 0)
 		json_object_set_new(res, "total", json_integer(total));
 	if (json_object_get(args, "limit"))
 		json_object_set_new(res, "limit", json_integer((json_int_t)q.limit));
+	return res;
+}
+
+json_t *jmap_email_query(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
+			 const char **desc_r)
+{
+	return email_query(c, args, type_r, desc_r, false);
+}
+
+/* ---- Email/changes, Thread/changes, Email/queryChanges ---- */
+
+#define CHANGES_MAX 5000            /* maxChanges cap and default */
+#define CHANGES_ROWS_MAX 200000     /* log rows read by one call */
+
+static bool parse_state(json_t *v, int64_t *r)
+{
+	const char *s = json_string_value(v);
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	char *end;
+	errno = 0;
+	long long n = strtoll(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*r = n;
+	return true;
+}
+
+/* The emails changed after since: per body id, whether it was created in
+ * that time; at most max ids, *upto_r the last log position covered. */
+struct chg {
+	int64_t id;
+	bool created;
+};
+
+static int email_changes_since(const struct jmap_mail_ctx *c, int64_t since, size_t max,
+			       int64_t cur, struct chg **v_r, size_t *n_r, int64_t *upto_r,
+			       bool *more_r)
+{
+	struct store_jmap_change *rows = NULL;
+	size_t nrows = 0;
+	char *err = NULL;
+	*v_r = NULL;
+	*n_r = 0;
+	*more_r = false;
+	*upto_r = cur;
+	if (store_jmap_changes(c->st, c->account_id, STORE_JMAP_KIND_EMAIL, since,
+			       CHANGES_ROWS_MAX, &rows, &nrows, &err) < 0) {
+		log_error("jmap: Email/changes: %s", err);
+		free(err);
+		return -1;
+	}
+	json_t *at = json_object();     /* body id -> index in v */
+	struct chg *v = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < nrows; i++) {
+		char key[24];
+		snprintf(key, sizeof key, "%lld", (long long)rows[i].obj);
+		json_t *k = json_object_get(at, key);
+		if (k == NULL) {
+			if (n == max) {
+				*more_r = true;
+				*upto_r = rows[i - 1].seq;
+				break;
+			}
+			v = xreallocarray(v, n + 1, sizeof *v);
+			v[n] = (struct chg){rows[i].obj, false};
+			json_object_set_new(at, key, json_integer((json_int_t)n));
+			k = json_object_get(at, key);
+			n++;
+		}
+		if (rows[i].op == STORE_JMAP_CREATED)
+			v[json_integer_value(k)].created = true;
+	}
+	if (!*more_r && nrows == CHANGES_ROWS_MAX) {
+		*more_r = true;
+		*upto_r = rows[nrows - 1].seq;
+	}
+	json_decref(at);
+	free(rows);
+	*v_r = v;
+	*n_r = n;
+	return 0;
+}
+
+/* 1 the account has the email now, 0 not, -1 error. */
+static int email_exists(const struct jmap_mail_ctx *c, int64_t body)
+{
+	struct store_jmap_row *rows;
+	size_t n;
+	char *err = NULL;
+	if (store_jmap_email_rows(c->st, c->account_id, body, &rows, &n, &err) < 0) {
+		log_error("jmap: %s", err);
+		free(err);
+		return -1;
+	}
+	store_jmap_rows_free(rows, n);
+	return n > 0;
+}
+
+/* The common start of /changes and /queryChanges: the current state and
+ * the client's, checked.  0 fine, -1 with the error set. */
+static int changes_args(const struct jmap_mail_ctx *c, json_t *since_v, int64_t *since_r,
+			struct store_jmap_state *st_r, const char **type_r, const char **desc_r)
+{
+	if (!json_is_string(since_v)) {
+		*type_r = "invalidArguments";
+		*desc_r = "the since state (a string) is required";
+		return -1;
+	}
+	if (state_read(c->st, c->account_id, st_r) < 0) {
+		*type_r = "serverFail";
+		*desc_r = "the store is unavailable";
+		return -1;
+	}
+	if (!parse_state(since_v, since_r) || *since_r > st_r->email ||
+	    (*since_r < st_r->horizon && *since_r != st_r->email)) {
+		*type_r = "cannotCalculateChanges";
+		*desc_r = "the state is unknown or older than the change log: "
+			  "fetch the objects again";
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *changes(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
+		       const char **desc_r, char prefix)
+{
+	int64_t since, max = CHANGES_MAX;
+	struct store_jmap_state st;
+	json_t *mc = json_object_get(args, "maxChanges");
+	if (mc && !json_is_null(mc)) {
+		if (!json_is_integer(mc) || json_integer_value(mc) <= 0) {
+			*type_r = "invalidArguments";
+			*desc_r = "maxChanges is a positive integer";
+			return NULL;
+		}
+		if (json_integer_value(mc) < max)
+			max = json_integer_value(mc);
+	}
+	if (changes_args(c, json_object_get(args, "sinceState"), &since, &st, type_r,
+			 desc_r) < 0)
+		return NULL;
+	struct chg *v = NULL;
+	size_t n = 0;
+	int64_t upto = st.email;
+	bool more = false;
+	if (since < st.email &&
+	    email_changes_since(c, since, (size_t)max, st.email, &v, &n, &upto, &more) < 0) {
+		*type_r = "serverFail";
+		*desc_r = "the store is unavailable";
+		return NULL;
+	}
+	json_t *created = json_array(), *updated = json_array(), *destroyed = json_array();
+	for (size_t i = 0; i < n; i++) {
+		int ex = email_exists(c, v[i].id);
+		if (ex < 0) {
+			free(v);
+			json_decref(created);
+			json_decref(updated);
+			json_decref(destroyed);
+			*type_r = "serverFail";
+			*desc_r = "the store is unavailable";
+			return NULL;
+		}
+		if (ex && v[i].created)
+			json_array_append_new(created, ref_id(prefix, v[i].id));
+		else if (ex)
+			json_array_append_new(updated, ref_id(prefix, v[i].id));
+		else if (!v[i].created)
+			json_array_append_new(destroyed, ref_id(prefix, v[i].id));
+	}
+	free(v);
+	char olds[24], news[24];
+	snprintf(olds, sizeof olds, "%lld", (long long)since);
+	snprintf(news, sizeof news, "%lld", (long long)upto);
+	return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:o}", "accountId", c->acct,
+			 "oldState", olds, "newState", news, "hasMoreChanges", more,
+			 "created", created, "updated", updated, "destroyed", destroyed);
+}
+
+json_t *jmap_email_changes(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
+			   const char **desc_r)
+{
+	return changes(c, args, type_r, desc_r, 'e');
+}
+
+json_t *jmap_thread_changes(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
+			    const char **desc_r)
+{
+	return changes(c, args, type_r, desc_r, 't');
+}
+
+/* RFC 8620 5.6, the simple way it allows: every email changed since the
+ * old query state is in removed, and those in the results now are in
+ * added with their index. */
+json_t *jmap_email_query_changes(const struct jmap_mail_ctx *c, json_t *args,
+				 const char **type_r, const char **desc_r)
+{
+	int64_t since, max = -1;
+	struct store_jmap_state st;
+	json_t *mc = json_object_get(args, "maxChanges");
+	if (mc && !json_is_null(mc)) {
+		if (!json_is_integer(mc) || json_integer_value(mc) <= 0) {
+			*type_r = "invalidArguments";
+			*desc_r = "maxChanges is a positive integer";
+			return NULL;
+		}
+		max = json_integer_value(mc);
+	}
+	if (changes_args(c, json_object_get(args, "sinceQueryState"), &since, &st, type_r,
+			 desc_r) < 0)
+		return NULL;
+	struct chg *v = NULL;
+	size_t n = 0;
+	int64_t upto;
+	bool more = false;
+	if (since < st.email &&
+	    email_changes_since(c, since, CHANGES_ROWS_MAX, st.email, &v, &n, &upto, &more) < 0) {
+		*type_r = "serverFail";
+		*desc_r = "the store is unavailable";
+		return NULL;
+	}
+	if (more || (max > 0 && (int64_t)n > max)) {
+		free(v);
+		*type_r = "tooManyChanges";
+		*desc_r = "more changes than maxChanges: run the query again";
+		return NULL;
+	}
+	json_t *q = email_query(c, args, type_r, desc_r, true);
+	if (q == NULL) {
+		free(v);
+		return NULL;
+	}
+	json_t *ids = json_object_get(q, "ids");
+	json_t *removed = json_array(), *added = json_array(), *changed = json_object();
+	for (size_t i = 0; i < n; i++) {
+		json_t *id = ref_id('e', v[i].id);
+		json_object_set_new(changed, json_string_value(id), json_true());
+		json_array_append_new(removed, id);
+	}
+	free(v);
+	const char *upto_id = json_string_value(json_object_get(args, "upToId"));
+	size_t i;
+	json_t *id;
+	json_array_foreach(ids, i, id) {
+		if (json_object_get(changed, json_string_value(id)))
+			json_array_append_new(added, json_pack("{s:O, s:I}", "id", id, "index",
+							       (json_int_t)i));
+		if (upto_id && strcmp(upto_id, json_string_value(id)) == 0)
+			break;
+	}
+	json_decref(changed);
+	char olds[24];
+	snprintf(olds, sizeof olds, "%lld", (long long)since);
+	json_t *res = json_pack("{s:s, s:s, s:O, s:o, s:o}", "accountId", c->acct,
+				"oldQueryState", olds, "newQueryState",
+				json_object_get(q, "queryState"), "removed", removed,
+				"added", added);
+	if (json_is_true(json_object_get(args, "calculateTotal")))
+		json_object_set_new(res, "total", json_integer((json_int_t)json_array_size(ids)));
+	json_decref(q);
 	return res;
 }
 
@@ -608,7 +892,7 @@ static int msg_read(struct store *st, struct msg *g)
 
 static void msg_free(struct msg *g)
 {
-	free(g->e.keywords);
+	store_jmap_email_free(&g->e);
 	free(g->data);
 	mime_message_free(&g->m);
 }
@@ -1122,8 +1406,8 @@ static json_t *part_json(const struct msg *g, size_t i, const struct bodyprops *
 			for (char *c = sec; *c; c++)
 				if (*c == '.')
 					*c = '_';
-			json_object_set_new(o, "blobId", json_sprintf("b%lldx%up%s",
-				(long long)g->e.mailbox_id, g->e.uid, sec));
+			json_object_set_new(o, "blobId", json_sprintf("b%lldp%s",
+				(long long)g->e.body_id, sec));
 		}
 	}
 	if (bp->size) {
@@ -1338,15 +1622,24 @@ static json_t *email_json(const struct jmap_mail_ctx *c, struct msg *g, json_t *
 {
 	(void)c;
 	json_t *o = json_object();
-	json_object_set_new(o, "id", ref_id('e', g->e.mailbox_id, g->e.uid));
+	json_object_set_new(o, "id", ref_id('e', g->e.body_id));
 	if (want(props, "blobId"))
-		json_object_set_new(o, "blobId", ref_id('b', g->e.mailbox_id, g->e.uid));
+		json_object_set_new(o, "blobId", ref_id('b', g->e.body_id));
 	if (want(props, "threadId"))
-		json_object_set_new(o, "threadId", ref_id('t', g->e.mailbox_id, g->e.uid));
+		json_object_set_new(o, "threadId", ref_id('t', g->e.body_id));
 	if (want(props, "mailboxIds")) {
-		char mb[32];
-		snprintf(mb, sizeof mb, "m%lld", (long long)g->e.mailbox_id);
-		json_object_set_new(o, "mailboxIds", json_pack("{s:b}", mb, 1));
+		json_t *mbs = json_object();
+		for (size_t i = 0; i < g->e.nmailboxes; i++) {
+			char mb[32];
+			snprintf(mb, sizeof mb, "m%lld", (long long)g->e.mailboxes[i]);
+			json_object_set_new(mbs, mb, json_true());
+		}
+		if (g->e.nmailboxes == 0) {   /* the fuzz target's message */
+			char mb[32];
+			snprintf(mb, sizeof mb, "m%lld", (long long)g->e.mailbox_id);
+			json_object_set_new(mbs, mb, json_true());
+		}
+		json_object_set_new(o, "mailboxIds", mbs);
 	}
 	if (want(props, "keywords"))
 		json_object_set_new(o, "keywords", keywords_json(g->e.flags, g->e.keywords));
@@ -1541,10 +1834,9 @@ json_t *jmap_email_get(const struct jmap_mail_ctx *c, json_t *args, const char *
 			continue;
 		json_object_set_new(seen, id, json_true());
 		struct msg g = {0};
-		int64_t mb;
-		uint32_t uid;
-		int rc = parse_ref(id, 'e', &mb, &uid, NULL) ?
-			 store_jmap_email(c->st, c->account_id, mb, uid, &g.e) : 0;
+		int64_t body;
+		int rc = parse_ref(id, 'e', &body, NULL) ?
+			 store_jmap_email(c->st, c->account_id, body, &g.e) : 0;
 		if (rc == 1 && need_file && msg_read(c->st, &g) < 0)
 			rc = -1;
 		if (rc == 1) {
@@ -1625,15 +1917,14 @@ json_t *jmap_thread_get(const struct jmap_mail_ctx *c, json_t *args, const char 
 	}
 	json_t *list = json_array(), *not_found = json_array();
 	json_array_foreach(ids, i, v) {
-		int64_t mb;
-		uint32_t uid;
+		int64_t body;
 		struct store_jmap_email e;
-		int rc = parse_ref(json_string_value(v), 't', &mb, &uid, NULL) ?
-			 store_jmap_email(c->st, c->account_id, mb, uid, &e) : 0;
+		int rc = parse_ref(json_string_value(v), 't', &body, NULL) ?
+			 store_jmap_email(c->st, c->account_id, body, &e) : 0;
 		if (rc == 1) {
-			free(e.keywords);
+			store_jmap_email_free(&e);
 			json_array_append_new(list, json_pack("{s:O, s:[o]}", "id", v, "emailIds",
-							      ref_id('e', mb, uid)));
+							      ref_id('e', body)));
 		} else {
 			json_array_append(not_found, v);
 		}
@@ -1711,7 +2002,7 @@ static bool textf_match(struct store *st, int64_t account_id, const struct textf
 {
 	static const char *const fields[] = {NULL, "From", "To", "Cc", "Bcc", "Subject"};
 	struct msg g = {0};
-	bool ok = store_jmap_email(st, account_id, r->mailbox_id, r->uid, &g.e) == 1 &&
+	bool ok = store_jmap_email(st, account_id, r->body_id, &g.e) == 1 &&
 		  msg_read(st, &g) == 0;
 	for (size_t p = 0; ok && p < g.m->n_parts && !g.charset; p++)
 		if (strcmp(g.m->parts[p].type, "text") == 0)
@@ -1804,7 +2095,7 @@ static void header_sort(struct store *st, int64_t account_id, enum hsort how, bo
 		k[i].idx = i;
 		k[i].asc = asc;
 		struct msg g = {0};
-		bool ok = store_jmap_email(st, account_id, v[i].mailbox_id, v[i].uid, &g.e) == 1 &&
+		bool ok = store_jmap_email(st, account_id, v[i].body_id, &g.e) == 1 &&
 			  msg_read(st, &g) == 0;
 		const char *hdr = ok ? g.data + g.m->parts[0].hdr_off : "";
 		size_t hl = ok ? g.m->parts[0].hdr_len : 0;
@@ -1838,10 +2129,9 @@ static void header_sort(struct store *st, int64_t account_id, enum hsort how, bo
 
 int jmap_blob_read(struct store *st, int64_t account_id, const char *blobid, struct buf *out)
 {
-	int64_t mb;
-	uint32_t uid;
+	int64_t body;
 	const char *rest;
-	if (!parse_ref(blobid, 'b', &mb, &uid, &rest))
+	if (!parse_ref(blobid, 'b', &body, &rest))
 		return 0;
 	char sec[READER_SECTION_MAX];
 	if (*rest) {
@@ -1856,7 +2146,7 @@ int jmap_blob_read(struct store *st, int64_t account_id, const char *blobid, str
 		}
 	}
 	struct msg g = {0};
-	int rc = store_jmap_email(st, account_id, mb, uid, &g.e);
+	int rc = store_jmap_email(st, account_id, body, &g.e);
 	if (rc != 1)
 		return rc;
 	if (msg_read(st, &g) < 0) {

@@ -1,11 +1,13 @@
 /* jmap_mail.h - JMAP Mail (RFC 8621) methods on emails: Email/query,
  * Email/get, Thread/get, and the blobs of the download resource.
  *
- * Ids: an email is one message of one mailbox, "e<mailbox id>x<uid>"; its
- * thread (no threading yet: one email a thread) is "t<mailbox id>x<uid>";
- * its blob is "b<mailbox id>x<uid>", a part of it "b<mailbox id>x<uid>p<IMAP
- * section with '_' for '.'>".  States come from the store's MODSEQs
- * (store_jmap_state), so IMAP and JMAP advance together.
+ * Ids: an email is one message body as the account sees it, "e<body id>"
+ * (messages.id: the same in every mailbox holding a copy, so a move keeps
+ * it); its thread (no threading yet: one email a thread) is "t<body id>";
+ * its blob is "b<body id>", a part of it "b<body id>p<IMAP section with '_'
+ * for '.'>".  States are positions in the store's change log (schema 12:
+ * triggers on mailbox_messages, mailboxes and subscriptions), which IMAP
+ * and JMAP writes both fill, so they advance together.
  *
  * Email/query: the conditions on mailboxes, dates, sizes and keywords and
  * the sorts on receivedAt and size are SQL on indexes (store_jmap_query).
@@ -57,10 +59,17 @@ struct jmap_mail_ctx {
 typedef json_t *jmap_mail_method(const struct jmap_mail_ctx *c, json_t *args,
 				 const char **type_r, const char **desc_r);
 jmap_mail_method jmap_email_query, jmap_email_get, jmap_thread_get;
+/* RFC 8620 5.2 / 5.6 over the change log. */
+jmap_mail_method jmap_email_changes, jmap_thread_changes, jmap_email_query_changes;
 
-/* The Email (and Thread) state "<sum of HIGHESTMODSEQ>-<mailboxes>-<max
- * id>" in out.  0 / -1. */
+/* "e<digits>" -> the body id. */
+bool jmap_email_id_parse(const char *id, int64_t *body_id_r);
+
+/* The Email (and Thread) state, and the Mailbox state, into out: the
+ * account's position in the store's change log (store_jmap_state).  Read
+ * a state before the data it goes with.  0 / -1. */
 int jmap_mail_state(struct store *st, int64_t account_id, char *out, size_t outsz);
+int jmap_mailbox_state(struct store *st, int64_t account_id, char *out, size_t outsz);
 
 /* The bytes of blob blobid of the account into out (decoded from its
  * transfer encoding for a part).  1 found, 0 not found, -1 error or too

@@ -306,27 +306,6 @@ static json_t *mbx_json(const struct mbx_list *l, const struct store_jmap_mailbo
 	return o;
 }
 
-/* The mail state (MODSEQs) and a digest of what no MODSEQ follows: names,
- * roles, subscriptions. */
-static int mbx_state(const struct call_ctx *x, const struct mbx_list *l, char out[96])
-{
-	char ms[64];
-	if (jmap_mail_state(x->jm->srv->store, x->j->acct.id, ms, sizeof ms) < 0)
-		return -1;
-	uint64_t h = FNV_INIT;
-	for (size_t i = 0; i < l->n; i++) {
-		const struct store_jmap_mailbox *m = &l->v[i];
-		int64_t nums[4] = {m->id, (int64_t)m->uidvalidity, m->noselect, m->subscribed};
-		h = fnv(h, nums, sizeof nums);
-		h = fnv(h, m->name, strlen(m->name) + 1);
-		if (m->special_use)
-			h = fnv(h, m->special_use, strlen(m->special_use));
-		h = fnv(h, "\n", 1);
-	}
-	snprintf(out, 96, "%s-%016llx", ms, (unsigned long long)h);
-	return 0;
-}
-
 static bool check_account(struct call_ctx *x, json_t *args, const char *call_id)
 {
 	json_t *a = json_object_get(args, "accountId");
@@ -393,7 +372,9 @@ static void m_mailbox_get(struct call_ctx *x, json_t *args, const char *call_id)
 		}
 	}
 	struct mbx_list l = {0};
-	if (mbx_load(x->jm->srv->store, x->j->acct.id, &l) < 0) {
+	char state[64];
+	if (jmap_mailbox_state(x->jm->srv->store, x->j->acct.id, state, sizeof state) < 0 ||
+	    mbx_load(x->jm->srv->store, x->j->acct.id, &l) < 0) {
 		mbx_list_free(&l);
 		json_decref(propset);
 		method_error(x, call_id, "serverFail", "the store is unavailable");
@@ -425,15 +406,274 @@ static void m_mailbox_get(struct call_ctx *x, json_t *args, const char *call_id)
 		for (size_t k = 0; k < l.n; k++)
 			json_array_append_new(list, mbx_json(&l, &l.v[k], propset));
 	}
-	char state[96];
-	if (mbx_state(x, &l, state) < 0)
-		snprintf(state, sizeof state, "unavailable");
 	mbx_list_free(&l);
 	json_decref(propset);
 	json_array_append_new(x->responses,
 			      json_pack("[s, {s:s, s:s, s:o, s:o}, s]", "Mailbox/get",
 					"accountId", x->acct, "state", state, "list", list,
 					"notFound", not_found, call_id));
+}
+
+/* Mailbox/changes (RFC 8620 5.2) over the change log: a mailbox's own rows
+ * (created, renamed, subscribed, deleted) and its emails' (the counts). */
+#define MBX_CHANGES_ROWS_MAX 200000
+
+static void m_mailbox_changes(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	if (!check_account(x, args, call_id))
+		return;
+	struct store *st = x->jm->srv->store;
+	const char *since_s = json_string_value(json_object_get(args, "sinceState"));
+	json_t *mc = json_object_get(args, "maxChanges");
+	int64_t max = 5000;
+	if (mc && !json_is_null(mc)) {
+		if (!json_is_integer(mc) || json_integer_value(mc) <= 0) {
+			method_error(x, call_id, "invalidArguments",
+				     "maxChanges is a positive integer");
+			return;
+		}
+		if (json_integer_value(mc) < max)
+			max = json_integer_value(mc);
+	}
+	if (since_s == NULL) {
+		method_error(x, call_id, "invalidArguments", "sinceState (a string) is required");
+		return;
+	}
+	struct store_jmap_state state;
+	char *err = NULL;
+	if (store_jmap_state(st, x->j->acct.id, &state, &err) < 0) {
+		log_error("jmap: Mailbox/changes: %s", err);
+		free(err);
+		method_error(x, call_id, "serverFail", "the store is unavailable");
+		return;
+	}
+	char *end;
+	errno = 0;
+	long long since = strtoll(since_s, &end, 10);
+	if (errno || *end || end == since_s || since < 0 || since > state.mailbox ||
+	    (since < state.horizon && since != state.mailbox)) {
+		method_error(x, call_id, "cannotCalculateChanges",
+			     "the state is unknown or older than the change log: "
+			     "fetch the mailboxes again");
+		return;
+	}
+	struct store_jmap_change *rows = NULL;
+	size_t nrows = 0;
+	if (since < state.mailbox &&
+	    store_jmap_changes(st, x->j->acct.id, 0, since, MBX_CHANGES_ROWS_MAX, &rows, &nrows,
+			       &err) < 0) {
+		log_error("jmap: Mailbox/changes: %s", err);
+		free(err);
+		method_error(x, call_id, "serverFail", "the store is unavailable");
+		return;
+	}
+	struct mbx_list l = {0};
+	if (mbx_load(st, x->j->acct.id, &l) < 0) {
+		free(rows);
+		method_error(x, call_id, "serverFail", "the store is unavailable");
+		return;
+	}
+	/* per mailbox: 1 created, 2 own change, 4 counts */
+	json_t *seen = json_object();
+	int64_t upto = state.mailbox;
+	bool more = nrows == MBX_CHANGES_ROWS_MAX;
+	if (more)
+		upto = rows[nrows - 1].seq;
+	for (size_t i = 0; i < nrows; i++) {
+		bool email = rows[i].kind == STORE_JMAP_KIND_EMAIL;
+		int64_t id = email ? rows[i].mailbox : rows[i].obj;
+		char key[32];
+		snprintf(key, sizeof key, "m%lld", (long long)id);
+		json_t *k = json_object_get(seen, key);
+		if (k == NULL && (int64_t)json_object_size(seen) == max) {
+			more = true;
+			upto = rows[i - 1].seq;
+			break;
+		}
+		json_int_t bits = k ? json_integer_value(k) : 0;
+		bits |= email ? 4 : rows[i].op == STORE_JMAP_CREATED ? 1 : 2;
+		json_object_set_new(seen, key, json_integer(bits));
+	}
+	free(rows);
+	json_t *created = json_array(), *updated = json_array(), *destroyed = json_array();
+	bool counts_only = true;
+	const char *key;
+	json_t *bitsv;
+	json_object_foreach(seen, key, bitsv) {
+		json_int_t bits = json_integer_value(bitsv);
+		long long id = strtoll(key + 1, NULL, 10);
+		bool exists = false;
+		for (size_t k = 0; k < l.n && !exists; k++)
+			exists = l.v[k].id == id;
+		if (exists && (bits & 1)) {
+			json_array_append_new(created, json_string(key));
+		} else if (exists) {
+			json_array_append_new(updated, json_string(key));
+			counts_only = counts_only && !(bits & 2);
+		} else if (!(bits & 1)) {
+			json_array_append_new(destroyed, json_string(key));
+		}
+	}
+	json_decref(seen);
+	mbx_list_free(&l);
+	char olds[24], news[24];
+	snprintf(olds, sizeof olds, "%lld", since);
+	snprintf(news, sizeof news, "%lld", (long long)upto);
+	json_t *props = json_null();
+	if (counts_only && json_array_size(updated))
+		props = json_pack("[s, s, s, s]", "totalEmails", "unreadEmails", "totalThreads",
+				  "unreadThreads");
+	json_array_append_new(x->responses,
+		json_pack("[s, {s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:o}, s]", "Mailbox/changes",
+			  "accountId", x->acct, "oldState", olds, "newState", news,
+			  "hasMoreChanges", more, "created", created, "updated", updated,
+			  "destroyed", destroyed, "updatedProperties", props, call_id));
+}
+
+/* Mailbox/query (RFC 8621 2.3): the conditions parentId, name, role,
+ * hasAnyRole, isSubscribed; sorts name and sortOrder. */
+static int mq_cmp(const void *a, const void *b, void *keys)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	size_t i;
+	json_t *c;
+	json_array_foreach((json_t *)keys, i, c) {
+		const char *prop = json_string_value(json_object_get(c, "property"));
+		json_t *asc = json_object_get(c, "isAscending");
+		int r;
+		if (strcmp(prop, "sortOrder") == 0)
+			r = (int)(json_integer_value(json_object_get(x, "sortOrder")) -
+				  json_integer_value(json_object_get(y, "sortOrder")));
+		else
+			r = strcmp(json_string_value(json_object_get(x, "name")),
+				   json_string_value(json_object_get(y, "name")));
+		if (r)
+			return json_is_false(asc) ? -r : r;
+	}
+	return strcmp(json_string_value(json_object_get(x, "id")),
+		      json_string_value(json_object_get(y, "id")));
+}
+
+static bool mq_match(json_t *m, json_t *f)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(f, k, v) {
+		json_t *have = json_object_get(m, k == NULL ? "" : k);
+		if (strcmp(k, "parentId") == 0 || strcmp(k, "role") == 0) {
+			if (!json_equal(have, v) && !(json_is_null(have) && json_is_null(v)))
+				return false;
+		} else if (strcmp(k, "name") == 0) {
+			if (!json_is_string(v) ||
+			    !strcasestr(json_string_value(have), json_string_value(v)))
+				return false;
+		} else if (strcmp(k, "hasAnyRole") == 0) {
+			if (json_is_true(v) != !json_is_null(json_object_get(m, "role")))
+				return false;
+		} else if (strcmp(k, "isSubscribed") == 0) {
+			if (json_is_true(v) != json_is_true(have))
+				return false;
+		}
+	}
+	return true;
+}
+
+static void m_mailbox_query(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	if (!check_account(x, args, call_id))
+		return;
+	json_t *filter = json_object_get(args, "filter");
+	json_t *sort = json_object_get(args, "sort");
+	if (filter && !json_is_null(filter)) {
+		if (!json_is_object(filter)) {
+			method_error(x, call_id, "invalidArguments", "filter must be an object");
+			return;
+		}
+		if (json_object_get(filter, "operator")) {
+			method_error(x, call_id, "unsupportedFilter",
+				     "Mailbox/query takes one FilterCondition");
+			return;
+		}
+		const char *k;
+		json_t *v;
+		json_object_foreach(filter, k, v) {
+			if (strcmp(k, "parentId") && strcmp(k, "name") && strcmp(k, "role") &&
+			    strcmp(k, "hasAnyRole") && strcmp(k, "isSubscribed")) {
+				method_error(x, call_id, "unsupportedFilter",
+					     "filter names an unknown Mailbox condition");
+				return;
+			}
+		}
+	}
+	json_t *keys = json_array();
+	size_t i;
+	json_t *v;
+	if (sort && !json_is_null(sort)) {
+		bool ok = json_is_array(sort);
+		json_array_foreach(sort, i, v) {
+			const char *prop = json_string_value(json_object_get(v, "property"));
+			ok = ok && prop && (strcmp(prop, "name") == 0 ||
+					    strcmp(prop, "sortOrder") == 0);
+			if (ok)
+				json_array_append(keys, v);
+		}
+		if (!ok) {
+			json_decref(keys);
+			method_error(x, call_id, "unsupportedSort",
+				     "Mailbox/query sorts by name and sortOrder");
+			return;
+		}
+	}
+	json_t *pos_v = json_object_get(args, "position");
+	json_t *lim_v = json_object_get(args, "limit");
+	json_int_t pos = json_is_integer(pos_v) ? json_integer_value(pos_v) : 0;
+	json_int_t limit = json_is_integer(lim_v) ? json_integer_value(lim_v) : 1000;
+	if ((pos_v && !json_is_integer(pos_v)) || (lim_v && !json_is_integer(lim_v)) ||
+	    limit < 0) {
+		json_decref(keys);
+		method_error(x, call_id, "invalidArguments",
+			     "position is an integer, limit a non-negative integer");
+		return;
+	}
+	struct mbx_list l = {0};
+	char state[64];
+	if (jmap_mailbox_state(x->jm->srv->store, x->j->acct.id, state, sizeof state) < 0 ||
+	    mbx_load(x->jm->srv->store, x->j->acct.id, &l) < 0) {
+		mbx_list_free(&l);
+		json_decref(keys);
+		method_error(x, call_id, "serverFail", "the store is unavailable");
+		return;
+	}
+	json_t **all = xreallocarray(NULL, l.n + 1, sizeof *all);
+	size_t n = 0;
+	for (size_t k = 0; k < l.n; k++) {
+		json_t *m = mbx_json(&l, &l.v[k], NULL);
+		if (filter && json_is_object(filter) && !mq_match(m, filter))
+			json_decref(m);
+		else
+			all[n++] = m;
+	}
+	mbx_list_free(&l);
+	qsort_r(all, n, sizeof *all, mq_cmp, keys);
+	if (pos < 0)
+		pos = (json_int_t)n + pos < 0 ? 0 : (json_int_t)n + pos;
+	if (pos > (json_int_t)n)
+		pos = (json_int_t)n;
+	json_t *ids = json_array();
+	for (size_t k = 0; k < n; k++) {
+		if ((json_int_t)k >= pos && (json_int_t)k < pos + limit)
+			json_array_append(ids, json_object_get(all[k], "id"));
+		json_decref(all[k]);
+	}
+	free(all);
+	json_decref(keys);
+	json_t *res = json_pack("{s:s, s:s, s:b, s:I, s:o}", "accountId", x->acct,
+				"queryState", state, "canCalculateChanges", 0, "position", pos,
+				"ids", ids);
+	if (json_is_true(json_object_get(args, "calculateTotal")))
+		json_object_set_new(res, "total", json_integer((json_int_t)n));
+	json_array_append_new(x->responses, json_pack("[s, o, s]", "Mailbox/query", res,
+						      call_id));
 }
 
 static void mail_call(struct call_ctx *x, json_t *args, const char *call_id,
@@ -469,6 +709,21 @@ static void m_thread_get(struct call_ctx *x, json_t *args, const char *call_id)
 	mail_call(x, args, call_id, "Thread/get", jmap_thread_get);
 }
 
+static void m_email_changes(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Email/changes", jmap_email_changes);
+}
+
+static void m_thread_changes(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Thread/changes", jmap_thread_changes);
+}
+
+static void m_email_query_changes(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Email/queryChanges", jmap_email_query_changes);
+}
+
 static const struct method {
 	const char *name;
 	const char *cap;
@@ -476,6 +731,11 @@ static const struct method {
 } methods[] = {
 	{"Core/echo", CAP_CORE, m_echo},
 	{"Mailbox/get", CAP_MAIL, m_mailbox_get},
+	{"Mailbox/changes", CAP_MAIL, m_mailbox_changes},
+	{"Mailbox/query", CAP_MAIL, m_mailbox_query},
+	{"Email/changes", CAP_MAIL, m_email_changes},
+	{"Email/queryChanges", CAP_MAIL, m_email_query_changes},
+	{"Thread/changes", CAP_MAIL, m_thread_changes},
 	{"Email/query", CAP_MAIL, m_email_query},
 	{"Email/get", CAP_MAIL, m_email_get},
 	{"Thread/get", CAP_MAIL, m_thread_get},
