@@ -260,6 +260,25 @@ static const char *const migrations[] = {
 	"  SELECT OLD.account_id, 2, id, 1 FROM mailboxes"
 	"  WHERE account_id = OLD.account_id AND name = OLD.name;"
 	"END;",
+	/* 12 -> 13: JMAP threads, per account.  email_threads: an email's
+	 * thread (the body id of the thread's first email); thread_ids: the
+	 * 64-bit hashes of the Message-IDs seen in the thread (its emails'
+	 * own and those they refer to), so a reply or a late parent joins it.
+	 * Filled after delivery by the first JMAP request that needs threads
+	 * (jmap_mail.c), from the change log; accounts.jmap_threaded is the
+	 * log position done (-1: every email of the account still to do). */
+	"CREATE TABLE email_threads ("
+	"  account_id INTEGER NOT NULL,"
+	"  body_id INTEGER NOT NULL,"
+	"  thread_id INTEGER NOT NULL,"
+	"  PRIMARY KEY (account_id, body_id)) WITHOUT ROWID;"
+	"CREATE INDEX email_threads_thread ON email_threads(account_id, thread_id);"
+	"CREATE TABLE thread_ids ("
+	"  account_id INTEGER NOT NULL,"
+	"  hash INTEGER NOT NULL,"
+	"  thread_id INTEGER NOT NULL,"
+	"  PRIMARY KEY (account_id, hash)) WITHOUT ROWID;"
+	"ALTER TABLE accounts ADD COLUMN jmap_threaded INTEGER NOT NULL DEFAULT -1;",
 };
 
 /* ---- errors ---- */

@@ -322,6 +322,8 @@ int store_account_del(struct store *st, const char *address, char **error_r)
 		"DELETE FROM mailboxes WHERE account_id = ?1",
 		"DELETE FROM accounts WHERE id = ?1",
 		"DELETE FROM jmap_changes WHERE account_id = ?1",
+		"DELETE FROM email_threads WHERE account_id = ?1",
+		"DELETE FROM thread_ids WHERE account_id = ?1",
 	};
 	const char *domain;
 	char *addr = store_split_address(address, &domain);

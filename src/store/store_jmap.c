@@ -422,7 +422,10 @@ int store_jmap_email(struct store *st, int64_t account_id, int64_t body_id,
 	if (!db)
 		return -1;
 	sqlite3_stmt *s = store_prep(db, "SELECT mm.mailbox_id, mm.uid, mm.flags, mm.keywords,"
-				     " mm.internaldate, m.size, m.path FROM mailbox_messages mm"
+				     " mm.internaldate, m.size, m.path,"
+				     " (SELECT et.thread_id FROM email_threads et"
+				     "  WHERE et.account_id = ?2 AND et.body_id = ?1)"
+				     " FROM mailbox_messages mm"
 				     " JOIN mailboxes mb ON mb.id = mm.mailbox_id"
 				     " JOIN messages m ON m.id = mm.body_id"
 				     " WHERE mm.body_id = ?1 AND mb.account_id = ?2"
@@ -446,6 +449,7 @@ int store_jmap_email(struct store *st, int64_t account_id, int64_t body_id,
 				const unsigned char *p = sqlite3_column_text(s, 6);
 				snprintf(e_r->path, sizeof e_r->path, "%s",
 					 p ? (const char *)p : "");
+				e_r->thread_id = sqlite3_column_int64(s, 7);
 			} else if (e_r->mailboxes[e_r->nmailboxes - 1] == mb) {
 				continue;
 			}
@@ -532,4 +536,207 @@ void store_jmap_rows_free(struct store_jmap_row *v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(v[i].keywords);
 	free(v);
+}
+
+/* ---- threads ---- */
+
+int store_jmap_unthreaded(struct store *st, int64_t account_id, size_t max,
+			  struct store_jmap_unthreaded **v_r, size_t *n_r, int64_t *upto_r,
+			  char **error_r)
+{
+	*v_r = NULL;
+	*n_r = 0;
+	struct store_jmap_state state;
+	if (store_jmap_state(st, account_id, &state, error_r) < 0)
+		return -1;
+	*upto_r = state.email;
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		store_set_error(error_r, xstrdup("cannot open the database"));
+		return -1;
+	}
+	int64_t done = -1;
+	sqlite3_stmt *s = store_prep(db, "SELECT jmap_threaded FROM accounts WHERE id = ?1");
+	if (s) {
+		sqlite3_bind_int64(s, 1, account_id);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			done = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);
+	if (done >= state.email) {
+		store_db_put(st, db);
+		return 0;
+	}
+	bool scan = done < 0 || done < state.horizon;
+	s = store_prep(db, scan ?
+		"SELECT mm.body_id, m.path FROM mailbox_messages mm"
+		" JOIN mailboxes mb ON mb.id = mm.mailbox_id JOIN messages m ON m.id = mm.body_id"
+		" WHERE mb.account_id = ?1 AND NOT EXISTS (SELECT 1 FROM email_threads et"
+		"  WHERE et.account_id = ?1 AND et.body_id = mm.body_id)"
+		" GROUP BY mm.body_id ORDER BY mm.body_id LIMIT ?2" :
+		"SELECT c.obj, m.path FROM jmap_changes c JOIN messages m ON m.id = c.obj"
+		" WHERE c.account_id = ?1 AND c.kind = 1 AND c.op = 0 AND c.seq > ?3"
+		" AND c.seq <= ?4 AND NOT EXISTS (SELECT 1 FROM email_threads et"
+		"  WHERE et.account_id = ?1 AND et.body_id = c.obj)"
+		" GROUP BY c.obj ORDER BY min(c.seq) LIMIT ?2");
+	struct store_jmap_unthreaded *v = NULL;
+	size_t n = 0;
+	int rc = SQLITE_ERROR;
+	if (s) {
+		sqlite3_bind_int64(s, 1, account_id);
+		sqlite3_bind_int64(s, 2, (int64_t)max);
+		if (!scan) {
+			sqlite3_bind_int64(s, 3, done);
+			sqlite3_bind_int64(s, 4, state.email);
+		}
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			v = xreallocarray(v, n + 1, sizeof *v);
+			v[n].body_id = sqlite3_column_int64(s, 0);
+			const unsigned char *p = sqlite3_column_text(s, 1);
+			snprintf(v[n].path, sizeof v[n].path, "%s", p ? (const char *)p : "");
+			n++;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_set_db_error(st, db, "listing emails to thread", error_r);
+		sqlite3_finalize(s);
+		store_db_put(st, db);
+		free(v);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	*v_r = v;
+	*n_r = n;
+	return 0;
+}
+
+int store_jmap_thread_add(struct store *st, int64_t account_id,
+			  const struct store_jmap_thread_in *v, size_t n, int64_t upto,
+			  char **error_r)
+{
+	struct store_txn *t = store_txn_begin(st, error_r);
+	if (!t)
+		return -1;
+	sqlite3 *db = t->db;
+	sqlite3_stmt *find = store_prep(db, "SELECT thread_id FROM thread_ids"
+					" WHERE account_id = ?1 AND hash = ?2");
+	sqlite3_stmt *put = store_prep(db, "INSERT OR IGNORE INTO thread_ids"
+				       " (account_id, hash, thread_id) VALUES (?1, ?2, ?3)");
+	sqlite3_stmt *mark = store_prep(db, "INSERT OR IGNORE INTO email_threads"
+					" (account_id, body_id, thread_id) VALUES (?1, ?2, ?3)");
+	sqlite3_stmt *done = store_prep(db, "UPDATE accounts SET jmap_threaded = ?2"
+					" WHERE id = ?1 AND jmap_threaded < ?2");
+	int rc = find && put && mark && done ? 0 : -1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int64_t thread = v[i].body_id;
+		for (size_t k = 0; k < v[i].nhashes && rc == 0; k++) {
+			sqlite3_reset(find);
+			sqlite3_bind_int64(find, 1, account_id);
+			sqlite3_bind_int64(find, 2, (int64_t)v[i].hashes[k]);
+			int r = sqlite3_step(find);
+			if (r == SQLITE_ROW) {
+				thread = sqlite3_column_int64(find, 0);
+				break;
+			}
+			if (r != SQLITE_DONE)
+				rc = -1;
+		}
+		for (size_t k = 0; k < v[i].nhashes && rc == 0; k++) {
+			sqlite3_reset(put);
+			sqlite3_bind_int64(put, 1, account_id);
+			sqlite3_bind_int64(put, 2, (int64_t)v[i].hashes[k]);
+			sqlite3_bind_int64(put, 3, thread);
+			rc = store_step_done(put);
+		}
+		if (rc == 0) {
+			sqlite3_reset(mark);
+			sqlite3_bind_int64(mark, 1, account_id);
+			sqlite3_bind_int64(mark, 2, v[i].body_id);
+			sqlite3_bind_int64(mark, 3, thread);
+			rc = store_step_done(mark);
+		}
+	}
+	if (rc == 0 && upto >= 0) {
+		sqlite3_bind_int64(done, 1, account_id);
+		sqlite3_bind_int64(done, 2, upto);
+		rc = store_step_done(done);
+	}
+	if (rc < 0)
+		store_set_db_error(st, db, "threading emails", error_r);
+	sqlite3_finalize(find);
+	sqlite3_finalize(put);
+	sqlite3_finalize(mark);
+	sqlite3_finalize(done);
+	if (rc < 0) {
+		store_txn_rollback(t);
+		return -1;
+	}
+	return store_txn_commit(t, error_r);
+}
+
+int store_jmap_thread_emails(struct store *st, int64_t account_id, int64_t thread_id,
+			     int64_t **v_r, size_t *n_r, char **error_r)
+{
+	*v_r = NULL;
+	*n_r = 0;
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		store_set_error(error_r, xstrdup("cannot open the database"));
+		return -1;
+	}
+	sqlite3_stmt *s = store_prep(db, "SELECT et.body_id,"
+		" (SELECT min(mm.internaldate) FROM mailbox_messages mm"
+		"  JOIN mailboxes mb ON mb.id = mm.mailbox_id"
+		"  WHERE mm.body_id = et.body_id AND mb.account_id = ?1) AS d"
+		" FROM email_threads et WHERE et.account_id = ?1 AND et.thread_id = ?2"
+		" AND d IS NOT NULL ORDER BY d, et.body_id LIMIT 10000");
+	int64_t *v = NULL;
+	size_t n = 0;
+	int rc = SQLITE_ERROR;
+	if (s) {
+		sqlite3_bind_int64(s, 1, account_id);
+		sqlite3_bind_int64(s, 2, thread_id);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			v = xreallocarray(v, n + 1, sizeof *v);
+			v[n++] = sqlite3_column_int64(s, 0);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_set_db_error(st, db, "reading a thread", error_r);
+		sqlite3_finalize(s);
+		store_db_put(st, db);
+		free(v);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	*v_r = v;
+	*n_r = n;
+	return 0;
+}
+
+int store_jmap_thread_of(struct store *st, int64_t account_id, int64_t body_id,
+			 int64_t *thread_r)
+{
+	sqlite3 *db = store_db_get(st);
+	if (!db)
+		return -1;
+	sqlite3_stmt *s = store_prep(db, "SELECT thread_id FROM email_threads"
+				     " WHERE account_id = ?1 AND body_id = ?2");
+	int ret = -1;
+	if (s) {
+		sqlite3_bind_int64(s, 1, account_id);
+		sqlite3_bind_int64(s, 2, body_id);
+		int rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*thread_r = sqlite3_column_int64(s, 0);
+			ret = 1;
+		} else if (rc == SQLITE_DONE) {
+			ret = 0;
+		}
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	return ret;
 }

@@ -115,6 +115,7 @@ struct store_jmap_email {
 	char path[64];
 	int64_t *mailboxes;           /* heap: every mailbox with a copy, ascending */
 	size_t nmailboxes;
+	int64_t thread_id;            /* 0: not threaded yet */
 };
 /* 1 found (store_jmap_email_free), 0 not in this account, -1 error. */
 int store_jmap_email(struct store *st, int64_t account_id, int64_t body_id,
@@ -132,5 +133,44 @@ struct store_jmap_row {
 int store_jmap_email_rows(struct store *st, int64_t account_id, int64_t body_id,
 			  struct store_jmap_row **v_r, size_t *n_r, char **error_r);
 void store_jmap_rows_free(struct store_jmap_row *v, size_t n);
+
+/* ---- threads (schema 13) ---- */
+
+/* The account's emails not threaded yet, oldest first, at most max:
+ * from the change log after accounts.jmap_threaded, or -- the first time,
+ * or when the log has been pruned past it -- every email without a thread.
+ * 0 with *v_r (heap) / *n_r and *upto_r (the log position to record once
+ * all are done), -1 with *error_r. */
+struct store_jmap_unthreaded {
+	int64_t body_id;
+	char path[64];
+};
+int store_jmap_unthreaded(struct store *st, int64_t account_id, size_t max,
+			  struct store_jmap_unthreaded **v_r, size_t *n_r, int64_t *upto_r,
+			  char **error_r);
+
+/* Thread emails in order, in one transaction: each joins the thread of
+ * the first of its hashes already known (refs: own Message-ID first, then
+ * In-Reply-To and References), else starts its own (thread id = its body
+ * id), and records all its hashes for that thread.  upto >= 0 is stored
+ * as accounts.jmap_threaded.  0 / -1. */
+struct store_jmap_thread_in {
+	int64_t body_id;
+	const uint64_t *hashes;
+	size_t nhashes;
+};
+int store_jmap_thread_add(struct store *st, int64_t account_id,
+			  const struct store_jmap_thread_in *v, size_t n, int64_t upto,
+			  char **error_r);
+
+/* The emails of thread thread_id still in the account, by receivedAt
+ * (then id): 0 with *v_r (heap) / *n_r, -1 error. */
+int store_jmap_thread_emails(struct store *st, int64_t account_id, int64_t thread_id,
+			     int64_t **v_r, size_t *n_r, char **error_r);
+
+/* The thread of an email of the account: 1 with *thread_r, 0 none yet,
+ * -1 error. */
+int store_jmap_thread_of(struct store *st, int64_t account_id, int64_t body_id,
+			 int64_t *thread_r);
 
 #endif

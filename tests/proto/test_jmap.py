@@ -993,3 +993,56 @@ def test_mailbox_query(yubind):
     assert got == "error" and q["type"] == "unsupportedSort"
     got, q = call(j, "Mailbox/query", {"filter": {"bogus": 1}}, aid)
     assert got == "error" and q["type"] == "unsupportedFilter"
+
+
+def threaded_message(msgid, subject, refs=""):
+    hdr = f"From: joe@example.net\nTo: {DEMO}\nSubject: {subject}\nMessage-ID: <{msgid}>\n"
+    if refs:
+        hdr += f"In-Reply-To: <{refs.split()[-1]}>\nReferences: " + \
+               " ".join(f"<{r}>" for r in refs.split()) + "\n"
+    return yt.crlf(hdr + "\nbody\n")
+
+
+def test_threads_by_references(yubind):
+    """Thread/get, threadId and collapseThreads from Message-ID / In-Reply-To
+    / References, whatever the arrival order (a reply that comes before its
+    parent still ends up in one thread with it)."""
+    j = Jmap(yubind)
+    aid = account_id(j)
+    ib = inbox_id(j, aid)
+    s0 = call(j, "Email/get", {"ids": []}, aid)[1]["state"]
+    yubind.send("joe@example.net", [DEMO], threaded_message("root@x", "Plans"))
+    yubind.send("joe@example.net", [DEMO], threaded_message("other@x", "Unrelated"))
+    yubind.send("joe@example.net", [DEMO], threaded_message("r1@x", "Re: Plans", "root@x"))
+    # the child of a message not here yet, then that message
+    yubind.send("joe@example.net", [DEMO],
+                threaded_message("r3@x", "Re: Plans", "root@x r2@x"))
+    got, q = call(j, "Email/query", {"filter": {"inMailbox": ib},
+                                     "sort": [{"property": "receivedAt",
+                                               "isAscending": True}]}, aid)
+    root, other, r1, r3 = q["ids"]
+    g = call(j, "Email/get", {"ids": q["ids"], "properties": ["threadId"]}, aid)[1]
+    tid = {e["id"]: e["threadId"] for e in g["list"]}
+    assert tid[root] == tid[r1] == tid[r3] != tid[other]
+    yubind.send("joe@example.net", [DEMO], threaded_message("r2@x", "Re: Plans", "root@x"))
+    got, q2 = call(j, "Email/query", {"filter": {"inMailbox": ib}}, aid)
+    r2 = [i for i in q2["ids"] if i not in q["ids"]][0]
+    got, t = call(j, "Thread/get", {"ids": [tid[root], tid[other], "t999999"]}, aid)
+    assert got == "Thread/get", t
+    by = {x["id"]: x["emailIds"] for x in t["list"]}
+    assert by[tid[root]] == [root, r1, r3, r2]      # by receivedAt
+    assert by[tid[other]] == [other]
+    assert t["notFound"] == ["t999999"]
+    got, c = call(j, "Email/query", {"filter": {"inMailbox": ib}, "collapseThreads": True,
+                                     "calculateTotal": True}, aid)
+    assert sorted(c["ids"]) == sorted([r2, other])   # the newest of each thread
+    # Thread/changes: two threads created since s0
+    tc = changes(j, aid, "Thread/changes", s0)
+    assert sorted(tc["created"]) == sorted([tid[root], tid[other]])
+    s1 = tc["newState"]
+    c2 = yubind.imap(DEMO)
+    c2.ok("SELECT INBOX")
+    c2.ok("STORE 2 +FLAGS (\\Deleted)")
+    c2.ok("EXPUNGE")
+    tc = changes(j, aid, "Thread/changes", s1)
+    assert tc["destroyed"] == [tid[other]] and tc["created"] == []

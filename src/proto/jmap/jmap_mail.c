@@ -323,6 +323,26 @@ static bool get_int(json_t *o, const char *k, int64_t *v_r, bool *present_r)
 	return true;
 }
 
+/* collapseThreads: only the first email of each thread in v[0..n). */
+static size_t collapse_threads(const struct jmap_mail_ctx *c, struct store_jmap_ref *v,
+			       size_t n)
+{
+	json_t *seen = json_object();
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t t = v[i].body_id;
+		store_jmap_thread_of(c->st, c->account_id, v[i].body_id, &t);
+		char key[24];
+		snprintf(key, sizeof key, "%lld", (long long)t);
+		if (json_object_get(seen, key))
+			continue;
+		json_object_set_new(seen, key, json_true());
+		v[w++] = v[i];
+	}
+	json_decref(seen);
+	return w;
+}
+
 /* unlimited: every match, whatever position, anchor and limit say (for
  * queryChanges). */
 static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
@@ -517,8 +537,12 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 		q.has_anchor = false;
 		q.limit = (size_t)INT64_MAX;
 	}
-	json_t *collapse = json_object_get(args, "collapseThreads");
-	(void)collapse;             /* one email a thread: collapsing changes nothing */
+	bool collapse = json_is_true(json_object_get(args, "collapseThreads"));
+	if (collapse && jmap_thread_sync(c->st, c->account_id) < 0) {
+		*type_r = "serverFail";
+		*desc_r = "the store is unavailable";
+		return NULL;
+	}
 
 	char state[64];
 	if (jmap_mail_state(c->st, c->account_id, state, sizeof state) < 0) {
@@ -530,7 +554,7 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 	size_t nv = 0;
 	int64_t total, pos;
 	char *err = NULL;
-	bool post = textf_any(&tf) || hsort != HSORT_NONE;
+	bool post = textf_any(&tf) || hsort != HSORT_NONE || collapse;
 	bool hsort_asc = q.ascending;
 	if (hsort != HSORT_NONE)
 		q.ascending = false;    /* ties: newest first */
@@ -559,6 +583,8 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 		nv = w;
 		if (hsort != HSORT_NONE)
 			header_sort(c->st, c->account_id, hsort, hsort_asc, v, nv);
+		if (collapse)
+			nv = collapse_threads(c, v, nv);
 		rc = page(&paging, v, &nv, &total, &pos);
 	}
 	if (rc < 0) {
@@ -709,6 +735,42 @@ static int changes_args(const struct jmap_mail_ctx *c, json_t *since_v, int64_t 
 	return 0;
 }
 
+/* Thread/changes: the emails' changes as their threads' (a thread is
+ * created with its first email, whose body id is the thread's id). */
+static int thread_changes(const struct jmap_mail_ctx *c, struct chg *v, size_t *n_r)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < *n_r; i++) {
+		int64_t t = v[i].id;
+		if (store_jmap_thread_of(c->st, c->account_id, v[i].id, &t) < 0)
+			return -1;
+		struct chg x = {t, v[i].created && t == v[i].id};
+		size_t k = 0;
+		while (k < w && v[k].id != t)
+			k++;
+		if (k == w)
+			v[w++] = x;
+		else
+			v[k].created = v[k].created || x.created;
+	}
+	*n_r = w;
+	return 0;
+}
+
+static int thread_exists(const struct jmap_mail_ctx *c, int64_t thread)
+{
+	int64_t *emails;
+	size_t n;
+	char *err = NULL;
+	if (store_jmap_thread_emails(c->st, c->account_id, thread, &emails, &n, &err) < 0) {
+		log_error("jmap: %s", err);
+		free(err);
+		return -1;
+	}
+	free(emails);
+	return n > 0 ? 1 : email_exists(c, thread);
+}
+
 static json_t *changes(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
 		       const char **desc_r, char prefix)
 {
@@ -737,9 +799,16 @@ static json_t *changes(const struct jmap_mail_ctx *c, json_t *args, const char *
 		*desc_r = "the store is unavailable";
 		return NULL;
 	}
+	if (prefix == 't' && (jmap_thread_sync(c->st, c->account_id) < 0 ||
+			      thread_changes(c, v, &n) < 0)) {
+		free(v);
+		*type_r = "serverFail";
+		*desc_r = "the store is unavailable";
+		return NULL;
+	}
 	json_t *created = json_array(), *updated = json_array(), *destroyed = json_array();
 	for (size_t i = 0; i < n; i++) {
-		int ex = email_exists(c, v[i].id);
+		int ex = prefix == 't' ? thread_exists(c, v[i].id) : email_exists(c, v[i].id);
 		if (ex < 0) {
 			free(v);
 			json_decref(created);
@@ -1626,7 +1695,8 @@ static json_t *email_json(const struct jmap_mail_ctx *c, struct msg *g, json_t *
 	if (want(props, "blobId"))
 		json_object_set_new(o, "blobId", ref_id('b', g->e.body_id));
 	if (want(props, "threadId"))
-		json_object_set_new(o, "threadId", ref_id('t', g->e.body_id));
+		json_object_set_new(o, "threadId", ref_id('t', g->e.thread_id ? g->e.thread_id :
+							       g->e.body_id));
 	if (want(props, "mailboxIds")) {
 		json_t *mbs = json_object();
 		for (size_t i = 0; i < g->e.nmailboxes; i++) {
@@ -1814,7 +1884,8 @@ json_t *jmap_email_get(const struct jmap_mail_ctx *c, json_t *args, const char *
 		maxval = (size_t)json_integer_value(mv);
 	}
 	char state[64];
-	if (jmap_mail_state(c->st, c->account_id, state, sizeof state) < 0) {
+	if ((want(props, "threadId") && jmap_thread_sync(c->st, c->account_id) < 0) ||
+	    jmap_mail_state(c->st, c->account_id, state, sizeof state) < 0) {
 		json_decref(props);
 		*type_r = "serverFail";
 		*desc_r = "the store is unavailable";
@@ -1889,7 +1960,121 @@ json_t *jmap_email_from_data(const char *data, size_t len)
 	return o;
 }
 
-/* ---- Thread/get: one email a thread ---- */
+/* ---- threads ---- */
+
+#define THREAD_HASHES_MAX 64        /* Message-IDs of one email looked up */
+#define THREAD_BATCH 1000
+#define THREAD_HEADER_MAX (256u * 1024)
+
+static uint64_t id_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h & INT64_MAX;
+}
+
+static void ids_add(json_t *ids, uint64_t *v, size_t *n)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(ids, i, x) {
+		if (*n == THREAD_HASHES_MAX)
+			return;
+		uint64_t h = id_hash(json_string_value(x));
+		bool dup = false;
+		for (size_t k = 0; k < *n && !dup; k++)
+			dup = v[k] == h;
+		if (!dup)
+			v[(*n)++] = h;
+	}
+}
+
+static bool header_complete(const char *h, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++)
+		if (h[i] == '\n' && (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < n &&
+							 h[i + 2] == '\n')))
+			return true;
+	return false;
+}
+
+/* The Message-IDs of the email's header: its own, In-Reply-To, then
+ * References from the root.  Reads the header only. */
+static size_t thread_hashes(struct store *st, const char *rel, uint64_t *v)
+{
+	char path[4096];
+	store_msg_path(st, rel, path, sizeof path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("jmap: threading: open %s: %s (the email gets a thread of its own)",
+			    path, strerror(errno));
+		return 0;
+	}
+	char *h = xmalloc(THREAD_HEADER_MAX);
+	size_t got = 0;
+	while (got < THREAD_HEADER_MAX) {
+		ssize_t r = read(fd, h + got, THREAD_HEADER_MAX - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (header_complete(h, got))
+			break;
+	}
+	close(fd);
+	size_t len = got;
+	const char *end = memmem(h, got, "\r\n\r\n", 4);
+	if (end)
+		len = (size_t)(end - h) + 2;
+	size_t n = 0;
+	static const char *const fields[] = {"Message-ID", "In-Reply-To", "References"};
+	for (size_t f = 0; f < 3; f++) {
+		json_t *ids = header_get(h, len, fields[f], HF_MESSAGEIDS, false, NULL);
+		ids_add(ids, v, &n);
+		json_decref(ids);
+	}
+	free(h);
+	return n;
+}
+
+int jmap_thread_sync(struct store *st, int64_t account_id)
+{
+	for (;;) {
+		struct store_jmap_unthreaded *v;
+		size_t n;
+		int64_t upto;
+		char *err = NULL;
+		if (store_jmap_unthreaded(st, account_id, THREAD_BATCH, &v, &n, &upto, &err) < 0) {
+			log_error("jmap: threading account %lld: %s", (long long)account_id, err);
+			free(err);
+			return -1;
+		}
+		struct store_jmap_thread_in *in = xreallocarray(NULL, n + 1, sizeof *in);
+		uint64_t *hashes = xreallocarray(NULL, n * THREAD_HASHES_MAX + 1, sizeof *hashes);
+		for (size_t i = 0; i < n; i++) {
+			in[i].body_id = v[i].body_id;
+			in[i].hashes = hashes + i * THREAD_HASHES_MAX;
+			in[i].nhashes = thread_hashes(st, v[i].path, hashes + i * THREAD_HASHES_MAX);
+		}
+		bool last = n < THREAD_BATCH;
+		int rc = n == 0 && !last ? 0 :
+			 store_jmap_thread_add(st, account_id, in, n, last ? upto : -1, &err);
+		free(in);
+		free(hashes);
+		free(v);
+		if (rc < 0) {
+			log_error("jmap: threading account %lld: %s", (long long)account_id, err);
+			free(err);
+			return -1;
+		}
+		if (last)
+			return 0;
+	}
+}
 
 json_t *jmap_thread_get(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
 			const char **desc_r)
@@ -1910,24 +2095,32 @@ json_t *jmap_thread_get(const struct jmap_mail_ctx *c, json_t *args, const char 
 		return NULL;
 	}
 	char state[64];
-	if (jmap_mail_state(c->st, c->account_id, state, sizeof state) < 0) {
+	if (jmap_thread_sync(c->st, c->account_id) < 0 ||
+	    jmap_mail_state(c->st, c->account_id, state, sizeof state) < 0) {
 		*type_r = "serverFail";
 		*desc_r = "the store is unavailable";
 		return NULL;
 	}
 	json_t *list = json_array(), *not_found = json_array();
 	json_array_foreach(ids, i, v) {
-		int64_t body;
-		struct store_jmap_email e;
-		int rc = parse_ref(json_string_value(v), 't', &body, NULL) ?
-			 store_jmap_email(c->st, c->account_id, body, &e) : 0;
-		if (rc == 1) {
-			store_jmap_email_free(&e);
-			json_array_append_new(list, json_pack("{s:O, s:[o]}", "id", v, "emailIds",
-							      ref_id('e', body)));
-		} else {
-			json_array_append(not_found, v);
+		int64_t thread;
+		int64_t *emails = NULL;
+		size_t n = 0;
+		char *err = NULL;
+		if (parse_ref(json_string_value(v), 't', &thread, NULL) &&
+		    store_jmap_thread_emails(c->st, c->account_id, thread, &emails, &n, &err) < 0) {
+			log_error("jmap: Thread/get: %s", err);
+			free(err);
 		}
+		if (n == 0) {
+			json_array_append(not_found, v);
+			continue;
+		}
+		json_t *e = json_array();
+		for (size_t k = 0; k < n; k++)
+			json_array_append_new(e, ref_id('e', emails[k]));
+		free(emails);
+		json_array_append_new(list, json_pack("{s:O, s:o}", "id", v, "emailIds", e));
 	}
 	return json_pack("{s:s, s:s, s:o, s:o}", "accountId", c->acct, "state", state, "list",
 			 list, "notFound", not_found);

@@ -3,7 +3,8 @@
  *
  * Ids: an email is one message body as the account sees it, "e<body id>"
  * (messages.id: the same in every mailbox holding a copy, so a move keeps
- * it); its thread (no threading yet: one email a thread) is "t<body id>";
+ * it); its thread is "t<body id of the thread's first email>" (schema 13,
+ * by Message-ID/In-Reply-To/References, jmap_thread_sync);
  * its blob is "b<body id>", a part of it "b<body id>p<IMAP section with '_'
  * for '.'>".  States are positions in the store's change log (schema 12:
  * triggers on mailbox_messages, mailboxes and subscriptions), which IMAP
@@ -61,6 +62,11 @@ typedef json_t *jmap_mail_method(const struct jmap_mail_ctx *c, json_t *args,
 jmap_mail_method jmap_email_query, jmap_email_get, jmap_thread_get;
 /* RFC 8620 5.2 / 5.6 over the change log. */
 jmap_mail_method jmap_email_changes, jmap_thread_changes, jmap_email_query_changes;
+
+/* Thread the account's emails that are not yet (store_jmap_unthreaded:
+ * new since the last call): by Message-ID, In-Reply-To and References.
+ * Run before reading threads.  0 / -1 (logged). */
+int jmap_thread_sync(struct store *st, int64_t account_id);
 
 /* "e<digits>" -> the body id. */
 bool jmap_email_id_parse(const char *id, int64_t *body_id_r);
