@@ -279,6 +279,14 @@ static const char *const migrations[] = {
 	"  thread_id INTEGER NOT NULL,"
 	"  PRIMARY KEY (account_id, hash)) WITHOUT ROWID;"
 	"ALTER TABLE accounts ADD COLUMN jmap_threaded INTEGER NOT NULL DEFAULT -1;",
+	/* 13 -> 14: Email/query sorts on sentAt, from and subject in SQL:
+	 * keys written with the thread (the same header read), so threading
+	 * starts again to fill them. */
+	"DELETE FROM email_threads; DELETE FROM thread_ids;"
+	"UPDATE accounts SET jmap_threaded = -1;"
+	"ALTER TABLE email_threads ADD COLUMN sent_at INTEGER;"
+	"ALTER TABLE email_threads ADD COLUMN from_key TEXT;"
+	"ALTER TABLE email_threads ADD COLUMN subject_key TEXT;",
 };
 
 /* ---- errors ---- */

@@ -229,6 +229,12 @@ static char *fts_phrase(const char *text)
 	return buf_steal(&b, NULL);
 }
 
+static const char *sort_key(enum store_jmap_sort s)
+{
+	return s == STORE_JMAP_SORT_SENT ? "sent_at" : s == STORE_JMAP_SORT_FROM ? "from_key" :
+	       "subject_key";
+}
+
 /* FROM ... WHERE ... of q (no ORDER BY). */
 static int qb_where(struct qbuild *b, int64_t account_id, const struct store_jmap_query *q)
 {
@@ -238,6 +244,9 @@ static int qb_where(struct qbuild *b, int64_t account_id, const struct store_jma
 		       " JOIN mailboxes mb ON mb.id = mm.mailbox_id");
 	if (need_m)
 		buf_append_str(&b->sql, " JOIN messages m ON m.id = mm.body_id");
+	if (q->sort >= STORE_JMAP_SORT_SENT)
+		buf_append_str(&b->sql, " LEFT JOIN email_threads et ON et.account_id ="
+			       " mb.account_id AND et.body_id = mm.body_id");
 	qb_int(b, " WHERE mb.account_id = #", account_id);
 	if (q->in_mailbox)
 		qb_int(b, " AND mm.mailbox_id = #", q->in_mailbox);
@@ -334,18 +343,23 @@ int store_jmap_query(struct store *st, int64_t account_id, const struct store_jm
 		qb_where(&b, account_id, q);
 		if (q->sort == STORE_JMAP_SORT_SIZE)
 			buf_printf(&b.sql, " ORDER BY m.size %s, mm.internaldate %s", dir, dir);
+		else if (q->sort >= STORE_JMAP_SORT_SENT)
+			buf_printf(&b.sql, " ORDER BY et.%s %s, mm.internaldate DESC",
+				   sort_key(q->sort), dir);
 		else
 			buf_printf(&b.sql, " ORDER BY mm.internaldate %s", dir);
-		buf_printf(&b.sql, ", mm.uid %s", dir);
+		buf_printf(&b.sql, ", mm.uid %s", q->sort >= STORE_JMAP_SORT_SENT ? "DESC" : dir);
 	} else {
 		buf_append_str(&b.sql, "SELECT mm.body_id, min(mm.internaldate) AS d");
 		qb_where(&b, account_id, q);
 		buf_append_str(&b.sql, " GROUP BY mm.body_id");
 		if (q->sort == STORE_JMAP_SORT_SIZE)
 			buf_printf(&b.sql, " ORDER BY max(m.size) %s, d %s", dir, dir);
+		else if (q->sort >= STORE_JMAP_SORT_SENT)
+			buf_printf(&b.sql, " ORDER BY max(et.%s) %s, d DESC", sort_key(q->sort), dir);
 		else
 			buf_printf(&b.sql, " ORDER BY d %s", dir);
-		buf_printf(&b.sql, ", mm.body_id %s", dir);
+		buf_printf(&b.sql, ", mm.body_id %s", q->sort >= STORE_JMAP_SORT_SENT ? "DESC" : dir);
 	}
 	if (!q->has_anchor) {
 		qb_int(&b, " LIMIT #", (int64_t)q->limit);
@@ -624,7 +638,8 @@ int store_jmap_thread_add(struct store *st, int64_t account_id,
 	sqlite3_stmt *put = store_prep(db, "INSERT OR IGNORE INTO thread_ids"
 				       " (account_id, hash, thread_id) VALUES (?1, ?2, ?3)");
 	sqlite3_stmt *mark = store_prep(db, "INSERT OR IGNORE INTO email_threads"
-					" (account_id, body_id, thread_id) VALUES (?1, ?2, ?3)");
+					" (account_id, body_id, thread_id, sent_at, from_key,"
+					" subject_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	sqlite3_stmt *done = store_prep(db, "UPDATE accounts SET jmap_threaded = ?2"
 					" WHERE id = ?1 AND jmap_threaded < ?2");
 	int rc = find && put && mark && done ? 0 : -1;
@@ -654,6 +669,11 @@ int store_jmap_thread_add(struct store *st, int64_t account_id,
 			sqlite3_bind_int64(mark, 1, account_id);
 			sqlite3_bind_int64(mark, 2, v[i].body_id);
 			sqlite3_bind_int64(mark, 3, thread);
+			sqlite3_bind_int64(mark, 4, v[i].sent_at);
+			sqlite3_bind_text(mark, 5, v[i].from_key ? v[i].from_key : "", -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_text(mark, 6, v[i].subject_key ? v[i].subject_key : "", -1,
+					  SQLITE_STATIC);
 			rc = store_step_done(mark);
 		}
 	}

@@ -65,6 +65,10 @@ int store_jmap_changes(struct store *st, int64_t account_id, int kind, int64_t s
 enum store_jmap_sort {
 	STORE_JMAP_SORT_RECEIVED,   /* internaldate */
 	STORE_JMAP_SORT_SIZE,
+	/* keys of the threading (jmap_thread_sync first) */
+	STORE_JMAP_SORT_SENT,
+	STORE_JMAP_SORT_FROM,
+	STORE_JMAP_SORT_SUBJECT,
 };
 #define STORE_JMAP_IN_MAX 64
 struct store_jmap_query {
@@ -158,6 +162,10 @@ struct store_jmap_thread_in {
 	int64_t body_id;
 	const uint64_t *hashes;
 	size_t nhashes;
+	/* Email/query sort keys (STORE_JMAP_SORT_SENT etc.) */
+	int64_t sent_at;
+	const char *from_key;
+	const char *subject_key;
 };
 int store_jmap_thread_add(struct store *st, int64_t account_id,
 			  const struct store_jmap_thread_in *v, size_t n, int64_t upto,

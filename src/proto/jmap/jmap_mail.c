@@ -275,9 +275,6 @@ static bool textf_match(struct store *st, int64_t account_id, const struct textf
 			const struct store_jmap_ref *r);
 
 /* Sorts on header fields: not indexed, each candidate's file is read. */
-enum hsort { HSORT_NONE, HSORT_SENT, HSORT_FROM, HSORT_SUBJECT };
-static void header_sort(struct store *st, int64_t account_id, enum hsort how, bool asc,
-			struct store_jmap_ref *v, size_t n);
 
 /* RFC 8620 5.5 position / anchor / limit over v[0..*n_r) (every match,
  * in order). */
@@ -353,7 +350,6 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 	const char *kw_set[16], *kw_clear[16];
 	json_t *filter = json_object_get(args, "filter");
 	struct textf tf = {0};
-	enum hsort hsort = HSORT_NONE;
 	json_t *merged = NULL;
 	*type_r = "invalidArguments";
 	if (json_is_object(filter) && json_object_get(filter, "operator")) {
@@ -492,11 +488,11 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 			} else if (prop && strcmp(prop, "size") == 0) {
 				q.sort = STORE_JMAP_SORT_SIZE;
 			} else if (prop && strcmp(prop, "sentAt") == 0) {
-				hsort = HSORT_SENT;
+				q.sort = STORE_JMAP_SORT_SENT;
 			} else if (prop && strcmp(prop, "from") == 0) {
-				hsort = HSORT_FROM;
+				q.sort = STORE_JMAP_SORT_FROM;
 			} else if (prop && strcmp(prop, "subject") == 0) {
-				hsort = HSORT_SUBJECT;
+				q.sort = STORE_JMAP_SORT_SUBJECT;
 			} else {
 				*type_r = "unsupportedSort";
 				*desc_r = "sort by receivedAt, size, sentAt, from or subject";
@@ -538,7 +534,8 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 		q.limit = (size_t)INT64_MAX;
 	}
 	bool collapse = json_is_true(json_object_get(args, "collapseThreads"));
-	if (collapse && jmap_thread_sync(c->st, c->account_id) < 0) {
+	if ((collapse || q.sort >= STORE_JMAP_SORT_SENT) &&
+	    jmap_thread_sync(c->st, c->account_id) < 0) {
 		*type_r = "serverFail";
 		*desc_r = "the store is unavailable";
 		return NULL;
@@ -554,10 +551,7 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 	size_t nv = 0;
 	int64_t total, pos;
 	char *err = NULL;
-	bool post = textf_any(&tf) || hsort != HSORT_NONE || collapse;
-	bool hsort_asc = q.ascending;
-	if (hsort != HSORT_NONE)
-		q.ascending = false;    /* ties: newest first */
+	bool post = textf_any(&tf) || collapse;
 	struct store_jmap_query paging = q;
 	if (post) {
 		/* the store gives every candidate, in order; the files say */
@@ -581,8 +575,6 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 			if (!textf_any(&tf) || textf_match(c->st, c->account_id, &tf, &v[i]))
 				v[w++] = v[i];
 		nv = w;
-		if (hsort != HSORT_NONE)
-			header_sort(c->st, c->account_id, hsort, hsort_asc, v, nv);
 		if (collapse)
 			nv = collapse_threads(c, v, nv);
 		rc = page(&paging, v, &nv, &total, &pos);
@@ -1960,6 +1952,48 @@ json_t *jmap_email_from_data(const char *data, size_t len)
 	return o;
 }
 
+/* ---- sort keys on header fields ---- */
+
+static int64_t date_epoch(json_t *d)
+{
+	int y, mo, da, h, mi, se, oh, om;
+	char sign;
+	const char *s = json_string_value(d);
+	if (s == NULL || sscanf(s, "%d-%d-%dT%d:%d:%d%c%d:%d", &y, &mo, &da, &h, &mi, &se, &sign,
+				&oh, &om) != 9)
+		return 0;
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = da, .tm_hour = h,
+			.tm_min = mi, .tm_sec = se};
+	int64_t off = (int64_t)(oh * 60 + om) * 60;
+	return (int64_t)timegm(&tm) - (sign == '-' ? -off : off);
+}
+
+/* A key string: ASCII lower-cased; a subject without leading "re:" and
+ * "fwd:" (the gist of RFC 5256's base subject). */
+static char *key_string(json_t *v, bool subject)
+{
+	const char *s = json_string_value(v);
+	if (s == NULL)
+		return xstrdup("");
+	for (bool again = subject; again;) {
+		again = false;
+		while (*s == ' ')
+			s++;
+		if (strncasecmp(s, "re:", 3) == 0 || strncasecmp(s, "fw:", 3) == 0) {
+			s += 3;
+			again = true;
+		} else if (strncasecmp(s, "fwd:", 4) == 0) {
+			s += 4;
+			again = true;
+		}
+	}
+	char *k = xstrdup(s);
+	for (char *c = k; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c + 32);
+	return k;
+}
+
 /* ---- threads ---- */
 
 #define THREAD_HASHES_MAX 64        /* Message-IDs of one email looked up */
@@ -2002,8 +2036,9 @@ static bool header_complete(const char *h, size_t n)
 }
 
 /* The Message-IDs of the email's header: its own, In-Reply-To, then
- * References from the root.  Reads the header only. */
-static size_t thread_hashes(struct store *st, const char *rel, uint64_t *v)
+ * References from the root; and its sort keys.  Reads the header only. */
+static size_t thread_hashes(struct store *st, const char *rel, uint64_t *v,
+			    struct store_jmap_thread_in *in)
 {
 	char path[4096];
 	store_msg_path(st, rel, path, sizeof path);
@@ -2037,6 +2072,18 @@ static size_t thread_hashes(struct store *st, const char *rel, uint64_t *v)
 		ids_add(ids, v, &n);
 		json_decref(ids);
 	}
+	json_t *d = header_get(h, len, "Date", HF_DATE, false, NULL);
+	in->sent_at = date_epoch(d);
+	json_decref(d);
+	json_t *a = header_get(h, len, "From", HF_ADDRESSES, false, NULL);
+	json_t *first = json_array_get(a, 0);
+	json_t *name = json_object_get(first, "name");
+	in->from_key = key_string(json_is_string(name) && json_string_length(name) ? name :
+				  json_object_get(first, "email"), false);
+	json_decref(a);
+	json_t *sub = header_get(h, len, "Subject", HF_TEXT, false, NULL);
+	in->subject_key = key_string(sub, true);
+	json_decref(sub);
 	free(h);
 	return n;
 }
@@ -2056,13 +2103,18 @@ int jmap_thread_sync(struct store *st, int64_t account_id)
 		struct store_jmap_thread_in *in = xreallocarray(NULL, n + 1, sizeof *in);
 		uint64_t *hashes = xreallocarray(NULL, n * THREAD_HASHES_MAX + 1, sizeof *hashes);
 		for (size_t i = 0; i < n; i++) {
-			in[i].body_id = v[i].body_id;
-			in[i].hashes = hashes + i * THREAD_HASHES_MAX;
-			in[i].nhashes = thread_hashes(st, v[i].path, hashes + i * THREAD_HASHES_MAX);
+			in[i] = (struct store_jmap_thread_in){.body_id = v[i].body_id,
+				.hashes = hashes + i * THREAD_HASHES_MAX};
+			in[i].nhashes = thread_hashes(st, v[i].path, hashes + i * THREAD_HASHES_MAX,
+						      &in[i]);
 		}
 		bool last = n < THREAD_BATCH;
 		int rc = n == 0 && !last ? 0 :
 			 store_jmap_thread_add(st, account_id, in, n, last ? upto : -1, &err);
+		for (size_t i = 0; i < n; i++) {
+			free((char *)in[i].from_key);
+			free((char *)in[i].subject_key);
+		}
 		free(in);
 		free(hashes);
 		free(v);
@@ -2212,110 +2264,6 @@ static bool textf_match(struct store *st, int64_t account_id, const struct textf
 	}
 	msg_free(&g);
 	return ok;
-}
-
-/* ---- sorts on header fields ---- */
-
-struct skey {
-	struct store_jmap_ref r;
-	size_t idx;                 /* the store's order, for ties */
-	int64_t t;
-	char *s;
-	bool asc;
-};
-
-static int64_t date_epoch(json_t *d)
-{
-	int y, mo, da, h, mi, se, oh, om;
-	char sign;
-	const char *s = json_string_value(d);
-	if (s == NULL || sscanf(s, "%d-%d-%dT%d:%d:%d%c%d:%d", &y, &mo, &da, &h, &mi, &se, &sign,
-				&oh, &om) != 9)
-		return 0;
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = da, .tm_hour = h,
-			.tm_min = mi, .tm_sec = se};
-	int64_t off = (int64_t)(oh * 60 + om) * 60;
-	return (int64_t)timegm(&tm) - (sign == '-' ? -off : off);
-}
-
-/* A key string: ASCII lower-cased; a subject without leading "re:" and
- * "fwd:" (the gist of RFC 5256's base subject). */
-static char *key_string(json_t *v, bool subject)
-{
-	const char *s = json_string_value(v);
-	if (s == NULL)
-		return xstrdup("");
-	for (bool again = subject; again;) {
-		again = false;
-		while (*s == ' ')
-			s++;
-		if (strncasecmp(s, "re:", 3) == 0 || strncasecmp(s, "fw:", 3) == 0) {
-			s += 3;
-			again = true;
-		} else if (strncasecmp(s, "fwd:", 4) == 0) {
-			s += 4;
-			again = true;
-		}
-	}
-	char *k = xstrdup(s);
-	for (char *c = k; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c + 32);
-	return k;
-}
-
-static int skey_cmp(const void *a, const void *b)
-{
-	const struct skey *x = a, *y = b;
-	int c = 0;
-	if (x->s)
-		c = strcmp(x->s, y->s);
-	else
-		c = x->t < y->t ? -1 : x->t > y->t;
-	if (!x->asc)
-		c = -c;
-	if (c == 0)
-		c = x->idx < y->idx ? -1 : x->idx > y->idx;
-	return c;
-}
-
-static void header_sort(struct store *st, int64_t account_id, enum hsort how, bool asc,
-			struct store_jmap_ref *v, size_t n)
-{
-	struct skey *k = xcalloc(n ? n : 1, sizeof *k);
-	for (size_t i = 0; i < n; i++) {
-		k[i].r = v[i];
-		k[i].idx = i;
-		k[i].asc = asc;
-		struct msg g = {0};
-		bool ok = store_jmap_email(st, account_id, v[i].body_id, &g.e) == 1 &&
-			  msg_read(st, &g) == 0;
-		const char *hdr = ok ? g.data + g.m->parts[0].hdr_off : "";
-		size_t hl = ok ? g.m->parts[0].hdr_len : 0;
-		if (how == HSORT_SENT) {
-			json_t *d = header_get(hdr, hl, "Date", HF_DATE, false, NULL);
-			k[i].t = date_epoch(d);
-			json_decref(d);
-		} else if (how == HSORT_FROM) {
-			json_t *a = header_get(hdr, hl, "From", HF_ADDRESSES, false, NULL);
-			json_t *first = json_array_get(a, 0);
-			json_t *name = json_object_get(first, "name");
-			k[i].s = key_string(json_is_string(name) && json_string_length(name) ? name :
-					    json_object_get(first, "email"), false);
-			json_decref(a);
-		} else {
-			json_t *sub = header_get(hdr, hl, "Subject", HF_TEXT, false, NULL);
-			k[i].s = key_string(sub, true);
-			json_decref(sub);
-		}
-		msg_free(&g);
-	}
-	qsort(k, n, sizeof *k, skey_cmp);
-	for (size_t i = 0; i < n; i++) {
-		v[i] = k[i].r;
-		free(k[i].s);
-	}
-	free(k);
 }
 
 /* ---- blobs ---- */

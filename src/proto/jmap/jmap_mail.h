@@ -14,7 +14,7 @@
  * the sorts on receivedAt and size are SQL on indexes (store_jmap_query).
  * text/from/to/cc/bcc/subject/body take the FTS5 candidates (every message
  * when the value is under three characters) and check each one's file;
- * sentAt/from/subject sorts read each match's header (no index yet).  Of
+ * sentAt/from/subject sort on keys kept with the threads (SQL).  Of
  * the FilterOperators only AND of conditions on distinct properties.
  *
  * Pool thread only: every function reads the store and message files. */
