@@ -102,7 +102,12 @@ char *client_read_stdin(size_t *len_r)
 
 char *client_edit(const char *initial, size_t ilen, size_t *len_r)
 {
-	char path[] = "/tmp/yubin-msg-XXXXXX";
+	/* $TMPDIR as mktemp(1) has it; a relative or overlong one is ignored */
+	const char *dir = getenv("TMPDIR");
+	if (!dir || dir[0] != '/' || strlen(dir) > 4000)
+		dir = "/tmp";
+	char path[4096];
+	snprintf(path, sizeof path, "%s/yubin-msg-XXXXXX", dir);
 	int fd = mkstemp(path);
 	if (fd < 0) {
 		fprintf(stderr, "yubin: cannot make a temporary file: %s\n", strerror(errno));

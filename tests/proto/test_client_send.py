@@ -178,3 +178,30 @@ def test_sendmail_t_and_symlink_name(yubind, cert, tmp_path):
     r = subprocess.run([yt.YUBIN, "sendmail"], input=b"Subject: x\n\nx\n",
                        capture_output=True, env=e, timeout=60)
     assert r.returncode == 64 and b"no recipients" in r.stderr
+
+
+def test_editor_file_in_tmpdir(tmp_path):
+    """With a terminal on stdin, yubin send opens $EDITOR on a private file
+    under $TMPDIR (as mktemp(1) would), sends what the editor saved and
+    removes the file afterwards."""
+    import pty
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    log = tmp_path / "editor.log"
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f'#!/bin/sh\necho "$1" > {log}\nstat -c %a "$1" >> {log}\n'
+                      'printf "Written in the editor.\\n" > "$1"\n')
+    editor.chmod(0o755)
+    master, slave = pty.openpty()
+    e = {**os.environ, **yt.sanitizer_env(), "EDITOR": str(editor), "TMPDIR": str(tmpdir)}
+    e.pop("VISUAL", None)
+    r = subprocess.run([yt.YUBIN, "send", "--dry-run", "--from", "demo@example.test",
+                        "--to", "alice@example.test", "--subject", "ed"], stdin=slave,
+                       capture_output=True, env=e, timeout=60)
+    os.close(slave)
+    os.close(master)
+    assert r.returncode == 0, r.stderr
+    path, mode = log.read_text().split()
+    assert os.path.dirname(path) == str(tmpdir) and mode == "600"
+    assert not os.path.exists(path)
+    assert parse(r.stdout).get_content().rstrip() == "Written in the editor."
