@@ -13,6 +13,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "core/util.h"
+
 /* Attempts at a fresh name when one already exists. */
 #define NAME_TRIES 100
 
@@ -98,32 +100,6 @@ static void host_part(char *out, size_t outsz)
 	out[k] = '\0';
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return r;
-}
-
 int maildir_deliver(const char *dir, const char *data, size_t len, char *name_out, size_t n,
 		    char *err, size_t errsz)
 {
@@ -149,7 +125,7 @@ int maildir_deliver(const char *dir, const char *data, size_t len, char *name_ou
 		if (errno != EEXIST)
 			return fail(err, errsz, "create %s: %s", tmp, strerror(errno));
 	}
-	if (write_all(fd, data, len) < 0) {
+	if (write_full(fd, data, len) < 0) {
 		fail(err, errsz, "write %s: %s", tmp, strerror(errno));
 		goto bad;
 	}

@@ -44,6 +44,13 @@ void str_lower(char *s);
 uint64_t now_ms(void);
 int64_t now_unix(void);
 
+/* All of p[0..n) to fd, again after EINTR and short writes.  0, or -1
+ * with errno. */
+int write_full(int fd, const void *p, size_t n);
+/* fsync(2) of a directory (so that an entry made in it is durable).
+ * 0, or -1 with errno. */
+int fsync_dir(const char *path);
+
 /* RFC 5322 date for t in local time, e.g. "Mon, 23 Nov 2026 18:11:38 +0000".
  * out must hold at least 40 bytes. */
 void rfc5322_date(int64_t t, char *out, size_t outsz);

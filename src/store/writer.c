@@ -166,41 +166,6 @@ static void on_async_closed(uv_handle_t *h)
 
 /* ---- the thread pool side of a delivery ---- */
 
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	if (ret < 0) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = write(fd, p, n);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Create today's directory if needed (durably); its relative path in
  * reldir ("msg/YYYYMMDD").  0 ok, -1 with *error_r. */
 static int day_dir(struct store_writer *w, char *reldir, size_t sz, char **error_r)
@@ -245,7 +210,7 @@ static int fill_body(struct dop *dp, int fd, const char *path, bool spare)
 {
 	struct delivery *d = dp->d;
 
-	if (write_all(fd, d->head, d->head_len) < 0 || write_all(fd, d->data, d->len) < 0 ||
+	if (write_full(fd, d->head, d->head_len) < 0 || write_full(fd, d->data, d->len) < 0 ||
 	    (spare ? fdatasync(fd) : fsync(fd)) < 0) {
 		dp->op.error = xasprintf("%s: cannot write %s: %s", d->qid, path,
 					 strerror(errno));

@@ -567,20 +567,6 @@ static bool unchanged(const struct conf_file *f)
 	       st.st_mtim.tv_nsec == f->st.st_mtim.tv_nsec;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* text into f->real atomically.  0, or -1 printed (nothing changed). */
 static int write_atomic(const struct conf_file *f, const char *text, size_t len)
 {
@@ -601,7 +587,7 @@ static int write_atomic(const struct conf_file *f, const char *text, size_t len)
 	const char *what = NULL;
 	if (fchmod(fd, 0600) < 0)
 		what = "chmod";
-	else if (write_all(fd, text, len) < 0)
+	else if (write_full(fd, text, len) < 0)
 		what = "write";
 	else if (fsync(fd) < 0)
 		what = "fsync";

@@ -336,21 +336,6 @@ struct spill {
 static void finish_message(struct smtp_session *s, bool overflow, size_t bare_lf);
 static void trace_headers(struct smtp_session *s, const char *qid, struct buf *h);
 
-static int spill_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = write(fd, p, n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Worker thread. */
 static void spill_work(void *arg)
 {
@@ -359,13 +344,13 @@ static void spill_work(void *arg)
 		return;
 	if (sp->fd < 0) {
 		sp->fd = open(sp->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (sp->fd < 0 || spill_write_all(sp->fd, sp->head, sp->head_len) < 0) {
+		if (sp->fd < 0 || write_full(sp->fd, sp->head, sp->head_len) < 0) {
 			sp->err = errno;
 			return;
 		}
 		sp->written += (int64_t)sp->head_len;
 	}
-	if (spill_write_all(sp->fd, sp->chunk.data, sp->chunk.len) < 0) {
+	if (write_full(sp->fd, sp->chunk.data, sp->chunk.len) < 0) {
 		sp->err = errno;
 		return;
 	}
