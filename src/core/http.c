@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,8 @@ struct http_server {
 	struct http_listener *listeners;
 	struct http_conn *conns;
 	size_t count;
+	struct http_stream *streams;    /* streamed answers in progress */
+	size_t nstreams;
 	bool shutting_down;
 	void (*on_done)(void *arg);
 	void *done_arg;
@@ -404,6 +407,236 @@ void http_respond(struct http_request *r, int status, const char *content_type,
 	h2o_send_inline(req, body ? body : "", len);
 }
 
+/* ---- streamed answers ----
+ *
+ * h2o's generator protocol: after h2o_send(IN_PROGRESS) the bytes given
+ * must stay put until h2o calls proceed (they are on the wire, or copied
+ * into h2o's frames), and nothing may be sent in between.  So a stream
+ * has two buffers: out (given to h2o, freed at proceed) and buf (what
+ * the owner queued meanwhile).  The stream lives in the request's pool:
+ * its dispose runs when h2o drops the request, whoever ended it. */
+
+struct http_stream {
+	h2o_generator_t gen;        /* first: h2o gives it back to proceed/stop */
+	struct http_server *s;
+	h2o_req_t *req;             /* NULL once stopped or done (FINAL/ERROR sent) */
+	struct http_conn *hc;
+	void (*closed)(void *arg);
+	void *arg;
+	bool owned;                 /* the owner has not ended it yet */
+	bool busy;                  /* h2o has out, proceed not yet called */
+	bool ending;                /* FINAL once buf is sent */
+	bool failing;               /* ERROR at the next proceed */
+	char *buf, *out;
+	size_t len, cap, outlen;
+	struct http_stream *prev, *next;
+};
+
+static void stream_unlink(struct http_stream *st)
+{
+	struct http_server *s = st->s;
+	if (st->prev)
+		st->prev->next = st->next;
+	else if (s->streams == st)
+		s->streams = st->next;
+	else
+		return;             /* not linked */
+	if (st->next)
+		st->next->prev = st->prev;
+	st->prev = st->next = NULL;
+	s->nstreams--;
+}
+
+static void stream_dispose(void *p)
+{
+	struct http_stream *st = p;
+	stream_unlink(st);
+	st->req = NULL;
+	FREE(st->buf);
+	FREE(st->out);
+	if (st->owned) {
+		st->owned = false;
+		st->closed(st->arg);
+	}
+}
+
+/* Hand h2o what is queued (or the end) if it can take it now. */
+static void stream_flush(struct http_stream *st)
+{
+	if (st->req == NULL || st->busy)
+		return;
+	h2o_req_t *req = st->req;
+	if (st->failing) {
+		st->req = NULL;
+		h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+		return;
+	}
+	if (st->len == 0 && !st->ending)
+		return;
+	FREE(st->out);
+	st->out = st->buf;
+	st->outlen = st->len;
+	st->buf = NULL;
+	st->len = st->cap = 0;
+	h2o_iovec_t v = h2o_iovec_init(st->out, st->outlen);
+	h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
+	if (st->ending) {
+		state = H2O_SEND_STATE_FINAL;
+		st->req = NULL;
+	}
+	st->busy = true;
+	/* st may be disposed inside h2o_send: nothing after it */
+	h2o_send(req, st->outlen ? &v : NULL, st->outlen ? 1 : 0, state);
+}
+
+static void stream_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+	struct http_stream *st = (struct http_stream *)g;
+	(void)req;
+	st->busy = false;
+	FREE(st->out);
+	st->outlen = 0;
+	stream_flush(st);
+}
+
+static void stream_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+	struct http_stream *st = (struct http_stream *)g;
+	(void)req;
+	st->req = NULL;             /* the dispose follows */
+}
+
+struct http_stream *http_stream_start(struct http_request *r, int status,
+				      const char *content_type, void (*closed)(void *arg),
+				      void *arg)
+{
+	struct http_link *link = r->link;
+	if (link && r->srv->shutting_down) {
+		http_respond(r, 503, "text/plain", "shutting down\n", 14);
+		return NULL;
+	}
+	struct http_server *s = r->srv;
+	free(r->owned);
+	free(r);
+	if (link == NULL)
+		return NULL;
+	link->r = NULL;
+	h2o_req_t *req = link->req;
+	struct http_stream *st = h2o_mem_alloc_shared(&req->pool, sizeof *st, stream_dispose);
+	memset(st, 0, sizeof *st);
+	st->gen.proceed = stream_proceed;
+	st->gen.stop = stream_stop;
+	st->s = s;
+	st->req = req;
+	st->hc = link->hc;
+	st->closed = closed;
+	st->arg = arg;
+	st->owned = true;
+	st->next = s->streams;
+	if (s->streams)
+		s->streams->prev = st;
+	s->streams = st;
+	s->nstreams++;
+	req->res.status = status;
+	req->res.reason = reason(status);
+	if (content_type)
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+			       content_type, strlen(content_type));
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+		       H2O_STRLIT("no-store"));
+	/* the headers go with the first data (h2o holds them back until then) */
+	h2o_start_response(req, &st->gen);
+	return st;
+}
+
+/* The owner lets go; h2o ends the response with an error (HTTP/1: the
+ * connection closes; HTTP/2: RST_STREAM). */
+static void stream_cut(struct http_stream *st)
+{
+	st->owned = false;
+	FREE(st->buf);
+	st->len = st->cap = 0;
+	st->failing = true;
+	bool busy = st->busy;
+	struct http_conn *hc = st->hc;
+	stream_flush(st);
+	/* a reader that reads nothing never lets h2o call proceed */
+	if (busy && hc)
+		conn_cut(hc);
+}
+
+int http_stream_send(struct http_stream *st, const char *data, size_t len)
+{
+	assert(st->owned);
+	if (st->req == NULL)
+		return 0;           /* going away: its dispose tells the owner */
+	if (st->len + st->outlen + len > HTTP_STREAM_MAX_PENDING) {
+		log_info("conn=%s http: streamed answer cut: the client reads too slowly "
+			 "(%zu bytes waiting)", st->hc ? st->hc->idstr : "-",
+			 st->len + st->outlen);
+		stream_cut(st);
+		return -1;
+	}
+	if (st->len + len > st->cap) {
+		size_t cap = st->cap ? st->cap : 512;
+		while (cap < st->len + len)
+			cap *= 2;
+		st->buf = xrealloc(st->buf, cap);
+		st->cap = cap;
+	}
+	memcpy(st->buf + st->len, data, len);
+	st->len += len;
+	stream_flush(st);
+	return 0;
+}
+
+bool http_stream_probe(struct http_stream *st)
+{
+	assert(st->owned);
+	struct http_conn *hc = st->hc;
+	uv_os_fd_t fd;
+	if (st->req == NULL || st->req->version >= 0x200 || hc == NULL || hc->sock == NULL ||
+	    uv_is_closing((uv_handle_t *)&hc->tcp) || uv_fileno((uv_handle_t *)&hc->tcp, &fd) != 0)
+		return false;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP};
+	if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return false;
+	log_debug("conn=%s http: streamed answer ended: the client closed", hc->idstr);
+	stream_cut(st);
+	return true;
+}
+
+void http_stream_end(struct http_stream *st)
+{
+	assert(st->owned);
+	st->owned = false;
+	st->ending = true;
+	stream_flush(st);
+}
+
+size_t http_stream_count(const struct http_server *s)
+{
+	return s ? s->nstreams : 0;
+}
+
+/* Shutdown: every stream ends now (its owner told first). */
+static void streams_end_all(struct http_server *s)
+{
+	struct http_stream *st = s->streams;
+	while (st) {
+		struct http_stream *next = st->next;
+		if (st->owned) {
+			st->owned = false;
+			st->closed(st->arg);
+		}
+		if (!st->ending) {
+			st->ending = true;
+			stream_flush(st);
+		}
+		st = next;
+	}
+}
+
 /* ---- the access log: one line per request, h2o's own answers too ---- */
 
 static void log_access(h2o_logger_t *self, h2o_req_t *req)
@@ -538,6 +771,7 @@ void http_server_shutdown(struct http_server *s, void (*on_done)(void *arg), voi
 	/* HTTP/2: GOAWAY; then every connection without a request in
 	 * progress ends now, the others as their last request is done. */
 	h2o_context_request_shutdown(&s->ctx);
+	streams_end_all(s);
 	for (struct http_conn *hc = s->conns; hc; hc = hc->next)
 		if (hc->inflight == 0)
 			conn_cut(hc);

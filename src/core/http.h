@@ -8,7 +8,8 @@
  * (conn=ID, the registry's counter), logs one line per request and closes
  * everything at shutdown.  Protocols see only struct http_request below,
  * never h2o: one handler gets every complete request and answers it with
- * http_respond exactly once, at once or later (after a pool job).
+ * http_respond (or http_stream_start) exactly once, at once or later (after
+ * a pool job).
  *
  * Loop thread only. */
 #ifndef YUBIN_CORE_HTTP_H
@@ -89,6 +90,35 @@ void http_request_add_header(struct http_request *r, const char *name, const cha
 /* Answer and free r.  body (len bytes, may be NULL with 0) is copied. */
 void http_respond(struct http_request *r, int status, const char *content_type,
 		  const char *body, size_t len);
+
+/* A streamed answer (HTTP/1.1 chunked, or HTTP/2 DATA frames as they
+ * come): an event stream.  http_stream_start answers r with the status
+ * and headers (h2o sends them with the first data) and frees r like
+ * http_respond; NULL if r has gone or the server is shutting down (then r
+ * has been answered: 503).  Later, either
+ * the owner ends it (http_stream_end, or http_stream_send failing), or the
+ * stream ends under it (the client went away, or the server's shutdown)
+ * and closed(arg) runs once: after that, s is gone.  closed must not call
+ * http_stream_*.  Loop thread only. */
+struct http_stream;
+#define HTTP_STREAM_MAX_PENDING (256u * 1024)
+struct http_stream *http_stream_start(struct http_request *r, int status,
+				      const char *content_type, void (*closed)(void *arg),
+				      void *arg);
+/* Queue data (copied).  -1 when the bytes not yet taken by the client
+ * would pass HTTP_STREAM_MAX_PENDING (a slow reader): the stream is then
+ * cut and gone, closed() is not called. */
+int http_stream_send(struct http_stream *s, const char *data, size_t len);
+/* Send what is queued, then end the response; s is gone (closed() is not
+ * called). */
+void http_stream_end(struct http_stream *s);
+/* HTTP/1: h2o reads nothing while it answers, so a client that closed
+ * goes unnoticed until a write fails.  true when the peer has closed (or
+ * half-closed) the connection: the stream is then cut and gone, closed()
+ * is not called.  Cheap (one poll(2)); HTTP/2 streams always give false
+ * (h2o sees their end itself). */
+bool http_stream_probe(struct http_stream *s);
+size_t http_stream_count(const struct http_server *srv);
 
 /* in (len bytes) for a log line: printable ASCII, anything else '?',
  * cut to outsz - 1. */

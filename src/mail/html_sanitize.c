@@ -858,7 +858,7 @@ int html_sanitize(const char *html, size_t len, const struct html_sanitize_opts 
 	buf_init(&s->val, MAX((size_t)HTML_SANITIZE_ATTR_MAX, HTML_SANITIZE_DATA_URL_MAX) + 1);
 	buf_init(&s->css, HTML_SANITIZE_ATTR_MAX);
 	buf_init(&s->cid, HTML_SANITIZE_ATTR_MAX);
-	buf_init(&s->curl, HTML_SANITIZE_ATTR_MAX);
+	buf_init(&s->curl, HTML_SANITIZE_DATA_URL_MAX + 256);   /* cid: a data: URL */
 	if (n > 0)
 		parse_walk(s, in.data, n);
 	if (s->cut == NULL)

@@ -134,8 +134,9 @@ struct html_sanitize_opts {
 	 * HTML_SANITIZE_DATA_URL_MAX (and never more than it). */
 	size_t data_url_max;
 	/* An <img src="cid:X">: append the URL to use to url (bounded by
-	 * HTML_SANITIZE_ATTR_MAX) and return 0, or -1 to drop the src.  cid
-	 * is X percent-decoded (RFC 2392), NUL-terminated, never holds a NUL.
+	 * HTML_SANITIZE_DATA_URL_MAX + 256: room for a data: URL of the
+	 * part) and return 0, or -1 to drop the src.  cid is X
+	 * percent-decoded (RFC 2392), NUL-terminated, never holds a NUL.
 	 * The URL is written escaped, unchecked.  NULL: cid: images get no
 	 * src. */
 	int (*cid_url)(void *arg, const char *cid, struct buf *url);

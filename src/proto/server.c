@@ -265,12 +265,46 @@ void server_mailbox_changed_by(struct server *srv, int64_t mailbox_id, const voi
 	for (size_t i = 0; i < n && i < srv->nwatches; i++)
 		if (srv->watches[i].mailbox_id == mailbox_id && srv->watches[i].arg != self)
 			srv->watches[i].cb(srv->watches[i].arg);
+	if (srv->mail_changed)
+		srv->mail_changed(srv, srv->mail_changed_arg);
+}
+
+void server_account_watch(struct server *srv, int64_t account_id, void (*cb)(void *arg),
+			  void *arg)
+{
+	if (srv->nacct_watches == srv->capacct_watches) {
+		srv->capacct_watches = srv->capacct_watches ? srv->capacct_watches * 2 : 16;
+		srv->acct_watches = xreallocarray(srv->acct_watches, srv->capacct_watches,
+						  sizeof *srv->acct_watches);
+	}
+	srv->acct_watches[srv->nacct_watches++] = (struct server_watch){account_id, cb, arg};
+}
+
+void server_account_unwatch(struct server *srv, int64_t account_id, void *arg)
+{
+	for (size_t i = 0; i < srv->nacct_watches; i++) {
+		struct server_watch *w = &srv->acct_watches[i];
+		if (w->mailbox_id == account_id && w->arg == arg) {
+			*w = srv->acct_watches[--srv->nacct_watches];
+			return;
+		}
+	}
+}
+
+void server_account_changed(struct server *srv, int64_t account_id)
+{
+	size_t n = srv->nacct_watches;
+	for (size_t i = 0; i < n && i < srv->nacct_watches; i++)
+		if (srv->acct_watches[i].mailbox_id == account_id)
+			srv->acct_watches[i].cb(srv->acct_watches[i].arg);
 }
 
 void server_watch_free(struct server *srv)
 {
 	FREE(srv->watches);
 	srv->nwatches = srv->capwatches = 0;
+	FREE(srv->acct_watches);
+	srv->nacct_watches = srv->capacct_watches = 0;
 	FREE(srv->recent);
 	srv->nrecent = srv->caprecent = 0;
 	for (size_t i = 0; i < srv->nimap_counts; i++)

@@ -60,6 +60,12 @@ struct server {
 	 * thread only; not durable (after a restart nothing is \Recent). */
 	struct server_watch *watches;
 	size_t nwatches, capwatches;
+	/* Told of every server_mailbox_changed (JMAP's background threader). */
+	void (*mail_changed)(struct server *srv, void *arg);
+	void *mail_changed_arg;
+	/* The same per account (server_account_watch): JMAP push. */
+	struct server_watch *acct_watches;
+	size_t nacct_watches, capacct_watches;
 	struct server_recent *recent;
 	size_t nrecent, caprecent;
 	/* IMAP mailbox snapshots (proto/imap/imap_cache.c). */
@@ -141,6 +147,14 @@ void server_mailbox_changed(struct server *srv, int64_t mailbox_id);
  * applied its own change already). */
 void server_mailbox_changed_by(struct server *srv, int64_t mailbox_id, const void *self);
 void server_watch_free(struct server *srv);
+/* Account-level changes that no mailbox watch sees: a mailbox created,
+ * deleted or renamed (IMAP CREATE/DELETE/RENAME, JMAP Mailbox/set).  The
+ * changer calls server_account_changed once the change is durable; every
+ * watcher of the account runs (loop thread, before it returns). */
+void server_account_watch(struct server *srv, int64_t account_id, void (*cb)(void *arg),
+			  void *arg);
+void server_account_unwatch(struct server *srv, int64_t account_id, void *arg);
+void server_account_changed(struct server *srv, int64_t account_id);
 
 /* \Recent (RFC 3501): returns the first UID of mailbox_id that no session
  * has been told of yet, and moves that mark to uidnext.  A mailbox never

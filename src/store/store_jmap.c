@@ -244,7 +244,7 @@ static int qb_where(struct qbuild *b, int64_t account_id, const struct store_jma
 		       " JOIN mailboxes mb ON mb.id = mm.mailbox_id");
 	if (need_m)
 		buf_append_str(&b->sql, " JOIN messages m ON m.id = mm.body_id");
-	if (q->sort >= STORE_JMAP_SORT_SENT)
+	if (q->sort >= STORE_JMAP_SORT_SENT || q->collapse)
 		buf_append_str(&b->sql, " LEFT JOIN email_threads et ON et.account_id ="
 			       " mb.account_id AND et.body_id = mm.body_id");
 	qb_int(b, " WHERE mb.account_id = #", account_id);
@@ -288,8 +288,9 @@ static int query_count(sqlite3 *db, int64_t account_id, const struct store_jmap_
 {
 	struct qbuild b = {0};
 	buf_init(&b.sql, 1 << 16);
-	buf_append_str(&b.sql, q->in_mailbox ? "SELECT count(*)"
-					     : "SELECT count(DISTINCT mm.body_id)");
+	buf_append_str(&b.sql, q->collapse ? "SELECT count(DISTINCT coalesce(et.thread_id,"
+					     " mm.body_id))" :
+			       q->in_mailbox ? "SELECT count(*)" : "SELECT count(DISTINCT mm.body_id)");
 	qb_where(&b, account_id, q);
 	sqlite3_stmt *s = store_prep(db, b.sql.data);
 	int rc = SQLITE_ERROR;
@@ -338,7 +339,20 @@ int store_jmap_query(struct store *st, int64_t account_id, const struct store_jm
 	 * is skipped below; LIMIT may then give one fewer); across mailboxes
 	 * an email's copies are grouped. */
 	const char *dir = q->ascending ? "ASC" : "DESC";
-	if (q->in_mailbox) {
+	if (q->collapse) {
+		/* one row a thread: the one first in the sort order (SQLite takes
+		 * a bare column from the row of the min/max) */
+		const char *key = q->sort == STORE_JMAP_SORT_SIZE ? "m.size" :
+				  q->sort == STORE_JMAP_SORT_RECEIVED ?
+				  "mm.internaldate * 2147483648 + mm.body_id % 2147483648" :
+				  q->sort == STORE_JMAP_SORT_SENT ? "et.sent_at" :
+				  q->sort == STORE_JMAP_SORT_FROM ? "et.from_key" : "et.subject_key";
+		buf_printf(&b.sql, "SELECT mm.body_id, %s(%s) AS k", q->ascending ? "min" : "max",
+			   key);
+		qb_where(&b, account_id, q);
+		buf_printf(&b.sql, " GROUP BY coalesce(et.thread_id, mm.body_id)"
+			   " ORDER BY k %s, mm.body_id %s", dir, dir);
+	} else if (q->in_mailbox) {
 		buf_append_str(&b.sql, "SELECT mm.body_id");
 		qb_where(&b, account_id, q);
 		if (q->sort == STORE_JMAP_SORT_SIZE)
@@ -377,7 +391,7 @@ int store_jmap_query(struct store *st, int64_t account_id, const struct store_jm
 	int64_t idx = 0, anchor_at = -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t body = sqlite3_column_int64(s, 0);
-		if (q->in_mailbox && n > 0 && v[n - 1].body_id == body)
+		if (q->in_mailbox && !q->collapse && n > 0 && v[n - 1].body_id == body)
 			continue;
 		if (q->has_anchor && body == q->anchor_body && anchor_at < 0)
 			anchor_at = idx;
@@ -555,15 +569,15 @@ void store_jmap_rows_free(struct store_jmap_row *v, size_t n)
 /* ---- threads ---- */
 
 int store_jmap_unthreaded(struct store *st, int64_t account_id, size_t max,
-			  struct store_jmap_unthreaded **v_r, size_t *n_r, int64_t *upto_r,
-			  char **error_r)
+			  int64_t *after_body, struct store_jmap_unthreaded **v_r, size_t *n_r,
+			  int64_t *upto_r, char **error_r)
 {
 	*v_r = NULL;
 	*n_r = 0;
+	*upto_r = -1;
 	struct store_jmap_state state;
 	if (store_jmap_state(st, account_id, &state, error_r) < 0)
 		return -1;
-	*upto_r = state.email;
 	sqlite3 *db = store_db_get(st);
 	if (!db) {
 		store_set_error(error_r, xstrdup("cannot open the database"));
@@ -582,30 +596,33 @@ int store_jmap_unthreaded(struct store *st, int64_t account_id, size_t max,
 		return 0;
 	}
 	bool scan = done < 0 || done < state.horizon;
+	/* Both walk forward from a cursor (a body id, a log position), so a
+	 * long catch-up costs one pass, not one pass a batch. */
 	s = store_prep(db, scan ?
-		"SELECT mm.body_id, m.path FROM mailbox_messages mm"
+		"SELECT mm.body_id, m.path, mm.body_id FROM mailbox_messages mm"
 		" JOIN mailboxes mb ON mb.id = mm.mailbox_id JOIN messages m ON m.id = mm.body_id"
-		" WHERE mb.account_id = ?1 AND NOT EXISTS (SELECT 1 FROM email_threads et"
-		"  WHERE et.account_id = ?1 AND et.body_id = mm.body_id)"
-		" GROUP BY mm.body_id ORDER BY mm.body_id LIMIT ?2" :
-		"SELECT c.obj, m.path FROM jmap_changes c JOIN messages m ON m.id = c.obj"
+		" WHERE mb.account_id = ?1 AND mm.body_id > ?3 AND NOT EXISTS (SELECT 1"
+		"  FROM email_threads et WHERE et.account_id = ?1 AND et.body_id = mm.body_id)"
+		" ORDER BY mm.body_id LIMIT ?2" :
+		"SELECT c.obj, m.path, c.seq FROM jmap_changes c JOIN messages m ON m.id = c.obj"
 		" WHERE c.account_id = ?1 AND c.kind = 1 AND c.op = 0 AND c.seq > ?3"
 		" AND c.seq <= ?4 AND NOT EXISTS (SELECT 1 FROM email_threads et"
 		"  WHERE et.account_id = ?1 AND et.body_id = c.obj)"
-		" GROUP BY c.obj ORDER BY min(c.seq) LIMIT ?2");
+		" ORDER BY c.seq LIMIT ?2");
+	int64_t last = 0;
 	struct store_jmap_unthreaded *v = NULL;
 	size_t n = 0;
 	int rc = SQLITE_ERROR;
 	if (s) {
 		sqlite3_bind_int64(s, 1, account_id);
 		sqlite3_bind_int64(s, 2, (int64_t)max);
-		if (!scan) {
-			sqlite3_bind_int64(s, 3, done);
+		sqlite3_bind_int64(s, 3, scan ? *after_body : done);
+		if (!scan)
 			sqlite3_bind_int64(s, 4, state.email);
-		}
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			v = xreallocarray(v, n + 1, sizeof *v);
 			v[n].body_id = sqlite3_column_int64(s, 0);
+			last = sqlite3_column_int64(s, 2);
 			const unsigned char *p = sqlite3_column_text(s, 1);
 			snprintf(v[n].path, sizeof v[n].path, "%s", p ? (const char *)p : "");
 			n++;
@@ -620,6 +637,12 @@ int store_jmap_unthreaded(struct store *st, int64_t account_id, size_t max,
 	}
 	sqlite3_finalize(s);
 	store_db_put(st, db);
+	if (n < max)
+		*upto_r = state.email;  /* all done up to the state read first */
+	else if (scan)
+		*after_body = last;
+	else
+		*upto_r = last;
 	*v_r = v;
 	*n_r = n;
 	return 0;
@@ -759,4 +782,39 @@ int store_jmap_thread_of(struct store *st, int64_t account_id, int64_t body_id,
 	sqlite3_finalize(s);
 	store_db_put(st, db);
 	return ret;
+}
+
+int store_jmap_accounts_unthreaded(struct store *st, int64_t **v_r, size_t *n_r,
+				   char **error_r)
+{
+	*v_r = NULL;
+	*n_r = 0;
+	sqlite3 *db = store_db_get(st);
+	if (!db) {
+		store_set_error(error_r, xstrdup("cannot open the database"));
+		return -1;
+	}
+	sqlite3_stmt *s = store_prep(db, "SELECT id FROM accounts WHERE jmap_threaded < jmap_email"
+				     " OR jmap_threaded < 0");
+	int64_t *v = NULL;
+	size_t n = 0;
+	int rc = SQLITE_ERROR;
+	if (s) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			v = xreallocarray(v, n + 1, sizeof *v);
+			v[n++] = sqlite3_column_int64(s, 0);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_set_db_error(st, db, "listing accounts to thread", error_r);
+		sqlite3_finalize(s);
+		store_db_put(st, db);
+		free(v);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, db);
+	*v_r = v;
+	*n_r = n;
+	return 0;
 }

@@ -89,6 +89,7 @@ struct store_jmap_query {
 	const char *text;
 	enum store_jmap_sort sort;
 	bool ascending;
+	bool collapse;                /* one email a thread (jmap_thread_sync first) */
 	int64_t position;             /* may be negative (from the end) */
 	bool has_anchor;
 	int64_t anchor_body;
@@ -142,16 +143,17 @@ void store_jmap_rows_free(struct store_jmap_row *v, size_t n);
 
 /* The account's emails not threaded yet, oldest first, at most max:
  * from the change log after accounts.jmap_threaded, or -- the first time,
- * or when the log has been pruned past it -- every email without a thread.
- * 0 with *v_r (heap) / *n_r and *upto_r (the log position to record once
- * all are done), -1 with *error_r. */
+ * or when the log has been pruned past it -- every email without a thread
+ * with a body id above *after_body (a cursor the caller starts at 0; moved
+ * here).  0 with *v_r (heap) / *n_r and *upto_r (the log position to
+ * record once these are threaded, or -1 for none yet), -1 with *error_r. */
 struct store_jmap_unthreaded {
 	int64_t body_id;
 	char path[64];
 };
 int store_jmap_unthreaded(struct store *st, int64_t account_id, size_t max,
-			  struct store_jmap_unthreaded **v_r, size_t *n_r, int64_t *upto_r,
-			  char **error_r);
+			  int64_t *after_body, struct store_jmap_unthreaded **v_r, size_t *n_r,
+			  int64_t *upto_r, char **error_r);
 
 /* Thread emails in order, in one transaction: each joins the thread of
  * the first of its hashes already known (refs: own Message-ID first, then
@@ -175,6 +177,11 @@ int store_jmap_thread_add(struct store *st, int64_t account_id,
  * (then id): 0 with *v_r (heap) / *n_r, -1 error. */
 int store_jmap_thread_emails(struct store *st, int64_t account_id, int64_t thread_id,
 			     int64_t **v_r, size_t *n_r, char **error_r);
+
+/* The accounts whose threads lag their change log: 0 with *v_r (heap)
+ * / *n_r, -1 with *error_r. */
+int store_jmap_accounts_unthreaded(struct store *st, int64_t **v_r, size_t *n_r,
+				   char **error_r);
 
 /* The thread of an email of the account: 1 with *thread_r, 0 none yet,
  * -1 error. */

@@ -31,6 +31,7 @@
 #include "proto/imap/imap_cache.h"
 #include "proto/imap/imap_session.h"
 #include "proto/jmap/jmap_session.h"
+#include "proto/jmap/jmap_threader.h"
 #include "proto/pop3/pop3_session.h"
 #include "proto/server.h"
 #include "proto/smtp/smtp_session.h"
@@ -55,6 +56,7 @@ static struct {
 	/* HTTP (JMAP): NULL without listen_https / listen_http */
 	struct http_server *http;
 	struct jmap *jmap;
+	struct jmap_threader *threader;
 	struct web *web;            /* the webmail page: every path but JMAP's */
 	bool http_done;
 	struct mta *mta;
@@ -171,6 +173,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		d.mta_done = true;
 	if (d.http) {
 		jmap_shutdown(d.jmap);
+		jmap_threader_shutdown(d.threader);
 		web_shutdown(d.web);
 		http_server_shutdown(d.http, on_http_stopped, NULL);
 	} else {
@@ -223,6 +226,7 @@ static void open_http_listeners(void)
 		.idle_ms = (uint64_t)d.cfg.command_timeout,
 	};
 	d.jmap = jmap_new(&d.srv);
+	d.threader = jmap_threader_new(&d.srv);
 	d.web = web_new(&d.srv);
 	jmap_set_cookie_auth(d.jmap, web_cookie_auth, d.web);
 	struct http_handler h = {http_route, NULL};
@@ -559,6 +563,7 @@ int main(int argc, char **argv)
 		log_warn("shutdown: event loop still had open handles");
 	http_server_free(&d.http);
 	jmap_free(&d.jmap);
+	jmap_threader_free(&d.threader);
 	web_free(&d.web);
 	store_close(&d.srv.store);
 	free(d.srv.pop3_locked);

@@ -1046,3 +1046,24 @@ def test_threads_by_references(yubind):
     c2.ok("EXPUNGE")
     tc = changes(j, aid, "Thread/changes", s1)
     assert tc["destroyed"] == [tid[other]] and tc["created"] == []
+
+
+def test_threads_filled_in_the_background(yubind):
+    """New mail is threaded shortly after delivery without any JMAP request
+    (so the first one after a burst does not pay for it)."""
+    import sqlite3
+    for n in range(3):
+        yubind.send("joe@example.net", [DEMO],
+                    threaded_message(f"bg{n}@x", "Re: bg", "bg0@x" if n else ""))
+    db = sqlite3.connect(f"file:{yubind.data}/yubin.db?mode=ro", uri=True)
+    deadline = time.monotonic() + 20
+    rows = []
+    while time.monotonic() < deadline:
+        rows = db.execute("SELECT thread_id, count(*) FROM email_threads "
+                          "GROUP BY thread_id").fetchall()
+        if sum(c for _, c in rows) == 3:
+            break
+        db.execute("SELECT 1")          # a fresh read snapshot next time
+        time.sleep(0.05)                # polling the store, not synchronising
+    db.close()
+    assert [c for _, c in rows] == [3], rows

@@ -1253,6 +1253,8 @@ static void mbox_done(void *arg)
 	struct mbox_job *j = arg;
 	struct imap_session *s = j->s;
 
+	if (j->rc == 0)
+		server_account_changed(s->srv, s->account_id);     /* JMAP push */
 	if (!conn_is_closed(s->c)) {
 		if (j->rc == 0) {
 			if (j->op == MB_DELETE || j->op == MB_RENAME)

@@ -320,26 +320,6 @@ static bool get_int(json_t *o, const char *k, int64_t *v_r, bool *present_r)
 	return true;
 }
 
-/* collapseThreads: only the first email of each thread in v[0..n). */
-static size_t collapse_threads(const struct jmap_mail_ctx *c, struct store_jmap_ref *v,
-			       size_t n)
-{
-	json_t *seen = json_object();
-	size_t w = 0;
-	for (size_t i = 0; i < n; i++) {
-		int64_t t = v[i].body_id;
-		store_jmap_thread_of(c->st, c->account_id, v[i].body_id, &t);
-		char key[24];
-		snprintf(key, sizeof key, "%lld", (long long)t);
-		if (json_object_get(seen, key))
-			continue;
-		json_object_set_new(seen, key, json_true());
-		v[w++] = v[i];
-	}
-	json_decref(seen);
-	return w;
-}
-
 /* unlimited: every match, whatever position, anchor and limit say (for
  * queryChanges). */
 static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const char **type_r,
@@ -551,7 +531,8 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 	size_t nv = 0;
 	int64_t total, pos;
 	char *err = NULL;
-	bool post = textf_any(&tf) || collapse;
+	q.collapse = collapse;
+	bool post = textf_any(&tf);
 	struct store_jmap_query paging = q;
 	if (post) {
 		/* the store gives every candidate, in order; the files say */
@@ -575,8 +556,6 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 			if (!textf_any(&tf) || textf_match(c->st, c->account_id, &tf, &v[i]))
 				v[w++] = v[i];
 		nv = w;
-		if (collapse)
-			nv = collapse_threads(c, v, nv);
 		rc = page(&paging, v, &nv, &total, &pos);
 	}
 	if (rc < 0) {
@@ -2090,12 +2069,14 @@ static size_t thread_hashes(struct store *st, const char *rel, uint64_t *v,
 
 int jmap_thread_sync(struct store *st, int64_t account_id)
 {
+	int64_t after = 0;
 	for (;;) {
 		struct store_jmap_unthreaded *v;
 		size_t n;
 		int64_t upto;
 		char *err = NULL;
-		if (store_jmap_unthreaded(st, account_id, THREAD_BATCH, &v, &n, &upto, &err) < 0) {
+		if (store_jmap_unthreaded(st, account_id, THREAD_BATCH, &after, &v, &n, &upto,
+					  &err) < 0) {
 			log_error("jmap: threading account %lld: %s", (long long)account_id, err);
 			free(err);
 			return -1;
@@ -2109,8 +2090,8 @@ int jmap_thread_sync(struct store *st, int64_t account_id)
 						      &in[i]);
 		}
 		bool last = n < THREAD_BATCH;
-		int rc = n == 0 && !last ? 0 :
-			 store_jmap_thread_add(st, account_id, in, n, last ? upto : -1, &err);
+		int rc = n == 0 && upto < 0 ? 0 :
+			 store_jmap_thread_add(st, account_id, in, n, upto, &err);
 		for (size_t i = 0; i < n; i++) {
 			free((char *)in[i].from_key);
 			free((char *)in[i].subject_key);

@@ -1,5 +1,5 @@
 /* jmap_session.c - the JMAP resources: login, session object, API requests,
- * blob downloads.
+ * blob downloads, the webmail's HTML view (/jmap/view/, jmap_view.h).
  *
  * Ids: the account is "a" + accounts.id, a mailbox "m" + mailboxes.id;
  * emails, threads and blobs are jmap_mail.h's.  States come from the
@@ -21,13 +21,18 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "proto/jmap/jmap_mail.h"
+#include "proto/jmap/jmap_push.h"
 #include "proto/jmap/jmap_ref.h"
+#include "proto/jmap/jmap_set.h"
+#include "proto/jmap/jmap_submit.h"
+#include "proto/jmap/jmap_view.h"
 #include "proto/server.h"
 #include "store/store.h"
 #include "store/store_jmap.h"
 
 #define CAP_CORE "urn:ietf:params:jmap:core"
 #define CAP_MAIL "urn:ietf:params:jmap:mail"
+#define CAP_SUBMISSION "urn:ietf:params:jmap:submission"
 #define PROBLEM_PREFIX "urn:ietf:params:jmap:error:"
 /* An Authorization header longer than this is refused unread. */
 #define AUTH_HEADER_MAX 1024
@@ -45,9 +50,10 @@ struct jmap {
 	struct delayed *delayed;
 	jmap_cookie_auth_fn *cookie_auth;   /* the page's session (jmap_set_cookie_auth) */
 	void *cookie_arg;
+	struct jmap_push *push;     /* the event source (jmap_push.c) */
 };
 
-enum resource { RES_SESSION, RES_API, RES_DOWNLOAD };
+enum resource { RES_SESSION, RES_API, RES_DOWNLOAD, RES_VIEW, RES_EVENTS, RES_UPLOAD };
 
 struct job {
 	struct jmap *jm;
@@ -72,6 +78,12 @@ struct job {
 	char *dl_account, *dl_blob, *dl_name, *dl_type;
 	struct buf blob;
 	int blob_rc;
+	/* upload: dl_account, dl_type; the new blob id or why it was refused */
+	char up_blob[JMAP_UPLOAD_ID_LEN + 1];
+	char *up_error;
+	int up_rc;
+	/* view (jmap_view.h): dl_account, dl_blob, dl_name "0" or "1" (images) */
+	struct jmap_view view;
 	/* API: the mailboxes the methods changed, told on the loop */
 	struct jmap_touched touched;
 };
@@ -142,7 +154,7 @@ static json_t *session_object(const struct jmap *jm, const struct job *j)
 	snprintf(state, sizeof state, "%016llx", (unsigned long long)h);
 
 	json_t *core = json_pack("{s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:[]}",
-				 "maxSizeUpload", (json_int_t)cfg->message_size_limit,
+				 "maxSizeUpload", (json_int_t)JMAP_MAX_SIZE_REQUEST,
 				 "maxConcurrentUpload", 4,
 				 "maxSizeRequest", JMAP_MAX_SIZE_REQUEST,
 				 "maxConcurrentRequests", JMAP_MAX_CONCURRENT_REQUESTS,
@@ -151,7 +163,7 @@ static json_t *session_object(const struct jmap *jm, const struct job *j)
 				 "maxObjectsInSet", JMAP_MAX_OBJECTS_IN_SET,
 				 "collationAlgorithms");
 	json_t *mail = json_pack("{s:i, s:n, s:i, s:I, s:[], s:b}",
-				 "maxMailboxesPerEmail", 1,
+				 "maxMailboxesPerEmail", 100,
 				 "maxMailboxDepth",
 				 "maxSizeMailboxName", 255,
 				 "maxSizeAttachmentsPerEmail", (json_int_t)cfg->message_size_limit,
@@ -167,12 +179,15 @@ static json_t *session_object(const struct jmap *jm, const struct job *j)
 				      json_string(*p));
 	json_t *s = json_object();
 	json_object_set_new(s, "capabilities",
-			    json_pack("{s:o, s:{}}", CAP_CORE, core, CAP_MAIL));
+			    json_pack("{s:o, s:{}, s:{}}", CAP_CORE, core, CAP_MAIL,
+				      CAP_SUBMISSION));
 	json_object_set_new(s, "accounts",
-			    json_pack("{s:{s:s, s:b, s:b, s:{s:o}}}", acct, "name",
+			    json_pack("{s:{s:s, s:b, s:b, s:{s:o, s:{s:i, s:{}}}}}", acct, "name",
 				      j->acct.address, "isPersonal", 1, "isReadOnly", 0,
-				      "accountCapabilities", CAP_MAIL, mail));
-	json_object_set_new(s, "primaryAccounts", json_pack("{s:s}", CAP_MAIL, acct));
+				      "accountCapabilities", CAP_MAIL, mail, CAP_SUBMISSION,
+				      "maxDelayedSend", 0, "submissionExtensions"));
+	json_object_set_new(s, "primaryAccounts", json_pack("{s:s, s:s}", CAP_MAIL, acct,
+							    CAP_SUBMISSION, acct));
 	json_object_set_new(s, "username", json_string(j->acct.address));
 	snprintf(url, sizeof url, "%s/jmap/api/", base);
 	json_object_set_new(s, "apiUrl", json_string(url));
@@ -709,6 +724,26 @@ static void m_thread_get(struct call_ctx *x, json_t *args, const char *call_id)
 	mail_call(x, args, call_id, "Thread/get", jmap_thread_get);
 }
 
+static void m_email_set(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Email/set", jmap_email_set);
+}
+
+static void m_email_import(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Email/import", jmap_email_import);
+}
+
+static void m_mailbox_set(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Mailbox/set", jmap_mailbox_set);
+}
+
+static void m_snippet_get(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "SearchSnippet/get", jmap_searchsnippet_get);
+}
+
 static void m_email_changes(struct call_ctx *x, json_t *args, const char *call_id)
 {
 	mail_call(x, args, call_id, "Email/changes", jmap_email_changes);
@@ -722,6 +757,67 @@ static void m_thread_changes(struct call_ctx *x, json_t *args, const char *call_
 static void m_email_query_changes(struct call_ctx *x, json_t *args, const char *call_id)
 {
 	mail_call(x, args, call_id, "Email/queryChanges", jmap_email_query_changes);
+}
+
+static void m_identity_get(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Identity/get", jmap_identity_get);
+}
+
+static void m_identity_changes(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Identity/changes", jmap_identity_changes);
+}
+
+static void m_identity_set(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "Identity/set", jmap_identity_set);
+}
+
+static void m_submission_get(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "EmailSubmission/get", jmap_submission_get);
+}
+
+static void m_submission_changes(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "EmailSubmission/changes", jmap_submission_changes);
+}
+
+static void m_submission_query(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	mail_call(x, args, call_id, "EmailSubmission/query", jmap_submission_query);
+}
+
+/* EmailSubmission/set: the configuration it needs, and the implicit
+ * Email/set response of onSuccessUpdateEmail after its own. */
+static void m_submission_set(struct call_ctx *x, json_t *args, const char *call_id)
+{
+	if (!check_account(x, args, call_id))
+		return;
+	const struct conf *cfg = x->jm->srv->cfg;
+	struct jmap_mail_ctx c = {.st = x->jm->srv->store, .account_id = x->j->acct.id,
+				  .acct = x->acct, .address = x->j->acct.address,
+				  .max_objects_in_get = JMAP_MAX_OBJECTS_IN_GET,
+				  .touched = &x->j->touched, .created_ids = x->created_ids};
+	struct jmap_submit_env env = {
+		.hostname = cfg->hostname, .peer = x->j->r->peer,
+		.postmaster = cfg->postmaster ? cfg->postmaster : "",
+		.size_limit = cfg->message_size_limit, .max_recipients = cfg->smtp_max_recipients,
+		.delim = cfg->recipient_delimiter ? cfg->recipient_delimiter[0] : 0};
+	const char *type = "serverFail", *desc = NULL;
+	json_t *implicit = NULL;
+	json_t *res = jmap_submission_set(&c, &env, args, &implicit, &type, &desc);
+	if (res == NULL) {
+		method_error(x, call_id, type, desc);
+		return;
+	}
+	json_array_append_new(x->responses,
+			      json_pack("[s, o, s]", "EmailSubmission/set", res, call_id));
+	if (implicit) {
+		json_array_append_new(implicit, json_string(call_id));
+		json_array_append_new(x->responses, implicit);
+	}
 }
 
 static const struct method {
@@ -739,6 +835,17 @@ static const struct method {
 	{"Email/query", CAP_MAIL, m_email_query},
 	{"Email/get", CAP_MAIL, m_email_get},
 	{"Thread/get", CAP_MAIL, m_thread_get},
+	{"Email/set", CAP_MAIL, m_email_set},
+	{"Email/import", CAP_MAIL, m_email_import},
+	{"Mailbox/set", CAP_MAIL, m_mailbox_set},
+	{"SearchSnippet/get", CAP_MAIL, m_snippet_get},
+	{"Identity/get", CAP_SUBMISSION, m_identity_get},
+	{"Identity/changes", CAP_SUBMISSION, m_identity_changes},
+	{"Identity/set", CAP_SUBMISSION, m_identity_set},
+	{"EmailSubmission/get", CAP_SUBMISSION, m_submission_get},
+	{"EmailSubmission/changes", CAP_SUBMISSION, m_submission_changes},
+	{"EmailSubmission/query", CAP_SUBMISSION, m_submission_query},
+	{"EmailSubmission/set", CAP_SUBMISSION, m_submission_set},
 	{NULL, NULL, NULL},
 };
 
@@ -844,7 +951,8 @@ static void api_run(struct job *j)
 	json_t *v;
 	json_array_foreach(using, i, v) {
 		const char *cap = json_string_value(v);
-		if (strcmp(cap, CAP_CORE) != 0 && strcmp(cap, CAP_MAIL) != 0) {
+		if (strcmp(cap, CAP_CORE) != 0 && strcmp(cap, CAP_MAIL) != 0 &&
+		    strcmp(cap, CAP_SUBMISSION) != 0) {
 			char d[300];
 			snprintf(d, sizeof d, "the server does not support the capability %.200s",
 				 cap);
@@ -897,7 +1005,9 @@ static void job_free(struct job *j)
 	free(j->dl_blob);
 	free(j->dl_name);
 	free(j->dl_type);
+	free(j->up_error);
 	buf_free(&j->blob);
+	jmap_view_free(&j->view);
 	jmap_touched_free(&j->touched);
 	free(j);
 }
@@ -913,6 +1023,8 @@ static void api_done(void *arg)
 	server_count_add(j->jm->srv, j->countkey, -1);
 	for (size_t i = 0; i < j->touched.n; i++)
 		server_mailbox_changed(j->jm->srv, j->touched.ids[i]);
+	if (j->touched.n > 0)       /* a mailbox may be new or gone: push re-reads them */
+		server_account_changed(j->jm->srv, j->acct.id);
 	if (j->touched.queue_kick && j->jm->srv->queue_kick)
 		j->jm->srv->queue_kick(j->jm->srv);
 	if (j->out == NULL)
@@ -930,7 +1042,10 @@ static void download_work(void *arg)
 {
 	struct job *j = arg;
 	buf_init(&j->blob, DOWNLOAD_MAX);
-	j->blob_rc = jmap_blob_read(j->jm->srv->store, j->acct.id, j->dl_blob, &j->blob);
+	if (j->dl_blob[0] == 'u')    /* an upload (jmap_set.h) */
+		j->blob_rc = jmap_upload_read(j->jm->srv->store, j->acct.id, j->dl_blob, &j->blob);
+	else
+		j->blob_rc = jmap_blob_read(j->jm->srv->store, j->acct.id, j->dl_blob, &j->blob);
 }
 
 /* Content-Disposition: attachment with an ASCII fallback and the RFC 6266
@@ -977,6 +1092,48 @@ static void download_done(void *arg)
 	job_free(j);
 }
 
+static void view_work(void *arg)
+{
+	struct job *j = arg;
+	jmap_view_render(j->jm->srv->store, j->acct.id, j->dl_blob, strcmp(j->dl_name, "1") == 0,
+			 &j->view);
+}
+
+/* The sandboxed document for the page's <iframe sandbox>: nothing runs,
+ * nothing loads but data: images (and http(s) ones once allowed). */
+static void view_done(void *arg)
+{
+	struct job *j = arg;
+	struct http_request *r = j->r;
+	bool images = strcmp(j->dl_name, "1") == 0;
+	if (http_request_gone(r)) {
+		http_respond(r, 500, NULL, NULL, 0);
+	} else if (j->view.status == 200) {
+		char n[32];
+		snprintf(n, sizeof n, "%zu", j->view.remote_images);
+		/* sandbox: no scripts, forms or same-origin; links (target=_blank
+		 * from the sanitizer) may open a tab of their own */
+#define VIEW_SANDBOX "sandbox allow-popups allow-popups-to-escape-sandbox"
+		http_request_add_header(r, "content-security-policy", images
+			? "default-src 'none'; style-src 'unsafe-inline'; img-src data: https: http:; "
+			  "form-action 'none'; frame-ancestors 'self'; " VIEW_SANDBOX
+			: "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+			  "form-action 'none'; frame-ancestors 'self'; " VIEW_SANDBOX);
+		http_request_add_header(r, "x-content-type-options", "nosniff");
+		http_request_add_header(r, "referrer-policy", "no-referrer");
+		/* http_respond adds Cache-Control: no-store */
+		http_request_add_header(r, "x-yubin-remote-images", n);
+		http_respond(r, 200, "text/html; charset=utf-8", j->view.html, j->view.len);
+	} else if (j->view.status == 415) {
+		problem(r, 415, "about:blank", "the blob is not an HTML part");
+	} else if (j->view.status == 404) {
+		problem(r, 404, "about:blank", "no such blob");
+	} else {
+		problem(r, 500, "about:blank", "the blob cannot be read");
+	}
+	job_free(j);
+}
+
 static void download_start(struct job *j)
 {
 	char acct[32];
@@ -986,7 +1143,87 @@ static void download_start(struct job *j)
 		job_free(j);
 		return;
 	}
-	server_job(j->jm->srv, NULL, download_work, download_done, j);
+	if (j->res == RES_VIEW)
+		server_job(j->jm->srv, NULL, view_work, view_done, j);
+	else
+		server_job(j->jm->srv, NULL, download_work, download_done, j);
+}
+
+/* ---- uploads (RFC 8620 6.1; jmap_set.h stores them) ---- */
+
+#define UPLOAD_CONCURRENT 4         /* maxConcurrentUpload, per account */
+
+static void upload_work(void *arg)
+{
+	struct job *j = arg;
+	j->up_rc = jmap_upload_write(j->jm->srv->store, j->acct.id, j->body, j->body_len,
+				     j->up_blob, &j->up_error);
+}
+
+static void upload_done(void *arg)
+{
+	struct job *j = arg;
+	struct http_request *r = j->r;
+	server_count_add(j->jm->srv, j->countkey, -1);
+	if (j->up_rc == 0) {
+		char acct[32];
+		snprintf(acct, sizeof acct, "a%lld", (long long)j->acct.id);
+		log_info("conn=%s jmap: upload user=%s blob=%s size=%zu", r->connid,
+			 j->acct.address, j->up_blob, j->body_len);
+		json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "accountId", acct, "blobId",
+				      j->up_blob, "type", j->dl_type, "size",
+				      (json_int_t)j->body_len);
+		respond_json(r, 201, "application/json", o);
+		json_decref(o);
+	} else if (j->up_rc > 0) {
+		log_info("conn=%s jmap: upload refused user=%s: %s", r->connid, j->acct.address,
+			 j->up_error);
+		problem(r, 400, "about:blank", j->up_error);
+	} else {
+		log_error("conn=%s jmap: upload user=%s: %s", r->connid, j->acct.address,
+			  j->up_error ? j->up_error : "error");
+		problem(r, 500, "about:blank", "the upload cannot be stored now");
+	}
+	job_free(j);
+}
+
+static void upload_start(struct job *j)
+{
+	struct server *srv = j->jm->srv;
+	char acct[32];
+	size_t len;
+	snprintf(acct, sizeof acct, "a%lld", (long long)j->acct.id);
+	if (strcmp(acct, j->dl_account) != 0) {
+		problem(j->r, 404, "about:blank", "no such account");
+		job_free(j);
+		return;
+	}
+	const char *body = http_request_body(j->r, &len);
+	if (len > JMAP_MAX_SIZE_REQUEST) {
+		problem(j->r, 413, "about:blank", "the upload is larger than maxSizeUpload");
+		job_free(j);
+		return;
+	}
+	const char *ct = http_request_header(j->r, "content-type");
+	bool ok = ct && ct[0] && strlen(ct) < 256;
+	for (const char *p = ct; ok && *p; p++)
+		ok = *p >= 0x20 && *p < 0x7f;
+	j->dl_type = xstrdup(ok ? ct : "application/octet-stream");
+	snprintf(j->countkey, sizeof j->countkey, "jmapup:%s", j->acct.address);
+	if (server_count_add(srv, j->countkey, 1) > UPLOAD_CONCURRENT) {
+		server_count_add(srv, j->countkey, -1);
+		json_t *p = problem_new(400, "limit", "too many uploads at once for this account");
+		json_object_set_new(p, "limit", json_string("maxConcurrentUpload"));
+		respond_json(j->r, 400, "application/problem+json", p);
+		json_decref(p);
+		job_free(j);
+		return;
+	}
+	j->body = xmalloc(len + 1);
+	if (len)
+		memcpy(j->body, body, len);
+	j->body_len = len;
+	server_job(srv, NULL, upload_work, upload_done, j);
 }
 
 static void delayed_closed(uv_handle_t *h)
@@ -1123,7 +1360,16 @@ static void auth_done(void *arg)
 		job_free(j);
 		return;
 	}
-	if (j->res == RES_DOWNLOAD) {
+	if (j->res == RES_EVENTS) {
+		jmap_push_start(jm->push, r, j->acct.id);
+		job_free(j);
+		return;
+	}
+	if (j->res == RES_UPLOAD) {
+		upload_start(j);
+		return;
+	}
+	if (j->res == RES_DOWNLOAD || j->res == RES_VIEW) {
 		download_start(j);
 		return;
 	}
@@ -1170,7 +1416,17 @@ static bool cookie_login(struct jmap *jm, struct http_request *r, enum resource 
 		api_start(j);
 		return true;
 	}
-	if (res == RES_DOWNLOAD) {
+	if (res == RES_EVENTS) {
+		jmap_push_start(jm->push, r, j->acct.id);
+		job_free(j);
+		return true;
+	}
+	if (res == RES_UPLOAD) {
+		download_take(j, dl);
+		upload_start(j);
+		return true;
+	}
+	if (res == RES_DOWNLOAD || res == RES_VIEW) {
 		download_take(j, dl);
 		download_start(j);
 		return true;
@@ -1321,6 +1577,30 @@ static int download_parse(const struct http_request *r, char **dl)
 	return 0;
 }
 
+/* /jmap/view/{accountId}/{blobId}?images=0|1 -> dl[0..2] (dl[2]: "0" or
+ * "1"). */
+static int view_parse(const struct http_request *r, char **dl)
+{
+	const char *p = r->path + 11;
+	for (int k = 0; k < 2; k++) {
+		size_t n = k == 0 ? strcspn(p, "/") : strlen(p);
+		if (n == 0 || n > 1024 || (k == 0 && p[n] != '/'))
+			return -1;
+		if ((dl[k] = pct_decode(p, n)) == NULL)
+			return -1;
+		p += n + 1;
+	}
+	bool images = false;
+	for (const char *q = r->query; q && *q;) {
+		size_t n = strcspn(q, "&");
+		if (n == 8 && strncmp(q, "images=1", 8) == 0)
+			images = true;
+		q += n + (q[n] == '&');
+	}
+	dl[2] = xstrdup(images ? "1" : "0");
+	return 0;
+}
+
 static void method_not_allowed(struct http_request *r, const char *allow)
 {
 	http_request_add_header(r, "allow", allow);
@@ -1359,6 +1639,31 @@ void jmap_on_request(struct http_request *r, void *arg)
 			authenticate(jm, r, RES_API, NULL);
 		return;
 	}
+	if (strcmp(r->path, "/jmap/eventsource/") == 0 ||
+	    strcmp(r->path, "/jmap/eventsource") == 0) {
+		if (strcmp(r->method, "GET") != 0)
+			method_not_allowed(r, "GET");
+		else
+			authenticate(jm, r, RES_EVENTS, NULL);
+		return;
+	}
+	if (strncmp(r->path, "/jmap/upload/", 13) == 0) {
+		/* /jmap/upload/{accountId}/ */
+		size_t n = strcspn(r->path + 13, "/");
+		const char *rest = r->path + 13 + n;
+		if (!post) {
+			method_not_allowed(r, "POST");
+			return;
+		}
+		char *dl[4] = {0};
+		if (n == 0 || n > 64 || (*rest && strcmp(rest, "/") != 0) ||
+		    (dl[0] = pct_decode(r->path + 13, n)) == NULL) {
+			problem(r, 404, "about:blank", "no such account");
+			return;
+		}
+		authenticate(jm, r, RES_UPLOAD, dl);
+		return;
+	}
 	if (strncmp(r->path, "/jmap/download/", 15) == 0) {
 		if (!get) {
 			method_not_allowed(r, "GET, HEAD");
@@ -1373,6 +1678,20 @@ void jmap_on_request(struct http_request *r, void *arg)
 		authenticate(jm, r, RES_DOWNLOAD, dl);
 		return;
 	}
+	if (strncmp(r->path, "/jmap/view/", 11) == 0) {
+		if (!get) {
+			method_not_allowed(r, "GET, HEAD");
+			return;
+		}
+		char *dl[4] = {0};
+		if (view_parse(r, dl) < 0) {
+			dl_free(dl);
+			problem(r, 404, "about:blank", "no such blob");
+			return;
+		}
+		authenticate(jm, r, RES_VIEW, dl);
+		return;
+	}
 	problem(r, 404, "about:blank", "no such resource");
 }
 
@@ -1381,6 +1700,7 @@ struct jmap *jmap_new(struct server *srv)
 	struct jmap *jm = xcalloc(1, sizeof *jm);
 	jm->srv = srv;
 	json_object_seed(0);      /* before any pool thread makes an object */
+	jm->push = jmap_push_new(srv);
 	return jm;
 }
 
@@ -1397,6 +1717,7 @@ void jmap_shutdown(struct jmap *jm)
 		uv_timer_stop(&d->timer);
 		delayed_fire(&d->timer);
 	}
+	jmap_push_shutdown(jm->push);
 }
 
 void jmap_free(struct jmap **jp)
@@ -1405,6 +1726,7 @@ void jmap_free(struct jmap **jp)
 	if (jm == NULL)
 		return;
 	assert(jm->delayed == NULL);
+	jmap_push_free(&jm->push);
 	free(jm);
 	*jp = NULL;
 }
