@@ -19,6 +19,9 @@
 #  7. the comparison table (bench/report.py)
 #  8. disk ceiling: shared/bench/fsync_limit.py on the temp directory (last:
 #     its mass file deletion slows file creation for minutes afterwards)
+#  y5f/p6f. webmail (bench/webmail.py): user2's INBOX filled to BENCH_BIGBOX
+#     messages; JMAP Email/query+get of the newest 50, the page's load time
+#     in chromium, the compressed assets; Dovecot's IMAP SORT+FETCH of 50
 #  9. outbound (bench/outbound.py, after 8: its 100,000-message drain deletes
 #     as many files): a yubind and a Postfix of its own relaying into
 #     Postfix's smtp-sink (throughput, connection reuse), then 100,000
@@ -218,6 +221,7 @@ listen_imap = 127.0.0.1:0
 listen_imaps = 127.0.0.1:0
 listen_submission = 127.0.0.1:0
 listen_submissions =
+listen_https = 127.0.0.1:0
 dns_trust_anchor =
 tls_cert = $Y/cert.pem
 tls_key = $Y/key.pem
@@ -253,6 +257,7 @@ SMTP_PORT=$(echo "$PORTS" | sed -n 's/.*smtp=\([0-9]*\).*/\1/p')
 POP3_PORT=$(echo "$PORTS" | sed -n 's/.*pop3=\([0-9]*\).*/\1/p')
 IMAP_PORT=$(echo "$PORTS" | sed -n 's/.*imap=\([0-9]*\).*/\1/p')
 IMAPS_PORT=$(echo "$PORTS" | sed -n 's/.*imaps=\([0-9]*\).*/\1/p')
+HTTPS_PORT=$(echo "$PORTS" | sed -n 's/.*https=\([0-9]*\).*/\1/p')
 echo "   yubind pid $YPID ready: SMTP 127.0.0.1:$SMTP_PORT, POP3 127.0.0.1:$POP3_PORT," \
 	"IMAP 127.0.0.1:$IMAP_PORT, IMAPS 127.0.0.1:$IMAPS_PORT"
 
@@ -353,6 +358,11 @@ keep yubin y_idle_imap
 run y_idle_tls 900 "$PY" "$HERE/idle_imap_tls.py" --pid "$YPID" --port "$IMAPS_PORT" \
 	--conns "$IDLE_CONNS" || broke "idle_imap_tls.py against yubind failed"
 keep yubin y_idle_tls
+echo "== y5f. webmail: user2's INBOX filled to $BIGBOX messages; JMAP, the page, its assets"
+run y_webmail 1800 "$PY" "$HERE/webmail.py" yubin --imap-port "$IMAP_PORT" \
+	--imaps-port "$IMAPS_PORT" --https-port "$HTTPS_PORT" --count "$BIGBOX" \
+	|| broke "webmail.py against yubind failed"
+keep yubin y_webmail
 
 yubind_log 10
 stop_yubind
@@ -413,6 +423,10 @@ EOF
 	run p_idle_imap 600 "$PY" "$KIT/idle_mem.py" --pidfile "$PEERS_DIR/dovecot/run/master.pid" \
 		--port 10143 --conns 2000 || broke "idle_mem.py against Dovecot failed"
 	keep peer p_idle_imap
+	echo "== p6f. webmail's peer figure: user2's INBOX filled to $BIGBOX messages, IMAP SORT+FETCH 50"
+	run p_webmail 1800 "$PY" "$HERE/webmail.py" imap --imap-port 10143 --imaps-port 10993 \
+		--count "$BIGBOX" || broke "webmail.py against Dovecot failed"
+	keep peer p_webmail
 	stop_peers
 fi
 
@@ -449,5 +463,6 @@ fi
 # ---- 7. comparison ------------------------------------------------------
 echo "== 7. comparison ($MESSAGES x 10 KiB over $SESSIONS SMTP sessions; same machine, same run)"
 "$PY" "$HERE/report.py" "$RESULTS"
+"$PY" "$HERE/webmail.py" report "$RESULTS"
 [ $BROKE = 0 ] || echo "bench: something broke (see BROKEN lines above)"
 exit $BROKE
