@@ -780,8 +780,13 @@ void http_server_shutdown(struct http_server *s, void (*on_done)(void *arg), voi
 
 void http_server_cut(struct http_server *s)
 {
-	for (struct http_conn *hc = s->conns; hc; hc = hc->next)
+	for (struct http_conn *hc = s->conns; hc; hc = hc->next) {
+		log_warn("conn=%s http: still open at shutdown: from [%s] tls=%s requests=%u "
+			 "socket=%s%s; cutting it", hc->idstr, hc->peer, hc->tls ? "yes" : "no",
+			 hc->inflight, hc->sock ? "open" : "closed by h2o",
+			 uv_is_closing((uv_handle_t *)&hc->tcp) ? ", closing" : "");
 		conn_cut(hc);
+	}
 }
 
 size_t http_server_count(const struct http_server *s)

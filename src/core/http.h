@@ -68,7 +68,8 @@ int http_listen(struct http_server *s, const char *name, const char *addr, bool 
  * in progress; on_done(arg) runs once the last one has gone (at once if
  * none is open). */
 void http_server_shutdown(struct http_server *s, void (*on_done)(void *arg), void *arg);
-/* Close every connection now (the shutdown grace period ran out). */
+/* Close every connection now (the shutdown grace period ran out); each
+ * one still open is logged (warning) with what holds it. */
 void http_server_cut(struct http_server *s);
 size_t http_server_count(const struct http_server *s);
 /* After shutdown's on_done and after the loop has run its close

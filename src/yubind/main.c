@@ -50,6 +50,8 @@ static struct {
 	size_t nlisteners;
 	uv_signal_t sigterm, sigint, sigusr1;
 	uv_timer_t grace;
+	bool grace_cut;             /* the grace period ran out: connections were cut */
+	bool forced;                /* and still not done: exit without them */
 	bool stopping;
 	bool store_stopped;
 	bool conns_gone, mta_done;
@@ -137,9 +139,24 @@ static void report_delivered(struct server *srv, const struct delivered_report *
 	mta_report_delivered(srv->mta, r);
 }
 
+/* After the grace period's cut, what still has not finished gets this
+ * long before yubind gives up on it and exits anyway. */
+#define SHUTDOWN_LAST_MS 5000
+
 static void grace_cb(uv_timer_t *t)
 {
-	(void)t;
+	if (d.grace_cut) {
+		log_error("shutdown: still not done %d ms after cutting every connection "
+			  "(connections %s, queue manager %s, http %s); exiting without "
+			  "waiting for them: the store's last commits are durable, nothing "
+			  "else is written", SHUTDOWN_LAST_MS, d.conns_gone ? "done" : "open",
+			  d.mta_done ? "done" : "open", d.http_done ? "done" : "open");
+		d.forced = true;
+		uv_stop(t->loop);
+		return;
+	}
+	d.grace_cut = true;
+	uv_timer_start(t, grace_cb, SHUTDOWN_LAST_MS, 0);
 	char mta[160] = "done";
 	if (d.mta && !d.mta_done)
 		mta_busy(d.mta, mta, sizeof mta);
@@ -555,6 +572,13 @@ int main(int argc, char **argv)
 	log_notice("ready pid=%d hostname=%s data_dir=%s tls=%s", (int)getpid(), d.cfg.hostname,
 		 d.cfg.data_dir, tls ? "yes" : "no");
 	uv_run(d.loop, UV_RUN_DEFAULT);
+	if (d.forced) {
+		/* as after a crash: what was committed is durable, and no
+		 * client was told of anything that was not */
+		log_notice("stopped (forced: see the error above)");
+		fflush(NULL);
+		_exit(1);
+	}
 	if (!d.store_stopped)
 		stop_store();
 	uv_run(d.loop, UV_RUN_DEFAULT);
