@@ -20,6 +20,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "proto/http_login.h"
 #include "proto/jmap/jmap_mail.h"
 #include "proto/jmap/jmap_push.h"
 #include "proto/jmap/jmap_ref.h"
@@ -38,16 +39,9 @@
 #define AUTH_HEADER_MAX 1024
 #define USER_MAX 330
 
-struct delayed {
-	uv_timer_t timer;           /* first: the close callback frees it */
-	struct jmap *jm;
-	struct http_request *r;
-	struct delayed *prev, *next;
-};
-
 struct jmap {
 	struct server *srv;
-	struct delayed *delayed;
+	struct http_holds *holds;   /* refused logins held back (http_login.h) */
 	jmap_cookie_auth_fn *cookie_auth;   /* the page's session (jmap_set_cookie_auth) */
 	void *cookie_arg;
 	struct jmap_push *push;     /* the event source (jmap_push.c) */
@@ -118,6 +112,11 @@ static void unauthorized(struct http_request *r, const char *detail)
 {
 	http_request_add_header(r, "www-authenticate", "Basic realm=\"yubin\", charset=\"UTF-8\"");
 	problem(r, 401, "about:blank", detail);
+}
+
+static void refuse_login(struct http_request *r)
+{
+	unauthorized(r, "authentication failed");
 }
 
 /* scheme://authority of the request, for the session's URLs.  A Host that
@@ -1226,25 +1225,6 @@ static void upload_start(struct job *j)
 	server_job(srv, NULL, upload_work, upload_done, j);
 }
 
-static void delayed_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
-static void delayed_fire(uv_timer_t *t)
-{
-	struct delayed *d = (struct delayed *)t;
-	struct jmap *jm = d->jm;
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		jm->delayed = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	unauthorized(d->r, "authentication failed");
-	uv_close((uv_handle_t *)&d->timer, delayed_closed);
-}
-
 static void session_answer(struct job *j)
 {
 	json_t *s = session_object(j->jm, j);
@@ -1321,25 +1301,8 @@ static void auth_done(void *arg)
 		return;
 	}
 	if (j->rc == 0) {
-		char user[USER_MAX + 1];
-		http_log_safe(j->address, strlen(j->address), user, sizeof user);
-		uint64_t delay = srv->shutting_down ? 0 : server_auth_failed(srv, r->peer, user);
-		log_info("conn=%s jmap: auth failed user=%s method=basic from [%s]%s", r->connid,
-			 user, r->peer, delay ? " (reply delayed)" : "");
+		http_login_failed(jm->holds, r, "jmap", "basic", j->address);
 		job_free(j);
-		if (delay == 0) {
-			unauthorized(r, "authentication failed");
-			return;
-		}
-		struct delayed *d = xcalloc(1, sizeof *d);
-		d->jm = jm;
-		d->r = r;
-		d->next = jm->delayed;
-		if (jm->delayed)
-			jm->delayed->prev = d;
-		jm->delayed = d;
-		uv_timer_init(srv->loop, &d->timer);
-		uv_timer_start(&d->timer, delayed_fire, delay, 0);
 		return;
 	}
 	if (j->rc < 0) {
@@ -1701,6 +1664,7 @@ struct jmap *jmap_new(struct server *srv)
 	jm->srv = srv;
 	json_object_seed(0);      /* before any pool thread makes an object */
 	jm->push = jmap_push_new(srv);
+	jm->holds = http_holds_new(srv, refuse_login);
 	return jm;
 }
 
@@ -1712,11 +1676,7 @@ void jmap_set_cookie_auth(struct jmap *jm, jmap_cookie_auth_fn *fn, void *arg)
 
 void jmap_shutdown(struct jmap *jm)
 {
-	while (jm->delayed) {
-		struct delayed *d = jm->delayed;
-		uv_timer_stop(&d->timer);
-		delayed_fire(&d->timer);
-	}
+	http_holds_flush(jm->holds);
 	jmap_push_shutdown(jm->push);
 }
 
@@ -1725,7 +1685,7 @@ void jmap_free(struct jmap **jp)
 	struct jmap *jm = *jp;
 	if (jm == NULL)
 		return;
-	assert(jm->delayed == NULL);
+	http_holds_free(&jm->holds);
 	jmap_push_free(&jm->push);
 	free(jm);
 	*jp = NULL;

@@ -24,6 +24,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "proto/http_login.h"
 #include "proto/server.h"
 #include "proto/web/web_assets.h"
 #include "proto/web/web_parse.h"
@@ -55,18 +56,11 @@ struct gz {
 	size_t len;
 };
 
-struct delayed {
-	uv_timer_t timer;           /* first: the close callback frees it */
-	struct web *w;
-	struct http_request *r;
-	struct delayed *prev, *next;
-};
-
 struct web {
 	struct server *srv;
 	struct session *head, *tail;        /* most recently used first */
 	size_t count;
-	struct delayed *delayed;
+	struct http_holds *holds;           /* refused logins held back */
 	struct gz *gz;                      /* web_assets[i] gzipped */
 };
 
@@ -108,6 +102,11 @@ static void respond_json(struct http_request *r, int status, json_t *v)
 static void respond_error(struct http_request *r, int status, const char *msg)
 {
 	respond_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
+static void refuse_login(struct http_request *r)
+{
+	respond_error(r, 401, "authentication failed");
 }
 
 /* JMAP's own shape for errors (RFC 7807), for web_cookie_auth. */
@@ -330,25 +329,6 @@ static void login_free(struct login *l)
 	free(l);
 }
 
-static void delayed_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
-static void delayed_fire(uv_timer_t *t)
-{
-	struct delayed *d = (struct delayed *)t;
-	struct web *w = d->w;
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		w->delayed = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	respond_error(d->r, 401, "authentication failed");
-	uv_close((uv_handle_t *)&d->timer, delayed_closed);
-}
-
 static void login_work(void *arg)
 {
 	struct login *l = arg;
@@ -369,25 +349,8 @@ static void login_done(void *arg)
 		return;
 	}
 	if (l->rc == 0) {
-		char user[USER_MAX + 1];
-		http_log_safe(l->address, strlen(l->address), user, sizeof user);
-		uint64_t delay = srv->shutting_down ? 0 : server_auth_failed(srv, r->peer, user);
-		log_info("conn=%s web: auth failed user=%s method=password from [%s]%s",
-			 r->connid, user, r->peer, delay ? " (reply delayed)" : "");
+		http_login_failed(w->holds, r, "web", "password", l->address);
 		login_free(l);
-		if (delay == 0) {
-			respond_error(r, 401, "authentication failed");
-			return;
-		}
-		struct delayed *d = xcalloc(1, sizeof *d);
-		d->w = w;
-		d->r = r;
-		d->next = w->delayed;
-		if (w->delayed)
-			w->delayed->prev = d;
-		w->delayed = d;
-		uv_timer_init(srv->loop, &d->timer);
-		uv_timer_start(&d->timer, delayed_fire, delay, 0);
 		return;
 	}
 	if (l->rc < 0) {
@@ -592,6 +555,7 @@ struct web *web_new(struct server *srv)
 	struct web *w = xcalloc(1, sizeof *w);
 	size_t n = 0, raw = 0, packed = 0;
 	w->srv = srv;
+	w->holds = http_holds_new(srv, refuse_login);
 	while (web_assets[n].path)
 		n++;
 	w->gz = xcalloc(n ? n : 1, sizeof *w->gz);
@@ -606,11 +570,8 @@ struct web *web_new(struct server *srv)
 
 void web_shutdown(struct web *w)
 {
-	while (w && w->delayed) {
-		struct delayed *d = w->delayed;
-		uv_timer_stop(&d->timer);
-		delayed_fire(&d->timer);
-	}
+	if (w)
+		http_holds_flush(w->holds);
 }
 
 void web_free(struct web **wp)
@@ -618,7 +579,7 @@ void web_free(struct web **wp)
 	struct web *w = *wp;
 	if (w == NULL)
 		return;
-	assert(w->delayed == NULL);
+	http_holds_free(&w->holds);
 	while (w->head)
 		drop_session(w, w->head, "stop");
 	for (size_t i = 0; web_assets[i].path; i++)
