@@ -198,15 +198,6 @@ static size_t others(void *arg, const char *peer)
 	return n;
 }
 
-static size_t same_peer(const struct http_server *s, const char *peer)
-{
-	size_t n = others((void *)s, peer);
-	for (const struct conn *c = s->reg->head; c; c = c->next)
-		if (strcmp(c->peer, peer) == 0)
-			n++;
-	return n;
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct http_listener *l = (struct http_listener *)server;
@@ -228,13 +219,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (uv_tcp_getpeername(&hc->tcp, (struct sockaddr *)&ss, &sl) == 0)
 		fmt_peer((struct sockaddr *)&ss, hc->peer, sizeof hc->peer, &hc->peer_port,
 			 &hc->loopback);
-	const char *why = NULL;
-	if (s->shutting_down)
-		why = "shutting down";
-	else if (s->count + s->reg->count >= s->reg->max_conns)
-		why = "max_connections reached";
-	else if (same_peer(s, hc->peer) >= s->reg->max_per_ip)
-		why = "max_connections_per_ip reached";
+	const char *why = s->shutting_down ? "shutting down" : registry_refusal(s->reg, hc->peer);
 	if (why) {
 		log_warn("listener %s: refused connection from [%s]:%d: %s", l->name, hc->peer,
 			 hc->peer_port, why);

@@ -115,20 +115,7 @@ static void on_connection(uv_stream_t *server, int status)
 			fmt_addr((struct sockaddr *)&ss, h, sizeof h, &c->local_port, &dummy);
 		}
 	}
-	const char *why = NULL;
-	if (reg->shutting_down) {
-		why = "shutting down";
-	} else if (reg->count + (reg->others ? reg->others(reg->others_arg, NULL) : 0) >=
-		   reg->max_conns) {
-		why = "max_connections reached";
-	} else {
-		size_t same = reg->others ? reg->others(reg->others_arg, c->peer) : 0;
-		for (struct conn *o = reg->head; o; o = o->next)
-			if (strcmp(o->peer, c->peer) == 0)
-				same++;
-		if (same >= reg->max_per_ip)
-			why = "max_connections_per_ip reached";
-	}
+	const char *why = registry_refusal(reg, c->peer);
 	if (why) {
 		log_warn("listener %s: refused connection from [%s]:%d: %s", l->name, c->peer,
 			 c->peer_port, why);
@@ -140,6 +127,21 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_tcp_nodelay(&c->tcp, 1);
 	register_conn(reg, c, l->h, l->implicit_tls);
 	conn_started(c);
+}
+
+const char *registry_refusal(const struct conn_registry *reg, const char *peer)
+{
+	if (reg->shutting_down)
+		return "shutting down";
+	if (reg->count + (reg->others ? reg->others(reg->others_arg, NULL) : 0) >= reg->max_conns)
+		return "max_connections reached";
+	size_t same = reg->others ? reg->others(reg->others_arg, peer) : 0;
+	for (const struct conn *o = reg->head; o; o = o->next)
+		if (strcmp(o->peer, peer) == 0)
+			same++;
+	if (same >= reg->max_per_ip)
+		return "max_connections_per_ip reached";
+	return NULL;
 }
 
 /* Common set-up of an accepted or outbound connection. */

@@ -84,6 +84,10 @@ struct conn *conn_connect(struct conn_registry *reg, const struct sockaddr *sa,
 
 /* Ask every live connection to finish (h->on_shutdown). */
 void registry_shutdown(struct conn_registry *reg);
+/* Why a new connection from peer is refused -- max_connections and
+ * max_connections_per_ip count the registry's connections and the
+ * others' (core/http.c) -- or NULL to take it. */
+const char *registry_refusal(const struct conn_registry *reg, const char *peer);
 /* Cut every connection still open (after the grace period). */
 void registry_close_all(struct conn_registry *reg, const char *reason);
 
