@@ -20,6 +20,7 @@
 #include "mail/decode.h"
 #include "mail/mime.h"
 #include "mail/reader.h"
+#include "proto/jmap/jmap_types.h"
 #include "store/store.h"
 #include "store/store_jmap.h"
 
@@ -160,40 +161,14 @@ int jmap_mailbox_state(struct store *st, int64_t account_id, char *out, size_t o
 	return 0;
 }
 
-static const struct {
-	uint32_t flag;
-	const char *kw;
-} flag_kw[] = {
-	{FLAG_SEEN, "$seen"}, {FLAG_FLAGGED, "$flagged"}, {FLAG_ANSWERED, "$answered"},
-	{FLAG_DRAFT, "$draft"},
-};
-
-/* A JMAP keyword as a system flag (0 when it is not one). */
-static uint32_t keyword_flag(const char *kw)
-{
-	for (size_t i = 0; i < sizeof flag_kw / sizeof flag_kw[0]; i++)
-		if (strcasecmp(kw, flag_kw[i].kw) == 0)
-			return flag_kw[i].flag;
-	return 0;
-}
-
-static bool keyword_ok(const char *kw)
-{
-	size_t n = strlen(kw);
-	if (n == 0 || n > 255)
-		return false;
-	for (const char *p = kw; *p; p++)
-		if (*p <= ' ' || *p >= 127 || strchr("()[]{}%*\"\\", *p))
-			return false;
-	return true;
-}
-
 static json_t *keywords_json(uint32_t flags, const char *kws)
 {
 	json_t *o = json_object();
-	for (size_t i = 0; i < sizeof flag_kw / sizeof flag_kw[0]; i++)
-		if (flags & flag_kw[i].flag)
-			json_object_set_new(o, flag_kw[i].kw, json_true());
+	for (uint32_t bit = 1; bit && bit <= flags; bit <<= 1) {
+		const char *kw = (flags & bit) ? jmap_flag_keyword(bit) : NULL;
+		if (kw)
+			json_object_set_new(o, kw, json_true());
+	}
 	for (const char *p = kws ? kws : ""; *p;) {
 		while (*p == ' ')
 			p++;
@@ -214,20 +189,6 @@ static json_t *keywords_json(uint32_t flags, const char *kws)
 }
 
 /* RFC 3339 date-time "2026-12-02T01:02:03Z" -> Unix time. */
-static bool parse_utcdate(const char *s, int64_t *t_r)
-{
-	int y, mo, d, h, mi, se;
-	char z;
-	int n = 0;
-	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &y, &mo, &d, &h, &mi, &se, &z,
-				&n) != 7 || z != 'Z' || s[n] != '\0')
-		return false;
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-			.tm_min = mi, .tm_sec = se};
-	*t_r = (int64_t)timegm(&tm);
-	return true;
-}
-
 static json_t *utcdate(int64_t t)
 {
 	time_t tt = (time_t)t;
@@ -395,7 +356,7 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 				q.not_in = not_in;
 			} else if (strcmp(k, "before") == 0 || strcmp(k, "after") == 0) {
 				int64_t t;
-				if (!parse_utcdate(json_string_value(v), &t)) {
+				if (!jmap_date_parse(json_string_value(v), true, &t)) {
 					*desc_r = "before and after are UTCDates";
 					json_decref(merged);
 					return NULL;
@@ -417,13 +378,13 @@ static json_t *email_query(const struct jmap_mail_ctx *c, json_t *args, const ch
 				*(k[1] == 'i' ? &q.min_size : &q.max_size) = n;
 			} else if (strcmp(k, "hasKeyword") == 0 || strcmp(k, "notKeyword") == 0) {
 				const char *kw = json_string_value(v);
-				if (kw == NULL || !keyword_ok(kw)) {
+				if (kw == NULL || !jmap_keyword_ok(kw)) {
 					*desc_r = "hasKeyword and notKeyword are keywords";
 					json_decref(merged);
 					return NULL;
 				}
 				bool has = k[0] == 'h';
-				uint32_t f = keyword_flag(kw);
+				uint32_t f = jmap_keyword_flag(kw);
 				if (f)
 					*(has ? &q.flags_set : &q.flags_clear) |= f;
 				else if (has)

@@ -24,6 +24,7 @@
 #include "mail/rfc2047.h"
 #include "mail/text.h"
 #include "proto/jmap/jmap_session.h"
+#include "proto/jmap/jmap_types.h"
 #include "store/store.h"
 #include "store/store_jmap.h"
 #include "store/store_jmap_set.h"
@@ -102,66 +103,7 @@ static bool email_id_parse(const struct jmap_mail_ctx *c, json_t *local, const c
 	return r && jmap_email_id_parse(r, body_r);
 }
 
-static bool digits(const char *s, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
-static int num(const char *s, int n)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++)
-		v = v * 10 + (s[i] - '0');
-	return v;
-}
-
-/* RFC 3339 "2026-12-02T01:02:03[.frac](Z|+hh:mm)" -> Unix time; only Z
- * when utc (UTCDate). */
-static bool parse_date(const char *s, bool utc, int64_t *t_r)
-{
-	if (s == NULL || strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) ||
-	    s[7] != '-' || !digits(s + 8, 2) || s[10] != 'T' || !digits(s + 11, 2) ||
-	    s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
-		return false;
-	const char *p = s + 19;
-	if (*p == '.') {
-		p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	int off = 0;
-	if (strcmp(p, "Z") == 0) {
-		off = 0;
-	} else if (!utc && (p[0] == '+' || p[0] == '-') && digits(p + 1, 2) && p[3] == ':' &&
-		   digits(p + 4, 2) && p[6] == '\0') {
-		off = (num(p + 1, 2) * 60 + num(p + 4, 2)) * 60 * (p[0] == '-' ? -1 : 1);
-	} else {
-		return false;
-	}
-	struct tm tm = {.tm_year = num(s, 4) - 1900, .tm_mon = num(s + 5, 2) - 1,
-			.tm_mday = num(s + 8, 2), .tm_hour = num(s + 11, 2),
-			.tm_min = num(s + 14, 2), .tm_sec = num(s + 17, 2)};
-	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return false;
-	*t_r = (int64_t)timegm(&tm) - off;
-	return true;
-}
-
 /* ---- keywords ---- */
-
-static const struct {
-	uint32_t flag;
-	const char *kw;
-} flag_kw[] = {
-	{FLAG_SEEN, "$seen"}, {FLAG_FLAGGED, "$flagged"}, {FLAG_ANSWERED, "$answered"},
-	{FLAG_DRAFT, "$draft"},
-};
 
 /* System flags and other keywords (lower-case, heap). */
 struct kwset {
@@ -179,26 +121,15 @@ static void kwset_free(struct kwset *k)
 }
 
 /* A JMAP keyword (RFC 8621 4.1.1) the store can hold. */
-static bool keyword_ok(const char *kw)
-{
-	size_t n = strlen(kw);
-	if (n == 0 || n > STORE_KEYWORD_LEN_MAX)
-		return false;
-	for (const char *p = kw; *p; p++)
-		if (*p <= ' ' || *p >= 127 || strchr("()[]{}%*\"\\", *p))
-			return false;
-	return true;
-}
-
 static bool kwset_add(struct kwset *k, const char *kw)
 {
-	if (!keyword_ok(kw))
+	if (!jmap_keyword_ok(kw))
 		return false;
-	for (size_t i = 0; i < ARRAY_LEN(flag_kw); i++)
-		if (strcasecmp(kw, flag_kw[i].kw) == 0) {
-			k->flags |= flag_kw[i].flag;
-			return true;
-		}
+	uint32_t f = jmap_keyword_flag(kw);
+	if (f) {
+		k->flags |= f;
+		return true;
+	}
 	for (size_t i = 0; i < k->n; i++)
 		if (strcasecmp(k->kw[i], kw) == 0)
 			return true;
@@ -508,7 +439,7 @@ static json_t *newmsg_common(const struct jmap_mail_ctx *c, json_t *o, struct ne
 			      "keywords set to true", "keywords");
 	v = json_object_get(o, "receivedAt");
 	m->received = now_unix();
-	if (v && !parse_date(json_string_value(v), true, &m->received))
+	if (v && !jmap_date_parse(json_string_value(v), true, &m->received))
 		return seterr("invalidProperties", "receivedAt must be a UTCDate", "receivedAt");
 	return NULL;
 }
@@ -850,7 +781,7 @@ static json_t *compose_create(const struct jmap_mail_ctx *c, json_t *o, struct n
 		err = seterr("invalidProperties", "subject must be a string", "subject");
 	int64_t date = now_unix();
 	json_t *sent = json_object_get(o, "sentAt");
-	if (!err && sent && !json_is_null(sent) && !parse_date(json_string_value(sent), false,
+	if (!err && sent && !json_is_null(sent) && !jmap_date_parse(json_string_value(sent), false,
 							       &date))
 		err = seterr("invalidProperties", "sentAt must be a Date", "sentAt");
 	bool bad = false;
