@@ -21,6 +21,7 @@
 
 #include <h2o.h>
 #include <h2o/http2.h>
+#include <h2o/http2_internal.h>
 
 #include "core/conf.h"
 #include "core/conn.h"
@@ -84,7 +85,12 @@ struct http_server {
 	bool shutting_down;
 	void (*on_done)(void *arg);
 	void *done_arg;
+	uv_timer_t sweep;               /* h2_unstick, while connections are open */
+	bool sweep_closed;
 };
+
+/* Seconds between two looks for HTTP/2 connections h2o has left stuck. */
+#define HTTP_SWEEP_MS 2000
 
 static void fmt_peer(const struct sockaddr *sa, char *host, size_t hostsz, int *port, bool *loop)
 {
@@ -138,12 +144,62 @@ static void conn_cut(struct http_conn *hc)
 		(void)shutdown(fd, SHUT_RDWR);
 }
 
+/* h2o 2.2 (Debian's libh2o 2.2.5) defers closing an HTTP/2 connection
+ * whose client went away while a write was requested (its write timer
+ * linked); the timer then finds nothing to write in the closing state and
+ * never closes it, so the connection stays with its descriptor for good
+ * (and yubind's shutdown waits for it).  Such a connection gets a GOAWAY
+ * to write: h2o closes it when that write completes, as it always does in
+ * the closing state.  true if hc was one. */
+static h2o_http2_conn_t *h2_conn(struct http_conn *hc)
+{
+	/* not sock->data: it still points at h2o's connection after h2o has
+	 * freed it (while the socket's TLS shutdown goes on) */
+	h2o_linklist_t *anchor = &hc->s->ctx.http2._conns;
+	for (h2o_linklist_t *n = anchor->next; n != anchor; n = n->next) {
+		h2o_http2_conn_t *x = H2O_STRUCT_FROM_MEMBER(h2o_http2_conn_t, _conns, n);
+		if (x->sock == hc->sock)
+			return x;
+	}
+	return NULL;
+}
+
+static bool h2_unstick(struct http_conn *hc)
+{
+	if (hc->sock == NULL || !hc->tls || uv_is_closing((uv_handle_t *)&hc->tcp))
+		return false;
+	h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(hc->sock);
+	if (proto.len != 2 || memcmp(proto.base, "h2", 2) != 0)
+		return false;
+	h2o_http2_conn_t *c = h2_conn(hc);
+	if (c == NULL || c->state != H2O_HTTP2_CONN_STATE_IS_CLOSING ||
+	    c->_write.buf_in_flight != NULL || h2o_timeout_is_linked(&c->_write.timeout_entry))
+		return false;
+	log_info("conn=%s http: closing an HTTP/2 connection the HTTP library left open "
+		 "after its client went away", hc->idstr);
+	h2o_http2_encode_goaway_frame(&c->_write.buf, c->pull_stream_ids.max_open,
+				      H2O_HTTP2_ERROR_NONE, h2o_iovec_init(NULL, 0));
+	h2o_timeout_link(c->super.ctx->loop, &c->super.ctx->zero_timeout, &c->_write.timeout_entry);
+	return true;
+}
+
+static void sweep_cb(uv_timer_t *t)
+{
+	struct http_server *s = t->data;
+	for (struct http_conn *hc = s->conns; hc; hc = hc->next)
+		h2_unstick(hc);
+}
+
 static void maybe_done(struct http_server *s)
 {
 	if (!s->shutting_down || s->count > 0 || s->on_done == NULL)
 		return;
 	void (*cb)(void *) = s->on_done;
 	s->on_done = NULL;
+	if (!s->sweep_closed) {
+		s->sweep_closed = true;
+		uv_close((uv_handle_t *)&s->sweep, NULL);
+	}
 	if (s->ctx_live) {
 		/* HTTP/2's graceful-shutdown timer, armed by
 		 * h2o_context_request_shutdown, has nothing left to wait for */
@@ -169,6 +225,8 @@ static void conn_closed(uv_handle_t *h)
 	if (hc->next)
 		hc->next->prev = hc->prev;
 	s->count--;
+	if (s->count == 0 && !s->sweep_closed)
+		uv_timer_stop(&s->sweep);
 	log_debug("conn=%s http: closed", hc->idstr);
 	free(hc);
 	maybe_done(s);
@@ -234,7 +292,8 @@ static void on_connection(uv_stream_t *server, int status)
 	if (s->conns)
 		s->conns->prev = hc;
 	s->conns = hc;
-	s->count++;
+	if (s->count++ == 0)
+		uv_timer_start(&s->sweep, sweep_cb, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
 	log_debug("conn=%s http: connect from [%s]:%d via %s tls=%s", hc->idstr, hc->peer,
 		  hc->peer_port, l->name, hc->tls ? "yes" : "no");
 	hc->sock = h2o_uv_socket_create((uv_stream_t *)&hc->tcp, conn_closed);
@@ -688,6 +747,8 @@ struct http_server *http_server_new(uv_loop_t *loop, struct conn_registry *reg, 
 	lg->s = s;
 	h2o_context_init(&s->ctx, loop, &s->config);
 	s->ctx_live = true;
+	uv_timer_init(loop, &s->sweep);
+	s->sweep.data = s;
 	s->accept_plain.ctx = &s->ctx;
 	s->accept_plain.hosts = s->config.hosts;
 	s->accept_tls = s->accept_plain;
@@ -758,7 +819,7 @@ void http_server_shutdown(struct http_server *s, void (*on_done)(void *arg), voi
 	h2o_context_request_shutdown(&s->ctx);
 	streams_end_all(s);
 	for (struct http_conn *hc = s->conns; hc; hc = hc->next)
-		if (hc->inflight == 0)
+		if (!h2_unstick(hc) && hc->inflight == 0)
 			conn_cut(hc);
 	maybe_done(s);
 }
@@ -766,12 +827,27 @@ void http_server_shutdown(struct http_server *s, void (*on_done)(void *arg), voi
 void http_server_cut(struct http_server *s)
 {
 	for (struct http_conn *hc = s->conns; hc; hc = hc->next) {
+		h2o_http2_conn_t *c = hc->sock ? h2_conn(hc) : NULL;
 		log_warn("conn=%s http: still open at shutdown: from [%s] tls=%s requests=%u "
-			 "socket=%s%s; cutting it", hc->idstr, hc->peer, hc->tls ? "yes" : "no",
-			 hc->inflight, hc->sock ? "open" : "closed by h2o",
-			 uv_is_closing((uv_handle_t *)&hc->tcp) ? ", closing" : "");
-		conn_cut(hc);
+			 "socket=%s%s http2=%s; cutting it", hc->idstr, hc->peer,
+			 hc->tls ? "yes" : "no", hc->inflight, hc->sock ? "open" : "closed by h2o",
+			 uv_is_closing((uv_handle_t *)&hc->tcp) ? ", closing" : "",
+			 c == NULL ? "none" : c->state == H2O_HTTP2_CONN_STATE_OPEN ? "open" :
+			 c->state == H2O_HTTP2_CONN_STATE_HALF_CLOSED ? "half-closed" :
+			 c->_write.buf_in_flight ? "closing, writing" :
+			 h2o_timeout_is_linked(&c->_write.timeout_entry) ? "closing, write due" :
+			 "closing, idle");
+		if (!h2_unstick(hc))
+			conn_cut(hc);
 	}
+}
+
+bool http_server_idle(const struct http_server *s)
+{
+	for (const struct http_conn *hc = s->conns; hc; hc = hc->next)
+		if (hc->inflight > 0)
+			return false;
+	return true;
 }
 
 size_t http_server_count(const struct http_server *s)

@@ -71,6 +71,9 @@ void http_server_shutdown(struct http_server *s, void (*on_done)(void *arg), voi
 /* Close every connection now (the shutdown grace period ran out); each
  * one still open is logged (warning) with what holds it. */
 void http_server_cut(struct http_server *s);
+/* No connection has a request in flight (what is left holds no work:
+ * h2o's state of a client that has gone). */
+bool http_server_idle(const struct http_server *s);
 size_t http_server_count(const struct http_server *s);
 /* After shutdown's on_done and after the loop has run its close
  * callbacks (h2o's timers close with the context). NULL-safe. */

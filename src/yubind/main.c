@@ -145,6 +145,18 @@ static void report_delivered(struct server *srv, const struct delivered_report *
 
 static void grace_cb(uv_timer_t *t)
 {
+	if (d.grace_cut && d.conns_gone && d.mta_done && d.http && !d.http_done &&
+	    http_server_idle(d.http) && !jmap_threader_busy(d.threader)) {
+		/* h2o can keep the state of an HTTP/2 client that closed while an
+		 * answer was being written, with nothing left to wait for: no
+		 * request, no job, nothing to write to the store */
+		log_warn("shutdown: %zu HTTP connection(s) of clients that have gone are "
+			 "still held by the HTTP library with no request in flight; stopping "
+			 "without them", http_server_count(d.http));
+		log_notice("stopped");
+		fflush(NULL);
+		_exit(0);
+	}
 	if (d.grace_cut) {
 		log_error("shutdown: still not done %d ms after cutting every connection "
 			  "(connections %s, queue manager %s, http %s); exiting without "

@@ -97,6 +97,11 @@ void jmap_threader_shutdown(struct jmap_threader *t)
 	uv_close((uv_handle_t *)&t->timer, NULL);
 }
 
+bool jmap_threader_busy(const struct jmap_threader *t)
+{
+	return t && t->running;
+}
+
 void jmap_threader_free(struct jmap_threader **t)
 {
 	if (*t == NULL)

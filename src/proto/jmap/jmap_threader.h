@@ -10,6 +10,8 @@
 #ifndef YUBIN_PROTO_JMAP_THREADER_H
 #define YUBIN_PROTO_JMAP_THREADER_H
 
+#include <stdbool.h>
+
 struct server;
 struct jmap_threader;
 
@@ -17,6 +19,8 @@ struct jmap_threader;
 struct jmap_threader *jmap_threader_new(struct server *srv);
 /* Shutdown: no new job; the one in flight finishes (the loop waits). */
 void jmap_threader_shutdown(struct jmap_threader *t);
+/* A job is in flight (it reads and writes the store). */
+bool jmap_threader_busy(const struct jmap_threader *t);
 /* After the loop has ended. */
 void jmap_threader_free(struct jmap_threader **t);
 
