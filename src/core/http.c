@@ -151,6 +151,16 @@ static void conn_cut(struct http_conn *hc)
  * (and yubind's shutdown waits for it).  Such a connection gets a GOAWAY
  * to write: h2o closes it when that write completes, as it always does in
  * the closing state.  true if hc was one. */
+/* The client has closed its side (or reset): POLLRDHUP / POLLHUP. */
+static bool peer_gone(struct http_conn *hc)
+{
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&hc->tcp, &fd) != 0)
+		return false;
+	struct pollfd pfd = {.fd = fd, .events = POLLRDHUP};
+	return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static h2o_http2_conn_t *h2_conn(struct http_conn *hc)
 {
 	/* not sock->data: it still points at h2o's connection after h2o has
@@ -172,6 +182,15 @@ static bool h2_unstick(struct http_conn *hc)
 	if (proto.len != 2 || memcmp(proto.base, "h2", 2) != 0)
 		return false;
 	h2o_http2_conn_t *c = h2_conn(hc);
+	if (c == NULL && hc->inflight == 0 && peer_gone(hc)) {
+		/* h2o's HTTP/2 layer has let go of the socket (it called
+		 * h2o_socket_close), but the socket's TLS shutdown never
+		 * finished: run that close again, which disposes it */
+		log_info("conn=%s http: closing a socket the HTTP library left open after its "
+			 "client went away", hc->idstr);
+		h2o_socket_close(hc->sock);
+		return true;
+	}
 	if (c == NULL || c->state != H2O_HTTP2_CONN_STATE_IS_CLOSING ||
 	    c->_write.buf_in_flight != NULL || h2o_timeout_is_linked(&c->_write.timeout_entry))
 		return false;
