@@ -439,7 +439,15 @@ async function actions(page) {
               trashUnread: await unreadOf(page, 'trash') };
   // in Trash, # destroys for good
   await page.click('#folder-list li[data-role="trash"] button');
-  await page.waitForFunction(() => window.Yubin.state.ids.length > 0);
+  // the Trash's own list, not the INBOX's still on screen
+  await page.waitForFunction(() => {
+    const y = window.Yubin;
+    const t = y.mailboxByRole('trash');
+    return t && y.state.selected === t.id && y.state.ids.length > 0 &&
+      y.state.ids.every((id) => (y.state.emails.get(id).mailboxIds || {})[t.id]) &&
+      document.querySelectorAll('#message-list li').length === y.state.ids.length &&
+      document.getElementById('message-status').textContent !== 'Loading\u2026';
+  });
   out.trash = (await listed(page)).map((m) => m.subject);
   const d = (await listed(page))[0];
   await page.click(`#message-list li[data-id="${d.id}"]`);
