@@ -989,6 +989,11 @@ def test_mailbox_query(yubind):
     roles = {m["id"] for m in mailboxes(j, aid)["list"] if m["role"]}
     assert set(q["ids"]) == roles and "INBOX" in {names[i] for i in roles}
     assert proj not in roles
+    # a client's limit as large as JSON allows: no overflow past the end
+    got, q = call(j, "Mailbox/query", {"position": 1, "limit": 2**63 - 1}, aid)
+    assert got == "Mailbox/query" and len(q["ids"]) == len(names) - 1, q
+    got, q = call(j, "Mailbox/query", {"position": -1, "limit": 2**63 - 1}, aid)
+    assert len(q["ids"]) == 1 and q["position"] == len(names) - 1, q
     got, q = call(j, "Mailbox/query", {"sort": [{"property": "totalEmails"}]}, aid)
     assert got == "error" and q["type"] == "unsupportedSort"
     got, q = call(j, "Mailbox/query", {"filter": {"bogus": 1}}, aid)

@@ -673,6 +673,8 @@ static void m_mailbox_query(struct call_ctx *x, json_t *args, const char *call_i
 		pos = (json_int_t)n + pos < 0 ? 0 : (json_int_t)n + pos;
 	if (pos > (json_int_t)n)
 		pos = (json_int_t)n;
+	if (limit > (json_int_t)n)
+		limit = (json_int_t)n;    /* and pos + limit cannot overflow */
 	json_t *ids = json_array();
 	for (size_t k = 0; k < n; k++) {
 		if ((json_int_t)k >= pos && (json_int_t)k < pos + limit)
